@@ -1,0 +1,453 @@
+//! FHIR R4 resources ⇄ entities, lossless by construction.
+//!
+//! Each mapped type has a reader (FHIR → typed body) and a writer (typed body → FHIR fields).
+//! After reading, every top-level field is rendered back from the typed body; a field whose
+//! rendering equals its source moves out of the remainder, any other stays in it verbatim.
+//! Finally the whole resource is rendered and compared with the source; should they differ
+//! (a writer bug), the remainder keeps the whole source and is marked complete. So reading a
+//! resource back always returns the JSON value that was written, whatever the mapping knows.
+
+use model::{
+    Body, Code, Concept, Contact, Deceased, Entity, HealthElement, Link, Party, PartyKind, Person,
+    Remainder, Service,
+};
+use serde_json::Value;
+
+use crate::fields::*;
+use crate::json::Resource;
+
+/// The remainder's source-model name for FHIR R4.
+pub const SOURCE_MODEL: &str = "fhir-r4";
+
+/// Maps a resource (whose `id` is set) onto an entity at version 0; the store assigns the
+/// version. `meta.versionId` and `meta.lastUpdated` are the server's and are dropped here.
+pub fn to_entity(resource: &Resource) -> Entity {
+    let mut src = resource.object().clone();
+    strip_server_meta(&mut src);
+    let rtype = resource.resource_type();
+    let body = read_body(rtype, &src);
+    let typed = write_body(&body);
+    let mut data = src.clone();
+    data.shift_remove("resourceType");
+    data.shift_remove("id");
+    for (key, value) in &typed {
+        if data.get(key) == Some(value) {
+            data.shift_remove(key);
+        }
+    }
+    let patient = compartment_patient(rtype, resource.id(), &src, &body);
+    let tags = src
+        .get("meta")
+        .and_then(Value::as_object)
+        .map(|m| list_of(m, "tag", read_coding))
+        .unwrap_or_default();
+    let codes = match &body {
+        Body::Service(s) => s.code.as_ref().map(|c| c.codes.clone()),
+        Body::HealthElement(h) => h.code.as_ref().map(|c| c.codes.clone()),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let mut entity = Entity {
+        id: resource.id().unwrap_or_default().to_owned(),
+        source_type: rtype.to_owned(),
+        version: 0,
+        patient,
+        codes,
+        tags,
+        body,
+        remainder: Remainder {
+            model: SOURCE_MODEL.into(),
+            data,
+            complete: false,
+        },
+    };
+    if to_fhir(&entity, None) != src {
+        let mut data = src;
+        data.shift_remove("resourceType");
+        data.shift_remove("id");
+        entity.remainder.data = data;
+        entity.remainder.complete = true;
+    }
+    entity
+}
+
+/// Renders an entity as a FHIR resource. With `last_updated`, `meta.versionId` and
+/// `meta.lastUpdated` are set from the entity's version and that instant.
+pub fn to_fhir(entity: &Entity, last_updated: Option<&str>) -> Obj {
+    let mut out = Obj::new();
+    out.insert(
+        "resourceType".into(),
+        Value::String(entity.source_type.clone()),
+    );
+    if !entity.id.is_empty() {
+        out.insert("id".into(), Value::String(entity.id.clone()));
+    }
+    let rest = &entity.remainder.data;
+    if let Some(meta) = rest.get("meta") {
+        out.insert("meta".into(), meta.clone());
+    }
+    if !entity.remainder.complete {
+        for (key, value) in write_body(&entity.body) {
+            if !rest.contains_key(&key) {
+                out.insert(key, value);
+            }
+        }
+    }
+    for (key, value) in rest {
+        if key != "meta" {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(at) = last_updated {
+        let meta = out
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Obj::new()));
+        if let Value::Object(meta) = meta {
+            meta.insert(
+                "versionId".into(),
+                Value::String(entity.version.to_string()),
+            );
+            meta.insert("lastUpdated".into(), Value::String(at.to_owned()));
+        }
+    }
+    out
+}
+
+fn strip_server_meta(src: &mut Obj) {
+    let now_empty = match src.get_mut("meta") {
+        Some(Value::Object(meta)) => {
+            meta.shift_remove("versionId");
+            meta.shift_remove("lastUpdated");
+            meta.is_empty()
+        }
+        _ => false,
+    };
+    if now_empty {
+        src.shift_remove("meta");
+    }
+}
+
+/// The patient whose compartment holds the resource, used for placement.
+fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) -> Option<String> {
+    let of = |link: &Option<Link>| {
+        link.as_ref()
+            .filter(|l| l.target_type.as_deref() == Some("Patient"))
+            .and_then(|l| l.target_id.clone())
+    };
+    match body {
+        Body::Person(_) => id.map(str::to_owned),
+        Body::Contact(c) => of(&c.subject),
+        Body::Service(s) => of(&s.subject),
+        Body::HealthElement(h) => of(&h.subject),
+        Body::Party(_) => None,
+        Body::Generic => {
+            if rtype == "Patient" {
+                return id.map(str::to_owned);
+            }
+            ["patient", "subject", "beneficiary"]
+                .iter()
+                .find_map(|key| of(&one_of(src, key, read_link)))
+        }
+    }
+}
+
+fn read_body(rtype: &str, o: &Obj) -> Body {
+    match rtype {
+        "Patient" => Body::Person(read_person(o)),
+        "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
+        "Encounter" => Body::Contact(read_contact(o)),
+        "Observation" => Body::Service(read_observation(o)),
+        "Condition" => Body::HealthElement(read_condition(o)),
+        _ => Body::Generic,
+    }
+}
+
+fn write_body(body: &Body) -> Obj {
+    match body {
+        Body::Person(p) => write_person(p),
+        Body::Party(p) => write_party(p),
+        Body::Contact(c) => write_contact(c),
+        Body::Service(s) => write_observation(s),
+        Body::HealthElement(h) => write_condition(h),
+        Body::Generic => Obj::new(),
+    }
+}
+
+fn read_person(o: &Obj) -> Person {
+    let deceased = match (bool_of(o, "deceasedBoolean"), str_of(o, "deceasedDateTime")) {
+        (Some(flag), _) => Some(Deceased::Flag(flag)),
+        (None, Some(at)) => Some(Deceased::At(at)),
+        (None, None) => None,
+    };
+    Person {
+        active: bool_of(o, "active"),
+        identifiers: list_of(o, "identifier", read_identifier),
+        names: list_of(o, "name", read_name),
+        telecoms: list_of(o, "telecom", read_telecom),
+        gender: str_of(o, "gender"),
+        birth_date: str_of(o, "birthDate"),
+        deceased,
+        addresses: list_of(o, "address", read_address),
+        marital_status: one_of(o, "maritalStatus", read_concept),
+        general_practitioners: list_of(o, "generalPractitioner", read_link),
+        managing_organization: one_of(o, "managingOrganization", read_link),
+    }
+}
+
+fn write_person(p: &Person) -> Obj {
+    let mut o = Obj::new();
+    put_list(&mut o, "identifier", &p.identifiers, write_identifier);
+    put_bool(&mut o, "active", p.active);
+    put_list(&mut o, "name", &p.names, write_name);
+    put_list(&mut o, "telecom", &p.telecoms, write_telecom);
+    put_str(&mut o, "gender", &p.gender);
+    put_str(&mut o, "birthDate", &p.birth_date);
+    match &p.deceased {
+        Some(Deceased::Flag(flag)) => put_bool(&mut o, "deceasedBoolean", Some(*flag)),
+        Some(Deceased::At(at)) => put_str(&mut o, "deceasedDateTime", &Some(at.clone())),
+        None => {}
+    }
+    put_list(&mut o, "address", &p.addresses, write_address);
+    put_one(&mut o, "maritalStatus", &p.marital_status, write_concept);
+    put_list(
+        &mut o,
+        "generalPractitioner",
+        &p.general_practitioners,
+        write_link,
+    );
+    put_one(
+        &mut o,
+        "managingOrganization",
+        &p.managing_organization,
+        write_link,
+    );
+    o
+}
+
+fn read_party(kind: PartyKind, o: &Obj) -> Party {
+    let (names, org_name, specialties) = match kind {
+        PartyKind::Practitioner => (
+            list_of(o, "name", read_name),
+            None,
+            list_of(o, "qualification", |q| {
+                one_of(q, "code", read_concept).unwrap_or_default()
+            }),
+        ),
+        PartyKind::Organization => (
+            Vec::new(),
+            str_of(o, "name"),
+            list_of(o, "type", read_concept),
+        ),
+    };
+    Party {
+        kind,
+        active: bool_of(o, "active"),
+        identifiers: list_of(o, "identifier", read_identifier),
+        names,
+        org_name,
+        aliases: strs_of(o, "alias"),
+        specialties,
+        telecoms: list_of(o, "telecom", read_telecom),
+        addresses: list_of(o, "address", read_address),
+        gender: str_of(o, "gender"),
+        birth_date: str_of(o, "birthDate"),
+        part_of: one_of(o, "partOf", read_link),
+    }
+}
+
+fn write_party(p: &Party) -> Obj {
+    let mut o = Obj::new();
+    put_list(&mut o, "identifier", &p.identifiers, write_identifier);
+    put_bool(&mut o, "active", p.active);
+    match p.kind {
+        PartyKind::Practitioner => {
+            put_list(&mut o, "name", &p.names, write_name);
+            put_list(&mut o, "telecom", &p.telecoms, write_telecom);
+            put_list(&mut o, "address", &p.addresses, write_address);
+            put_str(&mut o, "gender", &p.gender);
+            put_str(&mut o, "birthDate", &p.birth_date);
+            put_list(&mut o, "qualification", &p.specialties, |c| {
+                let mut q = Obj::new();
+                q.insert("code".into(), Value::Object(write_concept(c)));
+                q
+            });
+        }
+        PartyKind::Organization => {
+            put_list(&mut o, "type", &p.specialties, write_concept);
+            put_str(&mut o, "name", &p.org_name);
+            put_strs(&mut o, "alias", &p.aliases);
+            put_list(&mut o, "telecom", &p.telecoms, write_telecom);
+            put_list(&mut o, "address", &p.addresses, write_address);
+            put_one(&mut o, "partOf", &p.part_of, write_link);
+        }
+    }
+    o
+}
+
+fn read_contact(o: &Obj) -> Contact {
+    Contact {
+        status: str_of(o, "status"),
+        class: one_of(o, "class", read_coding),
+        types: list_of(o, "type", read_concept),
+        subject: one_of(o, "subject", read_link),
+        participants: list_of(o, "participant", |p| {
+            one_of(p, "individual", read_link).unwrap_or_default()
+        }),
+        period: one_of(o, "period", read_period),
+        reasons: list_of(o, "reasonCode", read_concept),
+        service_provider: one_of(o, "serviceProvider", read_link),
+        part_of: one_of(o, "partOf", read_link),
+    }
+}
+
+fn write_contact(c: &Contact) -> Obj {
+    let mut o = Obj::new();
+    put_str(&mut o, "status", &c.status);
+    put_one(&mut o, "class", &c.class, write_coding);
+    put_list(&mut o, "type", &c.types, write_concept);
+    put_one(&mut o, "subject", &c.subject, write_link);
+    put_list(&mut o, "participant", &c.participants, |l| {
+        let mut p = Obj::new();
+        p.insert("individual".into(), Value::Object(write_link(l)));
+        p
+    });
+    put_one(&mut o, "period", &c.period, write_period);
+    put_list(&mut o, "reasonCode", &c.reasons, write_concept);
+    put_one(&mut o, "serviceProvider", &c.service_provider, write_link);
+    put_one(&mut o, "partOf", &c.part_of, write_link);
+    o
+}
+
+fn read_observation(o: &Obj) -> Service {
+    Service {
+        item: "observation".into(),
+        status: str_of(o, "status"),
+        categories: list_of(o, "category", read_concept),
+        code: one_of(o, "code", read_concept),
+        subject: one_of(o, "subject", read_link),
+        contact: one_of(o, "encounter", read_link),
+        effective: read_when(o, "effective"),
+        issued: str_of(o, "issued"),
+        performers: list_of(o, "performer", read_link),
+        value: read_content(o, "value"),
+        data_absent_reason: one_of(o, "dataAbsentReason", read_concept),
+        interpretations: list_of(o, "interpretation", read_concept),
+    }
+}
+
+fn write_observation(s: &Service) -> Obj {
+    let mut o = Obj::new();
+    put_str(&mut o, "status", &s.status);
+    put_list(&mut o, "category", &s.categories, write_concept);
+    put_one(&mut o, "code", &s.code, write_concept);
+    put_one(&mut o, "subject", &s.subject, write_link);
+    put_one(&mut o, "encounter", &s.contact, write_link);
+    write_when(&mut o, "effective", &s.effective);
+    put_str(&mut o, "issued", &s.issued);
+    put_list(&mut o, "performer", &s.performers, write_link);
+    write_content(&mut o, "value", &s.value);
+    put_one(
+        &mut o,
+        "dataAbsentReason",
+        &s.data_absent_reason,
+        write_concept,
+    );
+    put_list(&mut o, "interpretation", &s.interpretations, write_concept);
+    o
+}
+
+fn read_condition(o: &Obj) -> HealthElement {
+    HealthElement {
+        clinical_status: one_of(o, "clinicalStatus", read_concept),
+        verification_status: one_of(o, "verificationStatus", read_concept),
+        categories: list_of(o, "category", read_concept),
+        severity: one_of(o, "severity", read_concept),
+        code: one_of(o, "code", read_concept),
+        body_sites: list_of(o, "bodySite", read_concept),
+        subject: one_of(o, "subject", read_link),
+        contact: one_of(o, "encounter", read_link),
+        onset: read_when(o, "onset"),
+        abatement: read_when(o, "abatement"),
+        recorded_date: str_of(o, "recordedDate"),
+        recorder: one_of(o, "recorder", read_link),
+        asserter: one_of(o, "asserter", read_link),
+    }
+}
+
+fn write_condition(h: &HealthElement) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "clinicalStatus", &h.clinical_status, write_concept);
+    put_one(
+        &mut o,
+        "verificationStatus",
+        &h.verification_status,
+        write_concept,
+    );
+    put_list(&mut o, "category", &h.categories, write_concept);
+    put_one(&mut o, "severity", &h.severity, write_concept);
+    put_one(&mut o, "code", &h.code, write_concept);
+    put_list(&mut o, "bodySite", &h.body_sites, write_concept);
+    put_one(&mut o, "subject", &h.subject, write_link);
+    put_one(&mut o, "encounter", &h.contact, write_link);
+    write_when(&mut o, "onset", &h.onset);
+    write_when(&mut o, "abatement", &h.abatement);
+    put_str(&mut o, "recordedDate", &h.recorded_date);
+    put_one(&mut o, "recorder", &h.recorder, write_link);
+    put_one(&mut o, "asserter", &h.asserter, write_link);
+    o
+}
+
+/// Every coding in the resource with its element path, at any depth (extensions and
+/// contained resources included), for the gateway to ask terminology about.
+pub fn codings(resource: &Resource) -> Vec<(String, Code)> {
+    let mut out = Vec::new();
+    walk_codings(
+        &Value::Object(resource.object().clone()),
+        resource.resource_type(),
+        &mut out,
+    );
+    out
+}
+
+fn walk_codings(value: &Value, path: &str, out: &mut Vec<(String, Code)>) {
+    match value {
+        Value::Object(o) => {
+            for (key, v) in o {
+                if key.starts_with('_') {
+                    continue;
+                }
+                let here = format!("{path}.{key}");
+                if key == "coding" || key == "valueCoding" || key == "class" {
+                    match v {
+                        Value::Array(items) => {
+                            for (i, item) in items.iter().enumerate() {
+                                if let Some(c) = item.as_object() {
+                                    out.push((format!("{here}[{i}]"), read_coding(c)));
+                                }
+                            }
+                        }
+                        Value::Object(c) => out.push((here.clone(), read_coding(c))),
+                        _ => {}
+                    }
+                }
+                walk_codings(v, &here, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_codings(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The concept of a service or health element, for callers that need the main code.
+pub fn main_concept(entity: &Entity) -> Option<&Concept> {
+    match &entity.body {
+        Body::Service(s) => s.code.as_ref(),
+        Body::HealthElement(h) => h.code.as_ref(),
+        _ => None,
+    }
+}

@@ -1,0 +1,665 @@
+//! Search parameters: which exist, how index entries are extracted from a resource at write
+//! time, and how a FHIR query string parses into a typed [`Query`].
+//!
+//! The table holds the parameters the server supports today; the CapabilityStatement is
+//! generated from it, so it lists nothing that does not work.
+
+use model::index::IndexEntry;
+use model::query::{Predicate, Prefix, Query, StringMatch, SystemMatch};
+use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::dates::parse_range;
+use crate::fields::{Obj, split_reference};
+use crate::json::{Resource, is_valid_id};
+use crate::{Issue, IssueCode};
+
+/// The type of a search parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Coded values and identifiers.
+    Token,
+    /// Text.
+    String,
+    /// Dates and periods.
+    Date,
+    /// References to other resources.
+    Reference,
+}
+
+impl ParamKind {
+    /// The FHIR name of the type.
+    pub fn fhir_name(self) -> &'static str {
+        match self {
+            ParamKind::Token => "token",
+            ParamKind::String => "string",
+            ParamKind::Date => "date",
+            ParamKind::Reference => "reference",
+        }
+    }
+}
+
+/// One search parameter of a resource type.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchParam {
+    /// Resource type.
+    pub resource: &'static str,
+    /// Parameter name.
+    pub name: &'static str,
+    /// Type.
+    pub kind: ParamKind,
+    /// Element paths (dot-separated; a trailing `[x]` matches every choice).
+    pub paths: &'static [&'static str],
+    /// For references: the only target type the parameter accepts, if restricted.
+    pub target: Option<&'static str>,
+    /// Another parameter whose index entries this one reads (e.g. `patient` reads
+    /// `subject`'s entries, restricted to Patient targets).
+    pub index_of: Option<&'static str>,
+}
+
+const fn p(
+    resource: &'static str,
+    name: &'static str,
+    kind: ParamKind,
+    paths: &'static [&'static str],
+) -> SearchParam {
+    SearchParam {
+        resource,
+        name,
+        kind,
+        paths,
+        target: None,
+        index_of: None,
+    }
+}
+
+const fn patient_of(resource: &'static str) -> SearchParam {
+    SearchParam {
+        resource,
+        name: "patient",
+        kind: ParamKind::Reference,
+        paths: &[],
+        target: Some("Patient"),
+        index_of: Some("subject"),
+    }
+}
+
+use ParamKind::{Date, Reference, String as Str, Token};
+
+/// The supported search parameters (besides `_id` and `_lastUpdated`, which every type has).
+pub const PARAMS: &[SearchParam] = &[
+    p("Patient", "identifier", Token, &["identifier"]),
+    p("Patient", "name", Str, &["name"]),
+    p("Patient", "family", Str, &["name.family"]),
+    p("Patient", "given", Str, &["name.given"]),
+    p("Patient", "birthdate", Date, &["birthDate"]),
+    p("Patient", "gender", Token, &["gender"]),
+    p(
+        "Patient",
+        "general-practitioner",
+        Reference,
+        &["generalPractitioner"],
+    ),
+    p("Practitioner", "identifier", Token, &["identifier"]),
+    p("Practitioner", "name", Str, &["name"]),
+    p("Practitioner", "family", Str, &["name.family"]),
+    p("Practitioner", "given", Str, &["name.given"]),
+    p("Organization", "identifier", Token, &["identifier"]),
+    p("Organization", "name", Str, &["name", "alias"]),
+    p("Observation", "subject", Reference, &["subject"]),
+    patient_of("Observation"),
+    p("Observation", "code", Token, &["code"]),
+    p("Observation", "date", Date, &["effective[x]"]),
+    p("Observation", "category", Token, &["category"]),
+    p("Observation", "status", Token, &["status"]),
+    p("Observation", "encounter", Reference, &["encounter"]),
+    p("Condition", "subject", Reference, &["subject"]),
+    patient_of("Condition"),
+    p("Condition", "code", Token, &["code"]),
+    p("Condition", "clinical-status", Token, &["clinicalStatus"]),
+    p("Condition", "onset-date", Date, &["onset[x]"]),
+    p("Condition", "encounter", Reference, &["encounter"]),
+    p("Encounter", "subject", Reference, &["subject"]),
+    patient_of("Encounter"),
+    p("Encounter", "date", Date, &["period"]),
+    p("Encounter", "status", Token, &["status"]),
+    p("Encounter", "class", Token, &["class"]),
+    p("Encounter", "type", Token, &["type"]),
+];
+
+/// The parameters of one resource type.
+pub fn params_of(resource: &str) -> impl Iterator<Item = &'static SearchParam> + '_ {
+    PARAMS.iter().filter(move |p| p.resource == resource)
+}
+
+fn find_param(resource: &str, name: &str) -> Option<&'static SearchParam> {
+    params_of(resource).find(|p| p.name == name)
+}
+
+/// Lower case with accents folded: what string search compares.
+pub fn normalize(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Extracts the index entries of a resource.
+pub fn index_entries(resource: &Resource) -> Vec<IndexEntry> {
+    let mut out = Vec::new();
+    for param in params_of(resource.resource_type()).filter(|p| p.index_of.is_none()) {
+        for path in param.paths {
+            let mut values = Vec::new();
+            collect(resource.object(), path, &mut values);
+            for v in values {
+                extract(param, v, &mut out);
+            }
+        }
+    }
+    out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    out.dedup();
+    out
+}
+
+/// Collects the values at a dotted path, flattening arrays.
+fn collect<'a>(o: &'a Obj, path: &str, out: &mut Vec<&'a Value>) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let matches: Vec<&Value> = match head.strip_suffix("[x]") {
+        Some(stem) => o
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_prefix(stem)
+                    .is_some_and(|s| s.starts_with(|c: char| c.is_ascii_uppercase()))
+            })
+            .map(|(_, v)| v)
+            .collect(),
+        None => o.get(head).into_iter().collect(),
+    };
+    for m in matches {
+        let items: Vec<&Value> = match m {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            match (rest, item) {
+                (None, v) => out.push(v),
+                (Some(rest), Value::Object(inner)) => collect(inner, rest, out),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
+    let name = param.name.to_owned();
+    match param.kind {
+        ParamKind::Token => {
+            let mut push = |system: Option<&str>, code: &str| {
+                out.push(IndexEntry::Token {
+                    param: name.clone(),
+                    system: system.map(str::to_owned),
+                    code: code.to_owned(),
+                })
+            };
+            match v {
+                Value::String(s) => push(None, s),
+                Value::Bool(b) => push(None, if *b { "true" } else { "false" }),
+                Value::Object(o) => {
+                    let codings: Vec<&Obj> = match o.get("coding") {
+                        Some(Value::Array(c)) => c.iter().filter_map(Value::as_object).collect(),
+                        _ => vec![o],
+                    };
+                    for c in codings {
+                        let system = c.get("system").and_then(Value::as_str);
+                        let code = c
+                            .get("code")
+                            .or_else(|| c.get("value"))
+                            .and_then(Value::as_str);
+                        if let Some(code) = code {
+                            push(system, code);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        ParamKind::String => {
+            let mut push = |s: &str| {
+                out.push(IndexEntry::String {
+                    param: name.clone(),
+                    normalized: normalize(s),
+                    exact: s.to_owned(),
+                })
+            };
+            match v {
+                Value::String(s) => push(s),
+                Value::Object(o) => {
+                    for key in [
+                        "text",
+                        "family",
+                        "given",
+                        "prefix",
+                        "suffix",
+                        "line",
+                        "city",
+                        "district",
+                        "state",
+                        "postalCode",
+                        "country",
+                    ] {
+                        match o.get(key) {
+                            Some(Value::String(s)) => push(s),
+                            Some(Value::Array(items)) => {
+                                items.iter().filter_map(Value::as_str).for_each(&mut push)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        ParamKind::Date => {
+            let range = match v {
+                Value::String(s) => parse_range(s),
+                Value::Object(o) => {
+                    let start = o.get("start").and_then(Value::as_str).and_then(parse_range);
+                    let end = o.get("end").and_then(Value::as_str).and_then(parse_range);
+                    match (start, end) {
+                        (None, None) => None,
+                        (s, e) => Some((s.map_or(i64::MIN, |r| r.0), e.map_or(i64::MAX, |r| r.1))),
+                    }
+                }
+                _ => None,
+            };
+            if let Some((low, high)) = range {
+                out.push(IndexEntry::Date {
+                    param: name,
+                    low,
+                    high,
+                });
+            }
+        }
+        ParamKind::Reference => {
+            if let Some(reference) = v.get("reference").and_then(Value::as_str)
+                && let Some((t, id)) = split_reference(reference)
+            {
+                out.push(IndexEntry::Reference {
+                    param: name,
+                    target_type: t.to_owned(),
+                    target_id: id.to_owned(),
+                });
+            }
+        }
+    }
+}
+
+/// Limits and defaults of search.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchLimits {
+    /// Page size when `_count` is absent.
+    pub default_count: usize,
+    /// Largest page size; a larger `_count` is reduced to it.
+    pub max_count: usize,
+}
+
+/// A parsed search: the typed query, and what was not understood.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedSearch {
+    /// The query.
+    pub query: Query,
+    /// The parameters used, normalised, for the `self` link (paging parameters excluded).
+    pub used: Vec<(String, String)>,
+    /// Parameters that were ignored, with why.
+    pub ignored: Vec<Issue>,
+}
+
+/// Parameters that shape the response rather than select resources; accepted everywhere.
+const RESULT_PARAMS: &[&str] = &["_format", "_pretty"];
+
+/// Parses search parameters (already percent-decoded) for a resource type. Unknown
+/// parameters are ignored and reported (lenient handling, the FHIR default); malformed values
+/// of known parameters are errors.
+pub fn parse_query(
+    resource: &str,
+    pairs: &[(String, String)],
+    limits: &SearchLimits,
+) -> Result<ParsedSearch, Vec<Issue>> {
+    let mut query = Query {
+        source_type: resource.to_owned(),
+        all_of: Vec::new(),
+        count: limits.default_count,
+        after_id: None,
+        total: false,
+    };
+    let mut used = Vec::new();
+    let mut ignored = Vec::new();
+    let mut errors = Vec::new();
+    for (key, raw) in pairs {
+        let (name, modifier) = match key.split_once(':') {
+            Some((n, m)) => (n, Some(m)),
+            None => (key.as_str(), None),
+        };
+        let bad = |text: String| Issue::error(IssueCode::Value, key.clone(), text);
+        match name {
+            "_count" => match raw.parse::<usize>() {
+                Ok(n) => query.count = n.min(limits.max_count),
+                Err(_) => errors.push(bad(format!("_count must be a whole number, got {raw:?}"))),
+            },
+            "_total" => match raw.as_str() {
+                "accurate" => query.total = true,
+                "none" | "estimate" => query.total = false,
+                _ => errors.push(bad(format!(
+                    "_total must be none, estimate or accurate, got {raw:?}"
+                ))),
+            },
+            "_cursor" => {
+                if is_valid_id(raw) {
+                    query.after_id = Some(raw.clone());
+                } else {
+                    errors.push(bad("invalid paging cursor".into()));
+                }
+            }
+            _ if RESULT_PARAMS.contains(&name) => {}
+            _ => {
+                let group = split_or(raw)
+                    .into_iter()
+                    .map(|v| parse_value(resource, name, modifier, &v))
+                    .collect::<Result<Vec<_>, Issue>>();
+                match group {
+                    Ok(group) if group.is_empty() => {}
+                    Ok(group) => {
+                        query.all_of.push(group);
+                        used.push((key.clone(), raw.clone()));
+                    }
+                    Err(issue) if issue.code == IssueCode::NotSupported => ignored.push(issue),
+                    Err(issue) => errors.push(issue),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(ParsedSearch {
+            query,
+            used,
+            ignored,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Splits a value on commas not escaped with a backslash, and unescapes `\,`, `\|`, `\$`
+/// and `\\`.
+fn split_or(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n @ (',' | '$' | '\\')) => cur.push(n),
+                Some(n) => {
+                    cur.push('\\');
+                    cur.push(n);
+                }
+                None => cur.push('\\'),
+            },
+            ',' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter().filter(|v| !v.is_empty()).collect()
+}
+
+fn not_supported(key: &str, text: String) -> Issue {
+    Issue {
+        severity: crate::Severity::Warning,
+        code: IssueCode::NotSupported,
+        expression: key.to_owned(),
+        diagnostics: text,
+    }
+}
+
+fn parse_prefix(value: &str) -> (Prefix, &str) {
+    let prefixes = [
+        ("eq", Prefix::Eq),
+        ("ne", Prefix::Ne),
+        ("lt", Prefix::Lt),
+        ("gt", Prefix::Gt),
+        ("le", Prefix::Le),
+        ("ge", Prefix::Ge),
+        ("sa", Prefix::Sa),
+        ("eb", Prefix::Eb),
+        ("ap", Prefix::Ap),
+    ];
+    for (text, prefix) in prefixes {
+        if let Some(rest) = value.strip_prefix(text)
+            && rest.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return (prefix, rest);
+        }
+    }
+    (Prefix::Eq, value)
+}
+
+fn parse_value(
+    resource: &str,
+    name: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Predicate, Issue> {
+    let key = match modifier {
+        Some(m) => format!("{name}:{m}"),
+        None => name.to_owned(),
+    };
+    let bad = |text: String| Issue::error(IssueCode::Value, key.clone(), text);
+    if name == "_id" {
+        if modifier.is_some() {
+            return Err(not_supported(
+                &key,
+                format!("modifier on {name} is not supported"),
+            ));
+        }
+        return if is_valid_id(value) {
+            Ok(Predicate::Id(value.to_owned()))
+        } else {
+            Err(bad(format!("{value:?} is not a valid id")))
+        };
+    }
+    if name == "_lastUpdated" {
+        let (prefix, text) = parse_prefix(value);
+        let (low, high) =
+            parse_range(text).ok_or_else(|| bad(format!("{text:?} is not a valid date")))?;
+        return Ok(Predicate::LastUpdated { prefix, low, high });
+    }
+    let Some(param) = find_param(resource, name) else {
+        return Err(not_supported(
+            &key,
+            format!("unknown search parameter {name} for {resource}"),
+        ));
+    };
+    let index_param = param.index_of.unwrap_or(param.name).to_owned();
+    match (param.kind, modifier) {
+        (ParamKind::Token, None) => {
+            let (system, code) = match value.split_once('|') {
+                None => (SystemMatch::Any, Some(value.to_owned())),
+                Some(("", code)) => (SystemMatch::None, Some(code.to_owned())),
+                Some((system, "")) => (SystemMatch::Is(system.to_owned()), None),
+                Some((system, code)) => (SystemMatch::Is(system.to_owned()), Some(code.to_owned())),
+            };
+            Ok(Predicate::Token {
+                param: index_param,
+                system,
+                code,
+            })
+        }
+        (ParamKind::String, None | Some("exact") | Some("contains")) => {
+            let how = match modifier {
+                Some("exact") => StringMatch::Exact,
+                Some("contains") => StringMatch::Contains,
+                _ => StringMatch::StartsWith,
+            };
+            let value = if how == StringMatch::Exact {
+                value.to_owned()
+            } else {
+                normalize(value)
+            };
+            Ok(Predicate::String {
+                param: index_param,
+                how,
+                value,
+            })
+        }
+        (ParamKind::Date, None) => {
+            let (prefix, text) = parse_prefix(value);
+            let (low, high) =
+                parse_range(text).ok_or_else(|| bad(format!("{text:?} is not a valid date")))?;
+            Ok(Predicate::Date {
+                param: index_param,
+                prefix,
+                low,
+                high,
+            })
+        }
+        (ParamKind::Reference, None) => {
+            let (target_type, target_id) = match split_reference(value) {
+                Some((t, id)) => (Some(t.to_owned()), id.to_owned()),
+                None if is_valid_id(value) => (None, value.to_owned()),
+                None => return Err(bad(format!("{value:?} is not a valid reference"))),
+            };
+            if let (Some(wanted), Some(given)) = (param.target, target_type.as_deref())
+                && wanted != given
+            {
+                return Err(bad(format!("{name} refers to {wanted}, not {given}")));
+            }
+            Ok(Predicate::Reference {
+                param: index_param,
+                target_type: param.target.map(str::to_owned).or(target_type),
+                target_id,
+            })
+        }
+        (_, Some(m)) => Err(not_supported(
+            &key,
+            format!("modifier :{m} is not supported on {name}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(resource: &str, q: &[(&str, &str)]) -> Result<ParsedSearch, Vec<Issue>> {
+        let pairs: Vec<(String, String)> = q
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_query(
+            resource,
+            &pairs,
+            &SearchLimits {
+                default_count: 20,
+                max_count: 100,
+            },
+        )
+    }
+
+    #[test]
+    fn tokens_strings_and_references() {
+        let s = parse(
+            "Observation",
+            &[
+                ("code", "http://loinc.org|8867-4,|x"),
+                ("patient", "Patient/p1"),
+            ],
+        )
+        .map(|s| s.query.all_of)
+        .unwrap_or_default();
+        assert_eq!(
+            s,
+            vec![
+                vec![
+                    Predicate::Token {
+                        param: "code".into(),
+                        system: SystemMatch::Is("http://loinc.org".into()),
+                        code: Some("8867-4".into())
+                    },
+                    Predicate::Token {
+                        param: "code".into(),
+                        system: SystemMatch::None,
+                        code: Some("x".into())
+                    }
+                ],
+                vec![Predicate::Reference {
+                    param: "subject".into(),
+                    target_type: Some("Patient".into()),
+                    target_id: "p1".into()
+                }]
+            ]
+        );
+        // `family=nelson` is a string, never read as the prefix `ne`.
+        let s = parse("Patient", &[("family", "Nélson")]).map(|s| s.query.all_of);
+        assert_eq!(
+            s,
+            Ok(vec![vec![Predicate::String {
+                param: "family".into(),
+                how: StringMatch::StartsWith,
+                value: "nelson".into()
+            }]])
+        );
+    }
+
+    #[test]
+    fn dates_counts_and_errors() {
+        let s = parse("Patient", &[("birthdate", "ge1970-01"), ("_count", "500")]);
+        let q = s.map(|s| s.query).ok();
+        assert_eq!(q.as_ref().map(|q| q.count), Some(100));
+        assert!(matches!(
+            q.as_ref().map(|q| &q.all_of[0][0]),
+            Some(Predicate::Date {
+                prefix: Prefix::Ge,
+                ..
+            })
+        ));
+        assert!(parse("Patient", &[("birthdate", "1970-13")]).is_err());
+        assert!(parse("Patient", &[("_count", "x")]).is_err());
+        let lenient = parse("Patient", &[("nonsense", "1")]);
+        assert_eq!(lenient.map(|s| s.ignored.len()), Ok(1));
+        assert!(parse("Observation", &[("patient", "Group/1")]).is_err());
+    }
+
+    #[test]
+    fn index_extraction() {
+        let json = br#"{"resourceType":"Patient","id":"p","name":[{"family":"Ch\u00e1lmers","given":["Peter","James"]}],
+            "identifier":[{"system":"urn:x","value":"12"}],"birthDate":"1974-12-25","gender":"male"}"#;
+        let res = crate::json::parse_resource(json, &Default::default());
+        let entries = res.map(|r| index_entries(&r)).unwrap_or_default();
+        assert!(entries.contains(&IndexEntry::String {
+            param: "family".into(),
+            normalized: "chalmers".into(),
+            exact: "Chálmers".into()
+        }));
+        assert!(entries.contains(&IndexEntry::Token {
+            param: "identifier".into(),
+            system: Some("urn:x".into()),
+            code: "12".into()
+        }));
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| matches!(e, IndexEntry::String { param, .. } if param == "name"))
+                .count(),
+            3
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| matches!(e, IndexEntry::Date { param, .. } if param == "birthdate"))
+        );
+    }
+}

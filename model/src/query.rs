@@ -1,0 +1,116 @@
+//! A typed search query over index entries: an AND of ORs of predicates, a page size and a
+//! keyset cursor. Values are typed from parsing on; the store binds them into SQL.
+
+/// A search over one entity source type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The source type searched (e.g. `Observation`).
+    pub source_type: String,
+    /// Every group must match; within a group, any predicate may.
+    pub all_of: Vec<Vec<Predicate>>,
+    /// Page size.
+    pub count: usize,
+    /// Return only entities whose id sorts after this one (keyset paging).
+    pub after_id: Option<String>,
+    /// Whether to count all matches.
+    pub total: bool,
+}
+
+/// How a range compares with the range searched for (FHIR's prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    /// The resource's range lies within the searched range.
+    Eq,
+    /// Not `Eq`.
+    Ne,
+    /// The resource's range starts before the searched range.
+    Lt,
+    /// The resource's range ends after the searched range.
+    Gt,
+    /// The resource's range starts at or before the searched range's end.
+    Le,
+    /// The resource's range ends at or after the searched range's start.
+    Ge,
+    /// The resource's range starts after the searched range.
+    Sa,
+    /// The resource's range ends before the searched range.
+    Eb,
+    /// The ranges overlap.
+    Ap,
+}
+
+/// How a token's system must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemMatch {
+    /// Any system (`code`).
+    Any,
+    /// No system (`|code`).
+    None,
+    /// This system (`system|code`).
+    Is(String),
+}
+
+/// How a string must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringMatch {
+    /// Normalised value starts with the normalised search text (the default).
+    StartsWith,
+    /// Exact, case- and accent-sensitive equality (`:exact`).
+    Exact,
+    /// Normalised value contains the normalised search text (`:contains`).
+    Contains,
+}
+
+/// One condition on an entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Predicate {
+    /// The entity's id is this one.
+    Id(String),
+    /// The entity's last update lies in a range (µs since the epoch, inclusive).
+    LastUpdated {
+        /// Comparison.
+        prefix: Prefix,
+        /// Start of the searched range.
+        low: i64,
+        /// End of the searched range.
+        high: i64,
+    },
+    /// A token entry matches.
+    Token {
+        /// Parameter.
+        param: String,
+        /// System condition.
+        system: SystemMatch,
+        /// Code; `None` matches any code of the system (`system|`).
+        code: Option<String>,
+    },
+    /// A string entry matches.
+    String {
+        /// Parameter.
+        param: String,
+        /// How.
+        how: StringMatch,
+        /// The text searched for (normalised unless `Exact`).
+        value: String,
+    },
+    /// A date entry compares with a range.
+    Date {
+        /// Parameter.
+        param: String,
+        /// Comparison.
+        prefix: Prefix,
+        /// Start of the searched range.
+        low: i64,
+        /// End of the searched range.
+        high: i64,
+    },
+    /// A reference entry points at this target.
+    Reference {
+        /// Parameter.
+        param: String,
+        /// Target type, if the search names one.
+        target_type: Option<String>,
+        /// Target id.
+        target_id: String,
+    },
+}
