@@ -1,0 +1,616 @@
+//! Entities on sharded, replicated PostgreSQL.
+//!
+//! The store speaks entities, index entries, typed queries and audit records; it never sees
+//! FHIR JSON or HTTP. Each shard is one PostgreSQL cluster (a primary and its standbys).
+//! [`placement`] decides where a resource lives; every write is one PostgreSQL transaction on
+//! the owning shard that writes the new version, its history row, its index entries, a
+//! change-feed row and the audit record. Search scatters to the shards and merges by id, with
+//! keyset cursors. [`cluster`] starts local clusters for `fhirgate up` and the tests; the
+//! request path never reaches it.
+
+pub mod audit;
+pub mod cluster;
+pub mod codec;
+pub mod placement;
+mod sql;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use model::Entity;
+use model::index::IndexEntry;
+use model::query::Query;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Row};
+
+pub use audit::{AuditRecord, BrokenLink};
+pub use placement::ShardMap;
+
+/// Errors of the store, as a caller acts on them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The resource does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The resource was deleted; its last version is given.
+    #[error("deleted at version {0}")]
+    Gone(u64),
+    /// The version the caller expected is not the current one.
+    #[error("version conflict: expected {expected}, current {current:?}")]
+    VersionConflict {
+        /// The version the caller named.
+        expected: u64,
+        /// The current version, if the resource exists.
+        current: Option<u64>,
+    },
+    /// A concurrent write got there first; the caller may retry.
+    #[error("concurrent write conflict")]
+    Contention,
+    /// A shard could not be reached or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data could not be decoded.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The configuration is unusable.
+    #[error("bad store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (the caller may retry later).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}
+
+/// How to reach one shard.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Connection URL of the primary, for the gateway's role.
+    pub primary_url: String,
+    /// Connection URLs of the standbys.
+    pub standby_urls: Vec<String>,
+}
+
+/// How to reach the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The shards, in shard-map order.
+    pub shards: Vec<ShardConfig>,
+    /// Number of buckets (fixed for the life of the data).
+    pub n_buckets: u32,
+    /// Connections per shard pool.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection.
+    pub acquire_timeout: Duration,
+}
+
+struct Shard {
+    primary: PgPool,
+}
+
+/// Handle to the sharded store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    shards: Vec<Shard>,
+    map: ShardMap,
+}
+
+/// What a write should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Create a new resource (its id must be new).
+    Create,
+    /// Create or replace.
+    Upsert,
+}
+
+/// A version as stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The version number.
+    pub version: u64,
+    /// When it was written.
+    pub updated_at: DateTime<Utc>,
+    /// The entity; `None` for a tombstone.
+    pub entity: Option<Entity>,
+}
+
+/// The result of a write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The new version.
+    pub version: u64,
+    /// When it was written.
+    pub updated_at: DateTime<Utc>,
+    /// Whether the resource was created by this write.
+    pub created: bool,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Matches, in id order.
+    pub items: Vec<Stored>,
+    /// The cursor for the next page, if there is one.
+    pub next: Option<String>,
+    /// All matches, when asked for.
+    pub total: Option<u64>,
+}
+
+/// A page of history.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// Versions, newest first, with their type and id.
+    pub items: Vec<(String, String, Stored)>,
+    /// The cursor for the next page, if there is one.
+    pub next: Option<String>,
+}
+
+/// Runs the schema migrations on every shard, connecting with owner URLs.
+pub async fn migrate(owner_urls: &[String]) -> Result<(), StoreError> {
+    for url in owner_urls {
+        let mut conn = PgConnection::connect(url).await?;
+        sqlx::migrate!("./migrations").run(&mut conn).await?;
+        conn.close().await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Connects to every shard (lazily: pools open connections on demand).
+    pub fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        if config.shards.is_empty() {
+            return Err(StoreError::Config("no shards configured".into()));
+        }
+        let mut shards = Vec::new();
+        for shard in &config.shards {
+            let options: PgConnectOptions = shard
+                .primary_url
+                .parse()
+                .map_err(|e| StoreError::Config(format!("bad shard URL: {e}")))?;
+            let primary = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                .connect_lazy_with(options.application_name("fhirgate"));
+            shards.push(Shard { primary });
+        }
+        Ok(Store {
+            inner: std::sync::Arc::new(Inner {
+                map: ShardMap::round_robin(config.n_buckets, shards.len()),
+                shards,
+            }),
+        })
+    }
+
+    /// The shard map in force.
+    pub fn shard_map(&self) -> &ShardMap {
+        &self.inner.map
+    }
+
+    /// The number of shards.
+    pub fn n_shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    fn pool(&self, shard: usize) -> &PgPool {
+        &self.inner.shards[shard.min(self.inner.shards.len() - 1)].primary
+    }
+
+    /// Checks that every shard answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        for shard in &self.inner.shards {
+            sqlx::query("SELECT 1").execute(&shard.primary).await?;
+        }
+        Ok(())
+    }
+
+    /// A new server-assigned id for a resource, placed with its patient if it has one.
+    pub fn new_id(&self, patient: Option<&str>) -> String {
+        let map = &self.inner.map;
+        let bucket = match patient {
+            Some(p) => map.patient_bucket(p),
+            None => map.random_bucket(),
+        };
+        map.new_id(bucket)
+    }
+
+    /// The shard that holds a resource, if it exists (or ever existed).
+    pub async fn locate(&self, rtype: &str, id: &str) -> Result<Option<usize>, StoreError> {
+        Ok(self
+            .bucket_of(rtype, id)
+            .await?
+            .map(|b| self.inner.map.shard_of(b)))
+    }
+
+    async fn bucket_of(&self, rtype: &str, id: &str) -> Result<Option<u32>, StoreError> {
+        let map = &self.inner.map;
+        if let Some(bucket) = map.server_id_bucket(id) {
+            return Ok(Some(bucket));
+        }
+        let shard = map.shard_of(map.locator_bucket(rtype, id));
+        let row = sqlx::query("SELECT bucket FROM locator WHERE rtype = $1 AND id = $2")
+            .bind(rtype)
+            .bind(id)
+            .fetch_optional(self.pool(shard))
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i32, _>("bucket"))
+            .transpose()?
+            .map(|b| b as u32))
+    }
+
+    /// Where a write of `entity` goes: the existing bucket, or a new placement recorded in
+    /// the locator (client-assigned ids) or carried by the id (server-assigned ones).
+    async fn place(&self, entity: &Entity) -> Result<u32, StoreError> {
+        let map = &self.inner.map;
+        if let Some(bucket) = self.bucket_of(&entity.source_type, &entity.id).await? {
+            return Ok(bucket);
+        }
+        let wanted = match &entity.patient {
+            Some(p) => map.patient_bucket(p),
+            None => map.locator_bucket(&entity.source_type, &entity.id),
+        };
+        // First writer wins: a concurrent create of the same id gets the same placement.
+        let shard = map.shard_of(map.locator_bucket(&entity.source_type, &entity.id));
+        let row = sqlx::query(
+            "WITH ins AS (INSERT INTO locator (rtype, id, bucket) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING RETURNING bucket) \
+             SELECT bucket FROM ins UNION ALL \
+             SELECT bucket FROM locator WHERE rtype = $1 AND id = $2 LIMIT 1",
+        )
+        .bind(&entity.source_type)
+        .bind(&entity.id)
+        .bind(wanted as i32)
+        .fetch_one(self.pool(shard))
+        .await?;
+        Ok(row.try_get::<i32, _>("bucket")? as u32)
+    }
+
+    /// Writes a new version of `entity` in one transaction on its shard, with its index
+    /// entries, history, change-feed row and audit record. `if_match` names the version the
+    /// caller expects to replace.
+    pub async fn write(
+        &self,
+        kind: WriteKind,
+        entity: &Entity,
+        index: &[IndexEntry],
+        if_match: Option<u64>,
+        audit_record: &mut AuditRecord,
+    ) -> Result<Written, StoreError> {
+        let bucket = self.place(entity).await?;
+        let shard = self.inner.map.shard_of(bucket);
+        let mut tx = self.pool(shard).begin().await?;
+        let current = current_version(&mut tx, &entity.source_type, &entity.id).await?;
+        match (kind, current, if_match) {
+            (WriteKind::Create, Some(_), _) => return Err(StoreError::Contention),
+            (_, cur, Some(expected))
+                if cur.map(|c| c.0) != Some(expected) || cur.is_some_and(|c| c.1) =>
+            {
+                return Err(StoreError::VersionConflict {
+                    expected,
+                    current: cur.map(|c| c.0),
+                });
+            }
+            _ => {}
+        }
+        let version = current.map_or(1, |c| c.0 + 1);
+        let mut stored = entity.clone();
+        stored.version = version;
+        let body = codec::encode(&stored)?;
+        let updated_at = sql::put_version(
+            &mut tx,
+            &stored,
+            bucket,
+            Some(&body),
+            if current.is_some() {
+                "update"
+            } else {
+                "create"
+            },
+        )
+        .await?;
+        sql::replace_index(&mut tx, &entity.source_type, &entity.id, index).await?;
+        audit_record.version = Some(version);
+        audit::append(&mut tx, audit_record).await?;
+        tx.commit().await?;
+        Ok(Written {
+            version,
+            updated_at,
+            created: current.is_none(),
+        })
+    }
+
+    /// Deletes a resource by writing a tombstone version. Returns `None` when there was
+    /// nothing to delete (never existed, or already deleted).
+    pub async fn delete(
+        &self,
+        rtype: &str,
+        id: &str,
+        if_match: Option<u64>,
+        audit_record: &mut AuditRecord,
+    ) -> Result<Option<Written>, StoreError> {
+        let Some(bucket) = self.bucket_of(rtype, id).await? else {
+            return Ok(None);
+        };
+        let shard = self.inner.map.shard_of(bucket);
+        let mut tx = self.pool(shard).begin().await?;
+        let current = current_version(&mut tx, rtype, id).await?;
+        let Some((cur, deleted)) = current else {
+            return Ok(None);
+        };
+        if let Some(expected) = if_match
+            && expected != cur
+        {
+            return Err(StoreError::VersionConflict {
+                expected,
+                current: Some(cur),
+            });
+        }
+        if deleted {
+            return Ok(None);
+        }
+        let version = cur + 1;
+        let tombstone = Entity {
+            id: id.to_owned(),
+            source_type: rtype.to_owned(),
+            version,
+            patient: None,
+            codes: Vec::new(),
+            tags: Vec::new(),
+            body: model::Body::Generic,
+            remainder: model::Remainder {
+                model: String::new(),
+                data: Default::default(),
+                complete: true,
+            },
+        };
+        let updated_at = sql::put_version(&mut tx, &tombstone, bucket, None, "delete").await?;
+        sql::replace_index(&mut tx, rtype, id, &[]).await?;
+        audit_record.version = Some(version);
+        audit::append(&mut tx, audit_record).await?;
+        tx.commit().await?;
+        Ok(Some(Written {
+            version,
+            updated_at,
+            created: false,
+        }))
+    }
+
+    /// Reads the current version (a tombstone comes back with `entity: None`).
+    pub async fn read(&self, rtype: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        let Some(shard) = self.locate(rtype, id).await? else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT version, updated_at, body FROM resources WHERE rtype = $1 AND id = $2",
+        )
+        .bind(rtype)
+        .bind(id)
+        .fetch_optional(self.pool(shard))
+        .await?;
+        row.map(|r| sql::stored_from_row(&r)).transpose()
+    }
+
+    /// Reads one version.
+    pub async fn vread(
+        &self,
+        rtype: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(shard) = self.locate(rtype, id).await? else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT version, updated_at, body FROM history WHERE rtype = $1 AND id = $2 AND version = $3",
+        )
+        .bind(rtype)
+        .bind(id)
+        .bind(version as i64)
+        .fetch_optional(self.pool(shard))
+        .await?;
+        row.map(|r| sql::stored_from_row(&r)).transpose()
+    }
+
+    /// Searches every shard and merges the pages by id.
+    pub async fn search(&self, query: &Query) -> Result<Page, StoreError> {
+        let limit = query.count;
+        let futures = (0..self.n_shards()).map(|shard| sql::search_shard(self.pool(shard), query));
+        let results = join_all(futures).await;
+        let mut items = Vec::new();
+        let mut total = query.total.then_some(0u64);
+        for result in results {
+            let (rows, count) = result?;
+            items.extend(rows);
+            if let (Some(t), Some(c)) = (total.as_mut(), count) {
+                *t += c;
+            }
+        }
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|(id, _)| id.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(|(_, s)| s).collect(),
+            next,
+            total,
+        })
+    }
+
+    /// The history of one resource, newest first; `before` is a version cursor.
+    pub async fn history_instance(
+        &self,
+        rtype: &str,
+        id: &str,
+        count: usize,
+        before: Option<u64>,
+    ) -> Result<HistoryPage, StoreError> {
+        let Some(shard) = self.locate(rtype, id).await? else {
+            return Ok(HistoryPage {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let rows = sqlx::query(
+            "SELECT rtype, id, version, updated_at, body FROM history \
+             WHERE rtype = $1 AND id = $2 AND version < $3 ORDER BY version DESC LIMIT $4",
+        )
+        .bind(rtype)
+        .bind(id)
+        .bind(before.map_or(i64::MAX, |b| b as i64))
+        .bind((count + 1) as i64)
+        .fetch_all(self.pool(shard))
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(|r| Ok((rtype.to_owned(), id.to_owned(), sql::stored_from_row(r)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let more = items.len() > count;
+        items.truncate(count);
+        let next = if more {
+            items.last().map(|(_, _, s)| s.version.to_string())
+        } else {
+            None
+        };
+        Ok(HistoryPage { items, next })
+    }
+
+    /// The history of every resource of a type, newest first, merged across shards.
+    pub async fn history_type(
+        &self,
+        rtype: &str,
+        count: usize,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        let after = cursor.map(sql::HistoryCursor::parse).transpose()?;
+        let futures = (0..self.n_shards()).map(|shard| {
+            sql::history_type_shard(self.pool(shard), rtype, count + 1, after.as_ref())
+        });
+        let mut items = Vec::new();
+        for result in join_all(futures).await {
+            items.extend(result?);
+        }
+        items.sort_by(|a, b| {
+            (b.2.updated_at, &b.1, b.2.version).cmp(&(a.2.updated_at, &a.1, a.2.version))
+        });
+        let more = items.len() > count;
+        items.truncate(count);
+        let next = if more {
+            items.last().map(|(_, id, s)| {
+                sql::HistoryCursor {
+                    micros: s.updated_at.timestamp_micros(),
+                    version: s.version,
+                    id: id.clone(),
+                }
+                .to_string()
+            })
+        } else {
+            None
+        };
+        Ok(HistoryPage { items, next })
+    }
+
+    /// Appends an audit record on its own (for requests that write nothing), on the shard
+    /// that holds `near` (a resource the request touched) or on shard 0. Returns once the
+    /// record is durable.
+    pub async fn append_audit(
+        &self,
+        near: Option<(&str, &str)>,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let shard = match near {
+            Some((rtype, id)) => self.locate(rtype, id).await.ok().flatten().unwrap_or(0),
+            None => 0,
+        };
+        let mut tx = self.pool(shard).begin().await?;
+        audit::append(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Verifies every audit chain of every shard. `Ok(Ok(n))`: `n` records checked, all whole.
+    pub async fn verify_audit(&self) -> Result<Result<u64, BrokenLink>, StoreError> {
+        let mut total = 0;
+        for shard in 0..self.n_shards() {
+            let mut conn = self.pool(shard).acquire().await?;
+            match audit::verify_shard(&mut conn, shard).await? {
+                Ok(n) => total += n,
+                Err(broken) => return Ok(Err(broken)),
+            }
+        }
+        Ok(Ok(total))
+    }
+
+    /// Reads audit records, newest first within each chain, up to `limit` per shard.
+    pub async fn audit_records(&self, limit: i64) -> Result<Vec<audit::StoredAudit>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..self.n_shards() {
+            let rows = sqlx::query(
+                "SELECT chain, seq, at, record FROM audit ORDER BY at DESC, chain, seq DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(self.pool(shard))
+            .await?;
+            for row in rows {
+                let record: Vec<u8> = row.try_get("record")?;
+                out.push(audit::StoredAudit {
+                    shard,
+                    chain: row.try_get("chain")?,
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    record: serde_json::from_slice(&record)
+                        .map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        for shard in &self.inner.shards {
+            shard.primary.close().await;
+        }
+    }
+}
+
+/// The current version of a resource and whether it is deleted, locking its row.
+async fn current_version(
+    conn: &mut PgConnection,
+    rtype: &str,
+    id: &str,
+) -> Result<Option<(u64, bool)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT version, deleted FROM resources WHERE rtype = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(rtype)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(r) => Ok(Some((
+            r.try_get::<i64, _>("version")? as u64,
+            r.try_get("deleted")?,
+        ))),
+        None => Ok(None),
+    }
+}

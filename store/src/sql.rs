@@ -1,0 +1,372 @@
+//! The SQL of writes, index maintenance and search. Every value is bound, never pasted.
+
+use chrono::{DateTime, Utc};
+use model::Entity;
+use model::index::IndexEntry;
+use model::query::{Predicate, Prefix, Query, StringMatch, SystemMatch};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+
+use crate::{StoreError, Stored, codec};
+
+/// Writes a version: the current row, its history row and a change-feed row, in one
+/// statement. Returns the commit-side timestamp it was given.
+pub(crate) async fn put_version(
+    conn: &mut PgConnection,
+    entity: &Entity,
+    bucket: u32,
+    body: Option<&[u8]>,
+    op: &str,
+) -> Result<DateTime<Utc>, StoreError> {
+    let row = sqlx::query(
+        "WITH now AS (SELECT date_trunc('microseconds', clock_timestamp()) AS t), \
+         cur AS (INSERT INTO resources (rtype, id, bucket, version, deleted, updated_at, patient, body) \
+                 SELECT $1, $2, $3, $4, $5, now.t, $6, $7 FROM now \
+                 ON CONFLICT (rtype, id) DO UPDATE SET version = EXCLUDED.version, \
+                   deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at, \
+                   patient = EXCLUDED.patient, body = EXCLUDED.body), \
+         hist AS (INSERT INTO history (rtype, id, version, bucket, deleted, updated_at, body) \
+                 SELECT $1, $2, $4, $3, $5, now.t, $7 FROM now), \
+         feed AS (INSERT INTO changes (rtype, id, version, op, at) SELECT $1, $2, $4, $8, now.t FROM now) \
+         SELECT t FROM now",
+    )
+    .bind(&entity.source_type)
+    .bind(&entity.id)
+    .bind(bucket as i32)
+    .bind(entity.version as i64)
+    .bind(body.is_none())
+    .bind(&entity.patient)
+    .bind(body)
+    .bind(op)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("t")?)
+}
+
+/// Replaces a resource's index entries, in one statement.
+pub(crate) async fn replace_index(
+    conn: &mut PgConnection,
+    rtype: &str,
+    id: &str,
+    entries: &[IndexEntry],
+) -> Result<(), StoreError> {
+    let mut tok: (Vec<&str>, Vec<Option<&str>>, Vec<&str>) = Default::default();
+    let mut st: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+    let mut dt: (Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
+    let mut rf: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+    for e in entries {
+        match e {
+            IndexEntry::Token {
+                param,
+                system,
+                code,
+            } => {
+                tok.0.push(param);
+                tok.1.push(system.as_deref());
+                tok.2.push(code);
+            }
+            IndexEntry::String {
+                param,
+                normalized,
+                exact,
+            } => {
+                st.0.push(param);
+                st.1.push(normalized);
+                st.2.push(exact);
+            }
+            IndexEntry::Date { param, low, high } => {
+                dt.0.push(param);
+                dt.1.push(*low);
+                dt.2.push(*high);
+            }
+            IndexEntry::Reference {
+                param,
+                target_type,
+                target_id,
+            } => {
+                rf.0.push(param);
+                rf.1.push(target_type);
+                rf.2.push(target_id);
+            }
+        }
+    }
+    // All sub-statements see one snapshot, so the deletes never touch the new rows.
+    sqlx::query(
+        "WITH d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \
+         d2 AS (DELETE FROM idx_string WHERE rtype = $1 AND id = $2), \
+         d3 AS (DELETE FROM idx_date WHERE rtype = $1 AND id = $2), \
+         d4 AS (DELETE FROM idx_reference WHERE rtype = $1 AND id = $2), \
+         i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
+                SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
+         i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
+                SELECT $1, $2, * FROM unnest($6::text[], $7::text[], $8::text[])), \
+         i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
+                SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])), \
+         i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
+                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])) \
+         SELECT 1",
+    )
+    .bind(rtype)
+    .bind(id)
+    .bind(&tok.0)
+    .bind(&tok.1)
+    .bind(&tok.2)
+    .bind(&st.0)
+    .bind(&st.1)
+    .bind(&st.2)
+    .bind(&dt.0)
+    .bind(&dt.1)
+    .bind(&dt.2)
+    .bind(&rf.0)
+    .bind(&rf.1)
+    .bind(&rf.2)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A stored version from a row with `version`, `updated_at` and `body`.
+pub(crate) fn stored_from_row(row: &PgRow) -> Result<Stored, StoreError> {
+    let body: Option<Vec<u8>> = row.try_get("body")?;
+    Ok(Stored {
+        version: row.try_get::<i64, _>("version")? as u64,
+        updated_at: row.try_get("updated_at")?,
+        entity: body.as_deref().map(codec::decode).transpose()?,
+    })
+}
+
+/// Pushes `resource range [lo, hi]` compared with the searched range `[low, high]`.
+fn push_range(
+    qb: &mut QueryBuilder<Postgres>,
+    lo: &str,
+    hi: &str,
+    prefix: Prefix,
+    low: i64,
+    high: i64,
+) {
+    match prefix {
+        Prefix::Eq => {
+            qb.push(format!("({lo} >= ")).push_bind(low);
+            qb.push(format!(" AND {hi} <= ")).push_bind(high).push(")");
+        }
+        Prefix::Ne => {
+            qb.push(format!("NOT ({lo} >= ")).push_bind(low);
+            qb.push(format!(" AND {hi} <= ")).push_bind(high).push(")");
+        }
+        Prefix::Lt => {
+            qb.push(format!("{lo} < ")).push_bind(low);
+        }
+        Prefix::Gt => {
+            qb.push(format!("{hi} > ")).push_bind(high);
+        }
+        Prefix::Le => {
+            qb.push(format!("{lo} <= ")).push_bind(high);
+        }
+        Prefix::Ge => {
+            qb.push(format!("{hi} >= ")).push_bind(low);
+        }
+        Prefix::Sa => {
+            qb.push(format!("{lo} > ")).push_bind(high);
+        }
+        Prefix::Eb => {
+            qb.push(format!("{hi} < ")).push_bind(low);
+        }
+        Prefix::Ap => {
+            qb.push(format!("({lo} <= ")).push_bind(high);
+            qb.push(format!(" AND {hi} >= ")).push_bind(low).push(")");
+        }
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate) {
+    let exists = |qb: &mut QueryBuilder<Postgres>, table: &str, param: &str| {
+        qb.push(format!(
+            "EXISTS (SELECT 1 FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
+        ))
+        .push_bind(param.to_owned());
+    };
+    match p {
+        Predicate::Id(id) => {
+            qb.push("r.id = ").push_bind(id.clone());
+        }
+        Predicate::LastUpdated { prefix, low, high } => {
+            let us = "(extract(epoch FROM r.updated_at) * 1000000)::bigint";
+            push_range(qb, us, us, *prefix, *low, *high);
+        }
+        Predicate::Token {
+            param,
+            system,
+            code,
+        } => {
+            exists(qb, "idx_token", param);
+            if let Some(code) = code {
+                qb.push(" AND x.code = ").push_bind(code.clone());
+            }
+            match system {
+                SystemMatch::Any => {}
+                SystemMatch::None => {
+                    qb.push(" AND x.system IS NULL");
+                }
+                SystemMatch::Is(s) => {
+                    qb.push(" AND x.system = ").push_bind(s.clone());
+                }
+            }
+            qb.push(")");
+        }
+        Predicate::String { param, how, value } => {
+            exists(qb, "idx_string", param);
+            match how {
+                StringMatch::Exact => {
+                    qb.push(" AND x.exact = ").push_bind(value.clone());
+                }
+                StringMatch::StartsWith => {
+                    qb.push(" AND x.normalized LIKE ")
+                        .push_bind(format!("{}%", escape_like(value)));
+                }
+                StringMatch::Contains => {
+                    qb.push(" AND x.normalized LIKE ")
+                        .push_bind(format!("%{}%", escape_like(value)));
+                }
+            }
+            qb.push(")");
+        }
+        Predicate::Date {
+            param,
+            prefix,
+            low,
+            high,
+        } => {
+            exists(qb, "idx_date", param);
+            qb.push(" AND ");
+            push_range(qb, "x.low", "x.high", *prefix, *low, *high);
+            qb.push(")");
+        }
+        Predicate::Reference {
+            param,
+            target_type,
+            target_id,
+        } => {
+            exists(qb, "idx_reference", param);
+            qb.push(" AND x.target_id = ").push_bind(target_id.clone());
+            if let Some(t) = target_type {
+                qb.push(" AND x.target_type = ").push_bind(t.clone());
+            }
+            qb.push(")");
+        }
+    }
+}
+
+fn push_where(qb: &mut QueryBuilder<Postgres>, query: &Query) {
+    qb.push(" FROM resources r WHERE r.rtype = ")
+        .push_bind(query.source_type.clone())
+        .push(" AND NOT r.deleted");
+    for group in &query.all_of {
+        qb.push(" AND (");
+        for (i, p) in group.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            push_predicate(qb, p);
+        }
+        qb.push(")");
+    }
+}
+
+/// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
+/// and the shard's count of all matches when asked.
+pub(crate) async fn search_shard(
+    pool: &PgPool,
+    query: &Query,
+) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
+    let mut qb = QueryBuilder::new("SELECT r.id, r.version, r.updated_at, r.body");
+    push_where(&mut qb, query);
+    if let Some(after) = &query.after_id {
+        qb.push(" AND r.id > ").push_bind(after.clone());
+    }
+    qb.push(" ORDER BY r.id LIMIT ")
+        .push_bind((query.count + 1) as i64);
+    let rows = qb.build().fetch_all(pool).await?;
+    let items = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>("id")?, stored_from_row(r)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let total = if query.total {
+        let mut qb = QueryBuilder::new("SELECT count(*) AS n");
+        push_where(&mut qb, query);
+        let row = qb.build().fetch_one(pool).await?;
+        Some(row.try_get::<i64, _>("n")? as u64)
+    } else {
+        None
+    };
+    Ok((items, total))
+}
+
+/// Position in a type's history: after (older than) this version.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryCursor {
+    pub micros: i64,
+    pub version: u64,
+    pub id: String,
+}
+
+impl HistoryCursor {
+    pub fn parse(text: &str) -> Result<HistoryCursor, StoreError> {
+        let mut parts = text.splitn(3, '-');
+        let bad = || StoreError::Config(format!("invalid history cursor {text:?}"));
+        let micros = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let version = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let id = parts.next().ok_or_else(bad)?.to_owned();
+        Ok(HistoryCursor {
+            micros,
+            version,
+            id,
+        })
+    }
+}
+
+impl std::fmt::Display for HistoryCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}-{}", self.micros, self.version, self.id)
+    }
+}
+
+pub(crate) async fn history_type_shard(
+    pool: &PgPool,
+    rtype: &str,
+    limit: usize,
+    after: Option<&HistoryCursor>,
+) -> Result<Vec<(String, String, Stored)>, StoreError> {
+    let mut qb = QueryBuilder::new(
+        "SELECT rtype, id, version, updated_at, body FROM history WHERE rtype = ",
+    );
+    qb.push_bind(rtype.to_owned());
+    if let Some(c) = after {
+        let at = DateTime::<Utc>::from_timestamp_micros(c.micros)
+            .ok_or_else(|| StoreError::Config("history cursor out of range".into()))?;
+        qb.push(" AND (updated_at, id, version) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(c.id.clone())
+            .push(", ")
+            .push_bind(c.version as i64)
+            .push(")");
+    }
+    qb.push(" ORDER BY updated_at DESC, id DESC, version DESC LIMIT ")
+        .push_bind(limit as i64);
+    let rows = qb.build().fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>("rtype")?,
+                r.try_get::<String, _>("id")?,
+                stored_from_row(r)?,
+            ))
+        })
+        .collect()
+}
