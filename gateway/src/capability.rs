@@ -1,0 +1,63 @@
+//! The CapabilityStatement: generated from the search-parameter table and the interactions
+//! the dispatcher serves, so it states only what works.
+
+use mappings::search::params_of;
+use mappings::types::R4_RESOURCE_TYPES;
+use serde_json::{Value, json};
+
+/// The interactions served for every resource type.
+pub const TYPE_INTERACTIONS: &[&str] = &[
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+];
+
+/// The server's CapabilityStatement.
+pub fn capability_statement(base: &str) -> Value {
+    let resources: Vec<Value> = R4_RESOURCE_TYPES
+        .iter()
+        .map(|rtype| {
+            let mut params: Vec<Value> = vec![
+                json!({ "name": "_id", "type": "token" }),
+                json!({ "name": "_lastUpdated", "type": "date" }),
+            ];
+            params.extend(params_of(rtype).map(|p| {
+                json!({ "name": p.name, "type": p.kind.fhir_name() })
+            }));
+            json!({
+                "type": rtype,
+                "interaction": TYPE_INTERACTIONS.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>(),
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": false,
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+                "searchParam": params
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "kind": "instance",
+        "software": { "name": "fhirgate", "version": env!("CARGO_PKG_VERSION") },
+        "implementation": { "description": "fhirgate FHIR R4 gateway", "url": base },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "cors": false,
+                "description": "Bearer JWT (RFC 6750) with SMART v2 scopes; /metadata is public"
+            },
+            "resource": resources
+        }]
+    })
+}

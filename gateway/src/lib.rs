@@ -1,0 +1,96 @@
+//! The fhirgate gateway: FHIR R4 REST over the sharded store.
+//!
+//! This is the only crate that knows HTTP, JWT and the OperationOutcome wire format; it wires
+//! mappings (FHIR ⇄ model), store (PostgreSQL shards) and terminology together.
+//! [`app`] builds the router that `fhirgate up` serves and that the tests start.
+
+pub mod auth;
+mod bundle;
+pub mod capability;
+pub mod outcome;
+mod rest;
+pub mod up;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get};
+
+pub use auth::AuthConfig;
+
+/// Limits on what a client may send or ask for. Every one is configurable.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting (400 above).
+    pub max_json_depth: usize,
+    /// Longest path plus query string, in bytes (414 above).
+    pub max_url_bytes: usize,
+    /// Page size when `_count` is not given.
+    pub default_count: usize,
+    /// Largest page size.
+    pub max_count: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_json_depth: 64,
+            max_url_bytes: 8 * 1024,
+            default_count: 20,
+            max_count: 1000,
+        }
+    }
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Limits.
+    pub limits: Limits,
+    /// Token settings.
+    pub auth: AuthConfig,
+    /// The public base URL of the FHIR endpoint (e.g. `https://fhir.example.org/fhir`);
+    /// derived from the `Host` header when absent.
+    pub base_url: Option<String>,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: store::Store,
+    /// Settings.
+    pub config: Arc<GatewayConfig>,
+    /// Loaded code systems.
+    pub terminology: Arc<terminology::Terminology>,
+}
+
+/// The router: FHIR under `/fhir`, operational endpoints at the root.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(rest::healthz))
+        .route("/readyz", get(rest::readyz))
+        .route("/fhir", any(rest::dispatch))
+        .route("/fhir/", any(rest::dispatch))
+        .route("/fhir/{*rest}", any(rest::dispatch))
+        .fallback(rest::not_found)
+        .with_state(state)
+}
+
+/// Serves the app on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

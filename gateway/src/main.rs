@@ -1,0 +1,230 @@
+//! The `fhirgate` command: `up`, `token`, `audit verify`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use gateway::Limits;
+use gateway::auth::Claims;
+use gateway::up::{self, UpOptions};
+use store::cluster::ClusterSpec;
+
+fn cli() -> Command {
+    let data = || {
+        Arg::new("data")
+            .long("data")
+            .env("FHIRGATE_DATA")
+            .default_value("./fhirgate-data")
+            .value_parser(value_parser!(PathBuf))
+            .help("the data folder of the local cluster")
+    };
+    let limits = Limits::default();
+    Command::new("fhirgate")
+        .about("FHIR R4 gateway over sharded, replicated PostgreSQL")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("up")
+                .about("start a local cluster and serve FHIR on it until Ctrl-C")
+                .arg(data())
+                .arg(
+                    Arg::new("listen")
+                        .long("listen")
+                        .env("FHIRGATE_LISTEN")
+                        .default_value("127.0.0.1:8080"),
+                )
+                .arg(
+                    Arg::new("shards")
+                        .long("shards")
+                        .default_value("2")
+                        .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("standbys")
+                        .long("standbys")
+                        .default_value("1")
+                        .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("async-replication")
+                        .long("async-replication")
+                        .action(ArgAction::SetTrue)
+                        .help(
+                            "acknowledge writes before a standby has them (default: synchronous)",
+                        ),
+                )
+                .arg(
+                    Arg::new("terminology")
+                        .long("terminology")
+                        .env("FHIRGATE_TERMINOLOGY")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("folder of ICD-10 / ICPC-2 tables"),
+                )
+                .arg(
+                    Arg::new("max-body-bytes")
+                        .long("max-body-bytes")
+                        .env("FHIRGATE_MAX_BODY_BYTES")
+                        .default_value(limits.max_body_bytes.to_string())
+                        .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("max-json-depth")
+                        .long("max-json-depth")
+                        .env("FHIRGATE_MAX_JSON_DEPTH")
+                        .default_value(limits.max_json_depth.to_string())
+                        .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("max-url-bytes")
+                        .long("max-url-bytes")
+                        .env("FHIRGATE_MAX_URL_BYTES")
+                        .default_value(limits.max_url_bytes.to_string())
+                        .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("default-count")
+                        .long("default-count")
+                        .env("FHIRGATE_DEFAULT_COUNT")
+                        .default_value(limits.default_count.to_string())
+                        .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("max-count")
+                        .long("max-count")
+                        .env("FHIRGATE_MAX_COUNT")
+                        .default_value(limits.max_count.to_string())
+                        .value_parser(value_parser!(usize)),
+                ),
+        )
+        .subcommand(
+            Command::new("token")
+                .about("print a development bearer token signed with the data folder's key")
+                .arg(data())
+                .arg(Arg::new("role").long("role").required(true))
+                .arg(Arg::new("scope").long("scope").action(ArgAction::Append))
+                .arg(
+                    Arg::new("subject")
+                        .long("subject")
+                        .default_value("dev-user"),
+                )
+                .arg(Arg::new("practitioner").long("practitioner"))
+                .arg(Arg::new("patient").long("patient"))
+                .arg(
+                    Arg::new("ttl")
+                        .long("ttl")
+                        .default_value("3600")
+                        .value_parser(value_parser!(u64)),
+                ),
+        )
+        .subcommand(
+            Command::new("audit")
+                .about("audit log tools")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("verify")
+                        .about("walk every audit chain; exit 1 at the first broken link")
+                        .arg(data()),
+                ),
+        )
+}
+
+fn get<T: Clone + Send + Sync + 'static>(m: &ArgMatches, name: &str) -> Result<T> {
+    m.get_one::<T>(name)
+        .cloned()
+        .with_context(|| format!("missing --{name}"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("fhirgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let matches = cli().get_matches();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match matches.subcommand() {
+        Some(("up", m)) => {
+            let options = UpOptions {
+                data: get(m, "data")?,
+                listen: get::<String>(m, "listen")?
+                    .parse()
+                    .context("--listen must be an address like 127.0.0.1:8080")?,
+                spec: ClusterSpec {
+                    n_shards: get(m, "shards")?,
+                    n_standbys: get(m, "standbys")?,
+                    synchronous: !m.get_flag("async-replication"),
+                    ..ClusterSpec::default()
+                },
+                terminology: m.get_one::<PathBuf>("terminology").cloned(),
+                limits: Limits {
+                    max_body_bytes: get(m, "max-body-bytes")?,
+                    max_json_depth: get(m, "max-json-depth")?,
+                    max_url_bytes: get(m, "max-url-bytes")?,
+                    default_count: get(m, "default-count")?,
+                    max_count: get(m, "max-count")?,
+                },
+            };
+            if options.spec.n_shards == 0 {
+                bail!("--shards must be at least 1");
+            }
+            runtime.block_on(up::run(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(("token", m)) => {
+            let data: PathBuf = get(m, "data")?;
+            let auth = up::dev_auth(&data, false).context(
+                "no development signing key: run `fhirgate up` on this data folder first",
+            )?;
+            let now = chrono::Utc::now().timestamp() as u64;
+            let claims = Claims {
+                sub: get(m, "subject")?,
+                iss: auth.issuer.clone(),
+                aud: auth.audience.clone(),
+                exp: now + get::<u64>(m, "ttl")?,
+                iat: now,
+                nbf: None,
+                role: get(m, "role")?,
+                scope: m
+                    .get_many::<String>("scope")
+                    .map(|s| s.cloned().collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default(),
+                practitioner: m.get_one::<String>("practitioner").cloned(),
+                patient: m.get_one::<String>("patient").cloned(),
+            };
+            println!("{}", auth.mint(&claims).context("signing the token")?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(("audit", m)) => match m.subcommand() {
+            Some(("verify", m)) => {
+                let data: PathBuf = get(m, "data")?;
+                match runtime.block_on(up::audit_verify(&data))? {
+                    Ok(n) => {
+                        println!("audit log intact: {n} records in every chain verified");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(broken) => {
+                        println!("audit log BROKEN at {broken}");
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            }
+            _ => bail!("unknown audit command"),
+        },
+        _ => bail!("unknown command"),
+    }
+}

@@ -1,0 +1,217 @@
+//! The one place where errors become HTTP statuses and OperationOutcome bodies.
+//!
+//! | error | status | issue code |
+//! |---|---|---|
+//! | `Malformed` (bad JSON, bad query value) | 400 | `structure` / `value` / `invalid` |
+//! | `Unauthorized` | 401 + `WWW-Authenticate` | `login` |
+//! | `Forbidden` | 403 | `forbidden` |
+//! | `NotFound` (unknown type, id or route) | 404 | `not-found` |
+//! | `MethodNotAllowed` | 405 | `not-supported` |
+//! | `NotAcceptable` | 406 | `not-supported` |
+//! | `Conflict` | 409 | `conflict` |
+//! | `Gone` | 410 | `deleted` |
+//! | `PreconditionFailed` | 412 | `conflict` |
+//! | `TooLarge` | 413 | `too-costly` |
+//! | `UriTooLong` | 414 | `too-costly` |
+//! | `UnsupportedMediaType` | 415 | `not-supported` |
+//! | `Unprocessable` (FHIR rules broken) | 422 | from the issues |
+//! | `Internal` (details logged, never sent) | 500 | `exception` |
+//! | `Unavailable` | 503 | `transient` |
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mappings::{Issue, IssueCode, MappingError, Severity};
+use serde_json::{Value, json};
+
+/// A failed request, as the client will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed.
+    #[error("bad request")]
+    Malformed(Vec<Issue>),
+    /// No or bad credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Nothing there.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The path exists, the method does not.
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
+    /// No representation the client accepts.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    /// Conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Deleted.
+    #[error("gone: {0}")]
+    Gone(String),
+    /// A precondition (`If-Match`) failed.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    /// The body is larger than allowed.
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The URL is longer than allowed.
+    #[error("URL longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The body's media type is not supported.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// A valid document that breaks FHIR rules.
+    #[error("unprocessable")]
+    Unprocessable(Vec<Issue>),
+    /// Something failed on our side; the text is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A dependency is unavailable; the client may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// A 400 with one issue.
+    pub fn bad(expression: impl Into<String>, text: impl Into<String>) -> ApiError {
+        ApiError::Malformed(vec![Issue::error(IssueCode::Value, expression, text)])
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn issues(&self) -> Vec<Value> {
+        let simple = |code: &str, text: &str| vec![issue_json("error", code, text, None)];
+        match self {
+            ApiError::Malformed(issues) | ApiError::Unprocessable(issues) => {
+                issues.iter().map(issue_value).collect()
+            }
+            ApiError::Unauthorized(t) => simple("login", t),
+            ApiError::Forbidden(t) => simple("forbidden", t),
+            ApiError::NotFound(t) => simple("not-found", t),
+            ApiError::MethodNotAllowed(t) | ApiError::NotAcceptable(t) => {
+                simple("not-supported", t)
+            }
+            ApiError::UnsupportedMediaType(t) => simple("not-supported", t),
+            ApiError::Conflict(t) | ApiError::PreconditionFailed(t) => simple("conflict", t),
+            ApiError::Gone(t) => simple("deleted", t),
+            ApiError::TooLarge(_) | ApiError::UriTooLong(_) => {
+                simple("too-costly", &self.to_string())
+            }
+            ApiError::Internal(_) => simple("exception", "internal server error"),
+            ApiError::Unavailable(t) => simple("transient", t),
+        }
+    }
+}
+
+fn issue_json(severity: &str, code: &str, text: &str, expression: Option<&str>) -> Value {
+    let mut issue = json!({ "severity": severity, "code": code, "diagnostics": text });
+    if let Some(expr) = expression.filter(|e| !e.is_empty()) {
+        issue["expression"] = json!([expr]);
+    }
+    issue
+}
+
+/// An issue as FHIR JSON.
+pub fn issue_value(issue: &Issue) -> Value {
+    let code = match issue.code {
+        IssueCode::Structure => "structure",
+        IssueCode::Required => "required",
+        IssueCode::Value => "value",
+        IssueCode::Invariant => "invariant",
+        IssueCode::CodeInvalid => "code-invalid",
+        IssueCode::NotSupported => "not-supported",
+    };
+    let severity = match issue.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    issue_json(severity, code, &issue.diagnostics, Some(&issue.expression))
+}
+
+/// An OperationOutcome holding the given issues.
+pub fn outcome(issues: Vec<Value>) -> Value {
+    json!({ "resourceType": "OperationOutcome", "issue": issues })
+}
+
+impl From<MappingError> for ApiError {
+    fn from(err: MappingError) -> ApiError {
+        match err {
+            MappingError::Malformed(text) => {
+                ApiError::Malformed(vec![Issue::error(IssueCode::Structure, "", text)])
+            }
+            MappingError::TooDeep { .. } => ApiError::Malformed(vec![Issue::error(
+                IssueCode::Structure,
+                "",
+                err.to_string(),
+            )]),
+            MappingError::UnknownType(t) => {
+                ApiError::NotFound(format!("unknown resource type {t}"))
+            }
+            MappingError::Invalid(issues) => ApiError::Unprocessable(issues),
+        }
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(err: store::StoreError) -> ApiError {
+        use store::StoreError as E;
+        match err {
+            E::NotFound => ApiError::NotFound("resource not found".into()),
+            E::Gone(v) => ApiError::Gone(format!("resource was deleted (version {v})")),
+            E::VersionConflict { expected, current } => {
+                ApiError::PreconditionFailed(match current {
+                    Some(c) => format!("version {expected} is not the current version {c}"),
+                    None => format!("version {expected} does not exist"),
+                })
+            }
+            E::Contention => {
+                ApiError::Conflict("a concurrent write to the same resource won; retry".into())
+            }
+            e if e.is_unavailable() => {
+                ApiError::Unavailable("the store is unavailable; retry".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = outcome(self.issues()).to_string();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+json; charset=utf-8"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"fhirgate\", error=\"invalid_token\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,723 @@
+//! FHIR REST: one dispatcher for everything under `/fhir`, so that every request passes the
+//! same checks (URL length, token, content negotiation) and leaves exactly one audit record.
+//!
+//! A write's audit record is committed in the write's own transaction; every other request's
+//! record is appended (durably) before the response is sent, and a request whose record
+//! cannot be written fails with 503.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mappings::dates::format_instant;
+use mappings::entity::{to_entity, to_fhir};
+use mappings::json::{JsonLimits, Resource, is_valid_id, parse_resource};
+use mappings::search::{SearchLimits, parse_query};
+use mappings::types::is_resource_type;
+use serde_json::{Value, json};
+use store::{AuditRecord, Stored, WriteKind};
+
+use crate::AppState;
+use crate::auth::{Action, Principal};
+use crate::bundle;
+use crate::outcome::{ApiError, issue_value, outcome};
+
+const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+/// Per-request facts the audit record and the handlers share.
+struct Ctx {
+    audit: AuditRecord,
+    /// The write committed the audit record with it.
+    recorded: bool,
+    /// A resource the request touched, to place its audit record on that shard.
+    near: Option<(String, String)>,
+    base: String,
+}
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let systems: Vec<Value> = state
+        .terminology
+        .systems()
+        .iter()
+        .map(|s| json!({ "system": s.uri, "concepts": s.concept_count }))
+        .collect();
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            json!({ "status": "ready", "shards": state.store.n_shards(), "terminology": systems })
+                .to_string(),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "unavailable", "error": "a shard does not answer" }).to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> Response {
+    ApiError::NotFound("no such endpoint; the FHIR base is /fhir".into()).into_response()
+}
+
+pub(crate) async fn dispatch(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let header_str = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let base = match &state.config.base_url {
+        Some(b) => b.trim_end_matches('/').to_owned(),
+        None => format!(
+            "http://{}/fhir",
+            header_str(header::HOST).unwrap_or_else(|| "localhost".into())
+        ),
+    };
+    let mut ctx = Ctx {
+        audit: AuditRecord {
+            client_ip: Some(peer.ip().to_string()),
+            user_agent: header_str(header::USER_AGENT),
+            request_id: parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            interaction: "unknown".into(),
+            ..AuditRecord::default()
+        },
+        recorded: false,
+        near: None,
+        base,
+    };
+    let result = handle(
+        &state,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        body,
+        &mut ctx,
+    )
+    .await;
+    let response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            if err.status().is_server_error() {
+                tracing::error!(error = %err, path = %parts.uri.path(), "request failed");
+            }
+            err.into_response()
+        }
+    };
+    if !ctx.recorded {
+        ctx.audit.outcome = response.status().as_u16();
+        let near = ctx.near.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
+        if let Err(err) = state.store.append_audit(near, &ctx.audit).await {
+            tracing::error!(error = %err, "audit record could not be written; refusing the request");
+            return ApiError::Unavailable(
+                "the audit log cannot be written; request refused".into(),
+            )
+            .into_response();
+        }
+    }
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Body,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let limits = &state.config.limits;
+    let url_len = uri.path().len() + uri.query().map_or(0, str::len);
+    if url_len > limits.max_url_bytes {
+        return Err(ApiError::UriTooLong(limits.max_url_bytes));
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    negotiate(headers, &pairs)?;
+    let path = uri.path().trim_start_matches("/fhir").trim_matches('/');
+    let segments: Vec<&str> = if path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('/').collect()
+    };
+    if segments.as_slice() == ["metadata"] {
+        ctx.audit.interaction = "capabilities".into();
+        return match *method {
+            Method::GET => Ok(json_response(
+                StatusCode::OK,
+                crate::capability::capability_statement(&ctx.base).to_string(),
+            )),
+            _ => Err(ApiError::MethodNotAllowed(
+                "metadata is read with GET".into(),
+            )),
+        };
+    }
+    let principal = authenticate(state, headers)?;
+    ctx.audit.subject = Some(principal.subject.clone());
+    ctx.audit.role = Some(principal.role.clone());
+    ctx.audit.practitioner = principal.practitioner.clone();
+
+    let Some((&rtype, rest)) = segments.split_first() else {
+        return Err(ApiError::NotFound(
+            "system-level interactions are not supported yet".into(),
+        ));
+    };
+    if !is_resource_type(rtype) {
+        return Err(ApiError::NotFound(format!("unknown resource type {rtype}")));
+    }
+    ctx.audit.resource_type = Some(rtype.to_owned());
+    match (method.clone(), rest) {
+        (Method::POST, []) => {
+            ctx.audit.interaction = "create".into();
+            principal.authorize(rtype, Action::Create)?;
+            let bytes = read_body(state, headers, body).await?;
+            create(state, rtype, &bytes, headers, ctx).await
+        }
+        (Method::GET, []) => {
+            ctx.audit.interaction = "search-type".into();
+            principal.authorize(rtype, Action::Search)?;
+            search(state, rtype, &pairs, ctx).await
+        }
+        (Method::POST, ["_search"]) => {
+            ctx.audit.interaction = "search-type".into();
+            principal.authorize(rtype, Action::Search)?;
+            let bytes = read_form(state, headers, body).await?;
+            let mut all = pairs.clone();
+            all.extend(
+                form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())),
+            );
+            search(state, rtype, &all, ctx).await
+        }
+        (Method::GET, ["_history"]) => {
+            ctx.audit.interaction = "history-type".into();
+            principal.authorize(rtype, Action::Search)?;
+            history(state, rtype, None, &pairs, ctx).await
+        }
+        (Method::GET, [id]) => {
+            ctx.audit.interaction = "read".into();
+            note_target(ctx, rtype, id)?;
+            principal.authorize(rtype, Action::Read)?;
+            read(state, rtype, id, None, ctx).await
+        }
+        (Method::PUT, [id]) => {
+            ctx.audit.interaction = "update".into();
+            note_target(ctx, rtype, id)?;
+            principal.authorize(rtype, Action::Update)?;
+            let bytes = read_body(state, headers, body).await?;
+            update(state, rtype, id, &bytes, headers, ctx).await
+        }
+        (Method::DELETE, [id]) => {
+            ctx.audit.interaction = "delete".into();
+            note_target(ctx, rtype, id)?;
+            principal.authorize(rtype, Action::Delete)?;
+            delete(state, rtype, id, headers, ctx).await
+        }
+        (Method::GET, [id, "_history"]) => {
+            ctx.audit.interaction = "history-instance".into();
+            note_target(ctx, rtype, id)?;
+            principal.authorize(rtype, Action::Read)?;
+            history(state, rtype, Some(id), &pairs, ctx).await
+        }
+        (Method::GET, [id, "_history", vid]) => {
+            ctx.audit.interaction = "vread".into();
+            note_target(ctx, rtype, id)?;
+            principal.authorize(rtype, Action::Read)?;
+            let version = vid
+                .parse::<u64>()
+                .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
+            read(state, rtype, id, Some(version), ctx).await
+        }
+        (_, [] | ["_search"] | ["_history"] | [_] | [_, "_history"] | [_, "_history", _]) => Err(
+            ApiError::MethodNotAllowed(format!("{method} is not supported here")),
+        ),
+        _ => Err(ApiError::NotFound(format!(
+            "no such endpoint: {}",
+            uri.path()
+        ))),
+    }
+}
+
+fn note_target(ctx: &mut Ctx, rtype: &str, id: &str) -> Result<(), ApiError> {
+    if !is_valid_id(id) {
+        return Err(ApiError::NotFound(format!("{id:?} is not a valid id")));
+    }
+    ctx.audit.resource_id = Some(id.to_owned());
+    ctx.near = Some((rtype.to_owned(), id.to_owned()));
+    Ok(())
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+        })?;
+    state.config.auth.verify(token.trim())
+}
+
+/// Only JSON is served today: `_format` and `Accept` must allow it.
+fn negotiate(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<(), ApiError> {
+    let json_ok = |t: &str| {
+        let t = t.split(';').next().unwrap_or("").trim();
+        matches!(
+            t,
+            "json"
+                | "application/json"
+                | "application/fhir+json"
+                | "application/json+fhir"
+                | "*/*"
+                | "application/*"
+                | "text/json"
+        )
+    };
+    if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "_format") {
+        if !json_ok(f) {
+            return Err(ApiError::NotAcceptable(format!(
+                "_format {f:?} is not supported; this server speaks application/fhir+json"
+            )));
+        }
+        return Ok(());
+    }
+    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+        && !accept.trim().is_empty()
+        && !accept.split(',').any(json_ok)
+    {
+        return Err(ApiError::NotAcceptable(format!(
+            "cannot produce {accept:?}; this server speaks application/fhir+json"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a FHIR JSON body, refusing more than the limit while reading.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    if !matches!(
+        mime,
+        "application/fhir+json" | "application/json" | "application/json+fhir"
+    ) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be application/fhir+json, got {ctype:?}"
+        )));
+    }
+    limited_bytes(state, headers, body).await
+}
+
+async fn read_form(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::UnsupportedMediaType(
+            "POST _search takes application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let bytes = limited_bytes(state, headers, body).await?;
+    if bytes.len() > state.config.limits.max_url_bytes {
+        return Err(ApiError::UriTooLong(state.config.limits.max_url_bytes));
+    }
+    Ok(bytes)
+}
+
+async fn limited_bytes(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
+    let max = state.config.limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::TooLarge(max));
+    }
+    match axum::body::to_bytes(body, max).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(err) => {
+            let inner = err.into_inner();
+            if inner.is::<http_body_util::LengthLimitError>() {
+                Err(ApiError::TooLarge(max))
+            } else {
+                Err(ApiError::bad(
+                    "",
+                    format!("could not read the request body: {inner}"),
+                ))
+            }
+        }
+    }
+}
+
+fn parse_checked(state: &AppState, rtype: &str, bytes: &[u8]) -> Result<Resource, ApiError> {
+    let limits = JsonLimits {
+        max_depth: state.config.limits.max_json_depth,
+    };
+    let resource = parse_resource(bytes, &limits).map_err(|e| match e {
+        // An unknown type in a body is a bad body, not a missing endpoint.
+        mappings::MappingError::UnknownType(t) => {
+            ApiError::bad("resourceType", format!("unknown resource type {t}"))
+        }
+        other => other.into(),
+    })?;
+    if resource.resource_type() != rtype {
+        return Err(ApiError::bad(
+            "resourceType",
+            format!(
+                "the body is a {} but the URL names {rtype}",
+                resource.resource_type()
+            ),
+        ));
+    }
+    let issues = mappings::rules::check_required(&resource);
+    if !issues.is_empty() {
+        return Err(ApiError::Unprocessable(issues));
+    }
+    Ok(resource)
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    let inner = text.trim().trim_start_matches("W/").trim_matches('"');
+    inner.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad(
+            "If-Match",
+            format!("{text:?} is not a version ETag like W/\"3\""),
+        )
+    })
+}
+
+fn prefer_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("return=minimal"))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    r
+}
+
+fn version_headers(r: &mut Response, version: u64, updated: chrono::DateTime<chrono::Utc>) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&updated.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+}
+
+/// Renders a stored entity as FHIR JSON text.
+pub(crate) fn render(stored: &Stored) -> Option<Value> {
+    stored.entity.as_ref().map(|e| {
+        Value::Object(to_fhir(
+            e,
+            Some(&format_instant(stored.updated_at.timestamp_micros())),
+        ))
+    })
+}
+
+async fn create(
+    state: &AppState,
+    rtype: &str,
+    bytes: &[u8],
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let mut resource = parse_checked(state, rtype, bytes)?;
+    let mut entity = to_entity(&resource);
+    // The server assigns the id on create (a client's id is ignored, as the spec says).
+    let id = if rtype == "Patient" {
+        state.store.new_id(None)
+    } else {
+        state.store.new_id(entity.patient.as_deref())
+    };
+    resource.set_id(&id);
+    entity.id = id.clone();
+    if rtype == "Patient" {
+        entity.patient = Some(id.clone());
+    }
+    ctx.audit.resource_id = Some(id.clone());
+    ctx.audit.patients = entity.patient.iter().cloned().collect();
+    write(
+        state,
+        WriteKind::Create,
+        resource,
+        entity,
+        None,
+        headers,
+        ctx,
+    )
+    .await
+}
+
+async fn update(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    bytes: &[u8],
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let resource = parse_checked(state, rtype, bytes)?;
+    match resource.id() {
+        Some(body_id) if body_id == id => {}
+        Some(body_id) => {
+            return Err(ApiError::bad(
+                format!("{rtype}.id"),
+                format!("the body's id {body_id:?} differs from the URL's {id:?}"),
+            ));
+        }
+        None => {
+            return Err(ApiError::bad(
+                format!("{rtype}.id"),
+                "an update must carry the resource's id",
+            ));
+        }
+    }
+    let expected = if_match(headers)?;
+    let entity = to_entity(&resource);
+    ctx.audit.patients = entity.patient.iter().cloned().collect();
+    write(
+        state,
+        WriteKind::Upsert,
+        resource,
+        entity,
+        expected,
+        headers,
+        ctx,
+    )
+    .await
+}
+
+async fn write(
+    state: &AppState,
+    kind: WriteKind,
+    resource: Resource,
+    entity: model::Entity,
+    expected: Option<u64>,
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let index = mappings::search::index_entries(&resource);
+    let rtype = entity.source_type.clone();
+    let id = entity.id.clone();
+    // The record is committed with the write, so it states the outcome of a commit.
+    ctx.audit.outcome = if kind == WriteKind::Create { 201 } else { 200 };
+    let written = state
+        .store
+        .write(kind, &entity, &index, expected, &mut ctx.audit)
+        .await?;
+    ctx.recorded = true;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    if !written.created && ctx.audit.outcome == 201 {
+        ctx.audit.outcome = 200;
+    }
+    let mut stored_entity = entity;
+    stored_entity.version = written.version;
+    let stored = Stored {
+        version: written.version,
+        updated_at: written.updated_at,
+        entity: Some(stored_entity),
+    };
+    let body = if prefer_minimal(headers) {
+        String::new()
+    } else {
+        render(&stored).map(|v| v.to_string()).unwrap_or_default()
+    };
+    let mut r = json_response(status, body);
+    version_headers(&mut r, written.version, written.updated_at);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{}/{rtype}/{id}/_history/{}",
+        ctx.base, written.version
+    )) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn delete(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let expected = if_match(headers)?;
+    ctx.audit.outcome = 204;
+    match state
+        .store
+        .delete(rtype, id, expected, &mut ctx.audit)
+        .await?
+    {
+        Some(written) => {
+            ctx.recorded = true;
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", written.version)) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            Ok(r)
+        }
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn read(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    version: Option<u64>,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let stored = match version {
+        None => state.store.read(rtype, id).await?,
+        Some(v) => state.store.vread(rtype, id, v).await?,
+    };
+    let Some(stored) = stored else {
+        return Err(ApiError::NotFound(match version {
+            None => format!("{rtype}/{id} is not known"),
+            Some(v) => format!("{rtype}/{id} has no version {v}"),
+        }));
+    };
+    ctx.audit.version = Some(stored.version);
+    let Some(body) = render(&stored) else {
+        return Err(ApiError::Gone(format!(
+            "{rtype}/{id} was deleted (version {})",
+            stored.version
+        )));
+    };
+    if let Some(p) = stored.entity.as_ref().and_then(|e| e.patient.clone()) {
+        ctx.audit.patients = vec![p];
+    }
+    let mut r = json_response(StatusCode::OK, body.to_string());
+    version_headers(&mut r, stored.version, stored.updated_at);
+    Ok(r)
+}
+
+async fn search(
+    state: &AppState,
+    rtype: &str,
+    pairs: &[(String, String)],
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let limits = SearchLimits {
+        default_count: state.config.limits.default_count,
+        max_count: state.config.limits.max_count,
+    };
+    let parsed = parse_query(rtype, pairs, &limits).map_err(ApiError::Malformed)?;
+    let page = state.store.search(&parsed.query).await?;
+    let mut patients: Vec<String> = page
+        .items
+        .iter()
+        .filter_map(|s| s.entity.as_ref().and_then(|e| e.patient.clone()))
+        .collect();
+    patients.sort();
+    patients.dedup();
+    ctx.audit.patients = patients;
+    let warnings: Vec<Value> = parsed.ignored.iter().map(issue_value).collect();
+    let warning = (!warnings.is_empty()).then(|| outcome(warnings));
+    let body = bundle::searchset(&ctx.base, rtype, &parsed, &page, warning);
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+async fn history(
+    state: &AppState,
+    rtype: &str,
+    id: Option<&str>,
+    pairs: &[(String, String)],
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let mut count = state.config.limits.default_count;
+    let mut cursor = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "_count" => {
+                count = v
+                    .parse::<usize>()
+                    .map_err(|_| ApiError::bad("_count", format!("{v:?} is not a whole number")))?
+                    .min(state.config.limits.max_count)
+            }
+            "_cursor" => cursor = Some(v.clone()),
+            _ => {}
+        }
+    }
+    let page = match id {
+        Some(id) => {
+            let before = cursor
+                .as_deref()
+                .map(|c| {
+                    c.parse::<u64>()
+                        .map_err(|_| ApiError::bad("_cursor", "invalid paging cursor"))
+                })
+                .transpose()?;
+            let page = state
+                .store
+                .history_instance(rtype, id, count, before)
+                .await?;
+            if page.items.is_empty() && before.is_none() {
+                return Err(ApiError::NotFound(format!("{rtype}/{id} is not known")));
+            }
+            page
+        }
+        None => state
+            .store
+            .history_type(rtype, count, cursor.as_deref())
+            .await
+            .map_err(|e| match e {
+                store::StoreError::Config(t) => ApiError::bad("_cursor", t),
+                other => other.into(),
+            })?,
+    };
+    let self_path = match id {
+        Some(id) => format!("{rtype}/{id}/_history"),
+        None => format!("{rtype}/_history"),
+    };
+    let body = bundle::history(&ctx.base, &self_path, count, &page);
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}

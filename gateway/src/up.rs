@@ -1,0 +1,298 @@
+//! `fhirgate up`: a local cluster (shards of a primary and standbys), migrations, the
+//! development signing key, and the server, stopped together on Ctrl-C or SIGTERM.
+//!
+//! The launcher lives in `store::cluster`; only this module and the tests reach it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use store::cluster::{ClusterSpec, LocalCluster};
+use store::{ShardConfig, StoreConfig};
+
+use crate::{AppState, AuthConfig, GatewayConfig, Limits};
+
+/// The database fhirgate uses on every shard of a local cluster.
+pub const DATABASE: &str = "fhirgate";
+/// The issuer of development tokens.
+pub const DEV_ISSUER: &str = "fhirgate-dev";
+/// The audience of development tokens.
+pub const DEV_AUDIENCE: &str = "fhirgate";
+
+/// Why `up` (or a command that needs the local cluster) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The launcher failed.
+    #[error(transparent)]
+    Cluster(#[from] store::cluster::ClusterError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The terminology tables could not be loaded.
+    #[error(transparent)]
+    Terminology(#[from] terminology::TerminologyError),
+    /// A file or socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another `fhirgate up` serves this data folder.
+    #[error("fhirgate up is already running on {dir} (pid {pid})")]
+    AlreadyRunning {
+        /// The data folder.
+        dir: PathBuf,
+        /// Its process.
+        pid: u32,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpError {
+    let what = what.into();
+    move |source| UpError::Io { what, source }
+}
+
+/// Options of `fhirgate up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The data folder.
+    pub data: PathBuf,
+    /// Where to serve.
+    pub listen: SocketAddr,
+    /// The cluster's shape.
+    pub spec: ClusterSpec,
+    /// Terminology tables to load.
+    pub terminology: Option<PathBuf>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// What a running `up` publishes for other commands on the same data folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunFile {
+    /// The `up` process.
+    pub pid: u32,
+    /// Where it serves.
+    pub listen: String,
+    /// The gateway role's URL of each shard's primary.
+    pub shard_urls: Vec<String>,
+}
+
+fn run_file_path(data: &Path) -> PathBuf {
+    data.join("secrets").join("run.json")
+}
+
+/// The running `up` on `data`, if any.
+pub fn running(data: &Path) -> Option<RunFile> {
+    let text = std::fs::read_to_string(run_file_path(data)).ok()?;
+    let run: RunFile = serde_json::from_str(&text).ok()?;
+    Path::new(&format!("/proc/{}", run.pid))
+        .exists()
+        .then_some(run)
+}
+
+/// The store configuration of a local cluster's database `db`.
+pub fn store_config(cluster: &LocalCluster, db: &str) -> StoreConfig {
+    StoreConfig {
+        shards: cluster
+            .shards()
+            .iter()
+            .map(|s| ShardConfig {
+                primary_url: cluster.app_url(&s.primary, db),
+                standby_urls: s.standbys.iter().map(|n| cluster.app_url(n, db)).collect(),
+            })
+            .collect(),
+        n_buckets: store::placement::DEFAULT_BUCKETS,
+        max_connections: 32,
+        acquire_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Applies the schema migrations to database `db` on every shard of a local cluster.
+pub async fn migrate(cluster: &LocalCluster, db: &str) -> Result<(), UpError> {
+    let urls: Vec<String> = cluster
+        .shards()
+        .iter()
+        .map(|s| cluster.superuser_url(&s.primary, db))
+        .collect();
+    store::migrate(&urls).await?;
+    Ok(())
+}
+
+/// The development token settings of a data folder (creating the key if asked).
+pub fn dev_auth(data: &Path, create: bool) -> Result<AuthConfig, UpError> {
+    let key = crate::auth::dev_key(data, create).map_err(io(format!(
+        "reading the development signing key {}",
+        crate::auth::dev_key_path(data).display()
+    )))?;
+    Ok(AuthConfig {
+        issuer: DEV_ISSUER.into(),
+        audience: DEV_AUDIENCE.into(),
+        leeway_secs: 30,
+        hs256_secret: key,
+    })
+}
+
+/// Starts the local cluster under `data` (blocking work runs off the async threads).
+pub async fn start_cluster(data: &Path, spec: &ClusterSpec) -> Result<LocalCluster, UpError> {
+    let data = data.to_owned();
+    let spec = *spec;
+    tokio::task::spawn_blocking(move || LocalCluster::start(&data, &spec))
+        .await
+        .map_err(|e| UpError::Io {
+            what: "starting the cluster".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(UpError::from)
+}
+
+/// Stops a local cluster (blocking work runs off the async threads).
+pub async fn stop_cluster(mut cluster: LocalCluster) {
+    let stopped = tokio::task::spawn_blocking(move || cluster.stop()).await;
+    match stopped {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "stopping the cluster failed"),
+        Err(e) => tracing::error!(error = %e, "stopping the cluster panicked"),
+    }
+}
+
+/// Runs `fhirgate up` until Ctrl-C or SIGTERM, then stops everything it started.
+pub async fn run(options: UpOptions) -> Result<(), UpError> {
+    if let Some(run) = running(&options.data) {
+        return Err(UpError::AlreadyRunning {
+            dir: options.data.clone(),
+            pid: run.pid,
+        });
+    }
+    std::fs::create_dir_all(&options.data).map_err(io(format!(
+        "creating the data folder {}",
+        options.data.display()
+    )))?;
+    let terminology = match &options.terminology {
+        Some(dir) => terminology::Terminology::load_dir(dir)?,
+        None => terminology::Terminology::empty(),
+    };
+    let auth = dev_auth(&options.data, true)?;
+    let cluster = start_cluster(&options.data, &options.spec).await?;
+    let result = serve_on(&options, &cluster, auth, terminology).await;
+    stop_cluster(cluster).await;
+    let _ = std::fs::remove_file(run_file_path(&options.data));
+    result
+}
+
+async fn serve_on(
+    options: &UpOptions,
+    cluster: &LocalCluster,
+    auth: AuthConfig,
+    terminology: terminology::Terminology,
+) -> Result<(), UpError> {
+    migrate(cluster, DATABASE).await?;
+    let config = store_config(cluster, DATABASE);
+    let store = store::Store::connect(&config)?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(io(format!("listening on {}", options.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(io("reading the listen address"))?;
+    let run = RunFile {
+        pid: std::process::id(),
+        listen: local.to_string(),
+        shard_urls: config
+            .shards
+            .iter()
+            .map(|s| s.primary_url.clone())
+            .collect(),
+    };
+    write_private(
+        &run_file_path(&options.data),
+        &serde_json::to_vec_pretty(&run).unwrap_or_default(),
+    )?;
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(GatewayConfig {
+            limits: options.limits,
+            auth,
+            base_url: None,
+        }),
+        terminology: Arc::new(terminology),
+    };
+    println!(
+        "fhirgate serving http://{local}/fhir ({} shards × {} standby, data in {})",
+        cluster.shards().len(),
+        options.spec.n_standbys,
+        options.data.display()
+    );
+    crate::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(io("serving"))?;
+    store.close().await;
+    println!("fhirgate stopping");
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), UpError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("writing {}", path.display())))?;
+    file.write_all(bytes)
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+/// Verifies every audit chain of the data folder's cluster: through the running `up` when
+/// there is one, else by starting the cluster for the check and stopping it after.
+pub async fn audit_verify(data: &Path) -> Result<Result<u64, store::BrokenLink>, UpError> {
+    if let Some(run) = running(data) {
+        let store = store::Store::connect(&StoreConfig {
+            shards: run
+                .shard_urls
+                .iter()
+                .map(|u| ShardConfig {
+                    primary_url: u.clone(),
+                    standby_urls: Vec::new(),
+                })
+                .collect(),
+            n_buckets: store::placement::DEFAULT_BUCKETS,
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(10),
+        })?;
+        return Ok(store.verify_audit().await?);
+    }
+    let cluster = start_cluster(data, &ClusterSpec::default()).await?;
+    let result = async {
+        migrate(&cluster, DATABASE).await?;
+        let store = store::Store::connect(&store_config(&cluster, DATABASE))?;
+        let verdict = store.verify_audit().await?;
+        store.close().await;
+        Ok::<_, UpError>(verdict)
+    }
+    .await;
+    stop_cluster(cluster).await;
+    result
+}
