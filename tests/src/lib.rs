@@ -1,0 +1,288 @@
+//! Test and benchmark harness: a real local cluster (shards of a primary and a streaming
+//! standby, started by the project's own launcher), a real gateway on a free loopback port,
+//! and a real HTTP client.
+//!
+//! One cluster serves a whole test binary; each test gets a fresh database on every shard,
+//! so tests run side by side without seeing each other's data.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use gateway::auth::{AuthConfig, Claims};
+use gateway::{AppState, GatewayConfig, Limits};
+use serde_json::Value;
+use store::cluster::{ClusterSpec, LocalCluster};
+
+/// The shared folder beside the checkout (test data and terminology tables).
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+/// A fresh, unique temporary folder.
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let suffix: u64 = rand::random();
+    std::env::temp_dir().join(format!("{prefix}-{}-{suffix:x}", std::process::id()))
+}
+
+/// A cluster for a test binary, stopped (and its folder removed) on drop.
+pub struct TestCluster {
+    /// The cluster.
+    pub cluster: LocalCluster,
+    dir: PathBuf,
+    next_db: AtomicU32,
+}
+
+impl TestCluster {
+    /// Starts a cluster with `n_shards` shards of a primary and one synchronous standby.
+    pub fn start(n_shards: usize) -> Result<TestCluster> {
+        let dir = temp_dir("fhirgate-test");
+        let spec = ClusterSpec {
+            n_shards,
+            n_standbys: 1,
+            synchronous: true,
+            durable: false,
+        };
+        let cluster = LocalCluster::start(&dir, &spec).context("starting the test cluster")?;
+        Ok(TestCluster {
+            cluster,
+            dir,
+            next_db: AtomicU32::new(0),
+        })
+    }
+
+    /// Creates a fresh database on every shard and applies the migrations.
+    pub async fn fresh_database(&self) -> Result<String> {
+        let n = self.next_db.fetch_add(1, Ordering::SeqCst);
+        let db = format!("t{}_{n}", std::process::id());
+        let cluster = &self.cluster;
+        let name = db.clone();
+        tokio::task::block_in_place(|| cluster.create_database(&name))
+            .context("creating a test database")?;
+        gateway::up::migrate(cluster, &db).await?;
+        Ok(db)
+    }
+
+    /// Stops the cluster and removes its folder.
+    pub fn stop(mut self) -> Result<()> {
+        self.cluster.stop().context("stopping the test cluster")?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+/// A gateway serving one fresh database of a [`TestCluster`].
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT/fhir`
+    pub base: String,
+    /// The store the gateway uses.
+    pub store: store::Store,
+    /// The database name.
+    pub db: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    auth: AuthConfig,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a gateway on a free port over a fresh database.
+    pub async fn start(cluster: &TestCluster, limits: Limits) -> Result<TestServer> {
+        let db = cluster.fresh_database().await?;
+        let store = store::Store::connect(&gateway::up::store_config(&cluster.cluster, &db))?;
+        let auth = AuthConfig {
+            issuer: gateway::up::DEV_ISSUER.into(),
+            audience: gateway::up::DEV_AUDIENCE.into(),
+            leeway_secs: 5,
+            hs256_secret: rand::random::<[u8; 32]>().to_vec(),
+        };
+        let terminology = terminology::Terminology::load_dir(&shared_dir().join("terminology"))?;
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(GatewayConfig {
+                limits,
+                auth: auth.clone(),
+                base_url: None,
+            }),
+            terminology: Arc::new(terminology),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(gateway::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Ok(TestServer {
+            base: format!("http://{addr}/fhir"),
+            store,
+            db,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()?,
+            auth,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// A token for the `system` role with `system/*.cruds`.
+    pub fn system_token(&self) -> String {
+        self.token("system", "system/*.cruds", 3600)
+    }
+
+    /// A token with the given role and scopes, valid for `ttl` seconds (negative: expired).
+    pub fn token(&self, role: &str, scope: &str, ttl: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.auth
+            .mint(&Claims {
+                sub: "e2e".into(),
+                iss: self.auth.issuer.clone(),
+                aud: self.auth.audience.clone(),
+                exp: (now + ttl).max(0) as u64,
+                iat: now as u64,
+                nbf: None,
+                role: role.into(),
+                scope: scope.into(),
+                practitioner: None,
+                patient: None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// A request to `path` (relative to the FHIR base, or absolute) with the system token.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        };
+        self.http
+            .request(method, url)
+            .bearer_auth(self.system_token())
+    }
+
+    /// Sends a request with a JSON body and returns status and parsed body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// [`TestServer::send`] with extra headers.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value)> {
+        let mut req = self.req(method, path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("response is not JSON: {text}"))?
+        };
+        Ok((status, json))
+    }
+
+    /// GET, expecting 200.
+    pub async fn get_ok(&self, path: &str) -> Result<Value> {
+        let (status, body) = self.send(reqwest::Method::GET, path, None).await?;
+        if status != 200 {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// POST a resource, expecting 201; returns the created resource.
+    pub async fn create(&self, resource: &Value) -> Result<Value> {
+        let rtype = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (status, body) = self
+            .send(reqwest::Method::POST, &rtype, Some(resource))
+            .await?;
+        if status != 201 {
+            bail!("POST {rtype} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Follows `next` links from a search, returning every entry's resource.
+    pub async fn search_all(&self, path: &str, max_pages: usize) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut url = path.to_owned();
+        for _ in 0..max_pages {
+            let bundle = self.get_ok(&url).await?;
+            for e in bundle["entry"].as_array().into_iter().flatten() {
+                if e["search"]["mode"] == "match" {
+                    out.push(e["resource"].clone());
+                }
+            }
+            match next_link(&bundle) {
+                Some(next) => url = next,
+                None => return Ok(out),
+            }
+        }
+        bail!("more than {max_pages} pages")
+    }
+
+    /// Stops the gateway.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task).await???;
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// The `next` link of a Bundle.
+pub fn next_link(bundle: &Value) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// Removes `meta.versionId` and `meta.lastUpdated` (the server's), dropping an empty `meta`.
+pub fn without_server_meta(mut v: Value) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        let empty = match obj.get_mut("meta").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                meta.shift_remove("versionId");
+                meta.shift_remove("lastUpdated");
+                meta.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            obj.shift_remove("meta");
+        }
+    }
+    v
+}

@@ -1,0 +1,244 @@
+//! The `fhirgate` binary as a user runs it: `up`, `token`, `audit verify`, SIGTERM, restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use store::cluster::{ClusterSpec, LocalCluster};
+
+use crate::Env;
+
+crate::tests![
+    up_serves_survives_restart_and_leaves_no_orphans,
+    missing_postgres_is_one_clear_line
+];
+
+fn binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).context("target dir")?;
+    let bin = dir.join("fhirgate");
+    ensure!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p gateway --bin fhirgate)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+struct Up {
+    child: Child,
+    base: String,
+    pids: Vec<u32>,
+}
+
+fn postmaster_pids(data: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir(data.join("pg"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(text) = std::fs::read_to_string(entry.path().join("postmaster.pid"))
+            && let Some(pid) = text.lines().next().and_then(|l| l.trim().parse().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+async fn start_up(data: &Path) -> Result<Up> {
+    let child = Command::new(binary()?)
+        .args(["up", "--data"])
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let run_file = data.join("secrets/run.json");
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&run_file)
+            && let Ok(run) = serde_json::from_str::<Value>(&text)
+            && run["pid"] == child.id()
+        {
+            let base = format!("http://{}/fhir", run["listen"].as_str().unwrap_or_default());
+            return Ok(Up {
+                child,
+                base,
+                pids: postmaster_pids(data),
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("fhirgate up did not come up in time");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stop_up(mut up: Up) -> Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -TERM failed");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = up.child.try_wait()? {
+            ensure!(status.success(), "fhirgate up exited with {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = up.child.kill();
+            bail!("fhirgate up did not stop within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        up.pids.len() == 4,
+        "expected 4 PostgreSQL servers, saw {:?}",
+        up.pids
+    );
+    for pid in &up.pids {
+        ensure!(!alive(*pid), "PostgreSQL {pid} outlived fhirgate up");
+    }
+    Ok(())
+}
+
+/// Whether a process runs (a zombie, which this machine's init may leave unreaped, is gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+fn fhirgate(args: &[&str], data: &Path) -> Result<(bool, String)> {
+    let out = Command::new(binary()?)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    ))
+}
+
+async fn up_serves_survives_restart_and_leaves_no_orphans(_env: &Env) -> Result<()> {
+    let data = tests::temp_dir("fhirgate-up");
+    let result = scenario(&data).await;
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+async fn scenario(data: &Path) -> Result<()> {
+    let http = reqwest::Client::new();
+    let up = start_up(data).await?;
+    let (ok, token) = fhirgate(
+        &["token", "--role", "system", "--scope", "system/*.cruds"],
+        data,
+    )?;
+    ensure!(ok && token.split('.').count() == 3, "token: {token}");
+    let resp = http.post(format!("{}/Patient", up.base)).bearer_auth(&token)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Patient", "name": [{"family": "Persistent"}], "birthDate": "1970-01-01"}).to_string())
+        .send().await?;
+    ensure!(resp.status() == 201, "create: {}", resp.status());
+    let created: Value = resp.json().await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+    ensure!(ok, "audit verify while running: {out}");
+    stop_up(up).await?;
+
+    let up = start_up(data).await?;
+    let resp = http
+        .get(format!("{}/Patient/{id}", up.base))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(
+        resp.status() == 200,
+        "read after restart: {}",
+        resp.status()
+    );
+    let back: Value = resp.json().await?;
+    ensure!(back["name"] == created["name"] && back["meta"] == created["meta"]);
+    stop_up(up).await?;
+
+    // With the server down, `audit verify` starts the cluster itself.
+    let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+    ensure!(ok && out.contains("intact"), "audit verify offline: {out}");
+
+    // Tamper with one record as the database superuser (triggers disabled): verify names it.
+    let mut cluster =
+        tokio::task::block_in_place(|| LocalCluster::start(data, &ClusterSpec::default()))?;
+    let tampered = async {
+        for shard in cluster.shards() {
+            let mut conn =
+                PgConnection::connect(&cluster.superuser_url(&shard.primary, "fhirgate")).await?;
+            // The gateway's role may not change the log, and neither may anyone with triggers on.
+            let refused = sqlx::query("UPDATE audit SET record = record")
+                .execute(&mut conn)
+                .await;
+            ensure!(refused.is_err(), "the audit table accepted an UPDATE");
+            let refused = sqlx::query("TRUNCATE audit").execute(&mut conn).await;
+            ensure!(refused.is_err(), "the audit table accepted a TRUNCATE");
+            sqlx::query("ALTER TABLE audit DISABLE TRIGGER USER")
+                .execute(&mut conn)
+                .await?;
+            let n = sqlx::query(
+                "UPDATE audit SET record = convert_to('{\"forged\":true}', 'UTF8') \
+                 WHERE (chain, seq) = (SELECT chain, seq FROM audit ORDER BY chain, seq LIMIT 1)",
+            )
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
+            sqlx::query("ALTER TABLE audit ENABLE TRIGGER USER")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+            if n == 1 {
+                return Ok(());
+            }
+        }
+        bail!("no audit record to tamper with")
+    }
+    .await;
+    tokio::task::block_in_place(|| cluster.stop())?;
+    tampered?;
+    let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+    ensure!(
+        !ok && out.contains("BROKEN") && out.contains("record 1"),
+        "audit verify after tampering: {out}"
+    );
+    Ok(())
+}
+
+async fn missing_postgres_is_one_clear_line(_env: &Env) -> Result<()> {
+    let data = tests::temp_dir("fhirgate-nopg");
+    let out = Command::new(binary()?)
+        .args(["up", "--data"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("FHIRGATE_PG_BIN", "/nonexistent/postgresql/bin")
+        .output()?;
+    let _ = std::fs::remove_dir_all(&data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "up succeeded without PostgreSQL");
+    // One clear line naming what is wrong (the message for binaries missing from the
+    // machine altogether, naming the package, is checked by the launcher's own tests).
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    ensure!(
+        lines.len() == 1 && lines[0].contains("initdb") && lines[0].contains("postgresql"),
+        "stderr: {stderr}"
+    );
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Every shared example goes through the real server and comes back as the same JSON value.
+
+use anyhow::{Result, bail, ensure};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tests::{TestServer, shared_dir, without_server_meta};
+
+use crate::Env;
+
+crate::tests![every_example_round_trips_through_the_server];
+
+async fn every_example_round_trips_through_the_server(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let dir = shared_dir().join("fhir-data/r4-examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    ensure!(
+        files.len() > 500,
+        "expected the shared examples in {}",
+        dir.display()
+    );
+    let results: Vec<Result<()>> = futures_util::stream::iter(files.iter())
+        .map(|path| {
+            let s = &s;
+            async move {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let text = std::fs::read_to_string(path)?;
+                let original: Value = serde_json::from_str(&text)?;
+                let rtype = original["resourceType"].as_str().unwrap_or_default();
+                let id = original["id"].as_str().unwrap_or_default();
+                let url = format!("{}/{rtype}/{id}", s.base);
+                let resp = s
+                    .http
+                    .put(&url)
+                    .bearer_auth(s.system_token())
+                    .header("content-type", "application/fhir+json")
+                    .body(text.clone())
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await?;
+                if name == "Questionnaire-qs1.json" {
+                    ensure!(
+                        status == 422 && body["resourceType"] == "OperationOutcome",
+                        "{name}: {status}"
+                    );
+                    ensure!(
+                        body["issue"][0]["expression"][0]
+                            .as_str()
+                            .is_some_and(|e| e.ends_with("linkId")),
+                        "{name}: {body}"
+                    );
+                    return Ok(());
+                }
+                if status != 201 {
+                    bail!("{name}: PUT answered {status}: {body}");
+                }
+                let resp = s
+                    .http
+                    .get(&url)
+                    .bearer_auth(s.system_token())
+                    .send()
+                    .await?;
+                ensure!(resp.status() == 200, "{name}: read {}", resp.status());
+                // Compare the raw text's value, so number text (1.50 vs 1.5) counts.
+                let back: Value = serde_json::from_str(&resp.text().await?)?;
+                ensure!(back["meta"]["versionId"] == "1", "{name}: versionId");
+                ensure!(
+                    without_server_meta(back) == without_server_meta(original),
+                    "{name}: read back differs"
+                );
+                Ok(())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
+    ensure!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+    s.stop().await
+}

@@ -1,0 +1,228 @@
+//! CRUD, versions, history.
+
+use anyhow::{Result, ensure};
+use reqwest::Method;
+use serde_json::json;
+use tests::{TestServer, next_link, without_server_meta};
+
+use crate::Env;
+
+crate::tests![
+    crud_versions_and_history,
+    concurrent_if_match_one_wins,
+    update_as_create_and_metadata
+];
+
+async fn server(env: &Env) -> Result<TestServer> {
+    TestServer::start(&env.cluster, Default::default()).await
+}
+
+async fn crud_versions_and_history(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let patient = json!({"resourceType": "Patient", "id": "ignored-on-create",
+        "name": [{"family": "Nelson", "given": ["Ann"]}], "birthDate": "1980-02-03"});
+    let resp = s
+        .req(Method::POST, "Patient")
+        .header("content-type", "application/fhir+json")
+        .body(patient.to_string())
+        .send()
+        .await?;
+    ensure!(resp.status() == 201, "create answered {}", resp.status());
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(resp.headers().contains_key("last-modified"));
+    let created: serde_json::Value = resp.json().await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    ensure!(
+        id != "ignored-on-create" && id.len() == 32,
+        "server-assigned id, got {id}"
+    );
+    ensure!(
+        location.ends_with(&format!("/Patient/{id}/_history/1")),
+        "{location}"
+    );
+    ensure!(etag == "W/\"1\"", "{etag}");
+    ensure!(created["meta"]["versionId"] == "1");
+
+    let read = s.get_ok(&format!("Patient/{id}")).await?;
+    ensure!(read == created, "read equals the create's answer");
+
+    let mut changed = read.clone();
+    changed["gender"] = json!("female");
+    let (status, updated) = s
+        .send(Method::PUT, &format!("Patient/{id}"), Some(&changed))
+        .await?;
+    ensure!(
+        status == 200 && updated["meta"]["versionId"] == "2",
+        "{status} {updated}"
+    );
+
+    let v1 = s.get_ok(&format!("Patient/{id}/_history/1")).await?;
+    ensure!(without_server_meta(v1.clone()) == without_server_meta(created.clone()));
+    ensure!(v1.get("gender").is_none());
+
+    // Stale If-Match: 412.
+    let (status, body) = s
+        .send_with(
+            Method::PUT,
+            &format!("Patient/{id}"),
+            Some(&changed),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await?;
+    ensure!(
+        status == 412 && body["resourceType"] == "OperationOutcome",
+        "{status} {body}"
+    );
+
+    let (status, _) = s
+        .send(Method::DELETE, &format!("Patient/{id}"), None)
+        .await?;
+    ensure!(status == 204);
+    let (status, body) = s.send(Method::GET, &format!("Patient/{id}"), None).await?;
+    ensure!(
+        status == 410 && body["resourceType"] == "OperationOutcome",
+        "{status}"
+    );
+    let (status, _) = s
+        .send(Method::GET, &format!("Patient/{id}/_history/3"), None)
+        .await?;
+    ensure!(status == 410, "vread of the tombstone: {status}");
+
+    let history = s.get_ok(&format!("Patient/{id}/_history")).await?;
+    let entries = history["entry"].as_array().cloned().unwrap_or_default();
+    ensure!(entries.len() == 3, "3 versions, got {}", entries.len());
+    ensure!(entries[0]["request"]["method"] == "DELETE" && entries[0].get("resource").is_none());
+    ensure!(entries[2]["resource"]["meta"]["versionId"] == "1");
+
+    // Paged history: _count=1 walks 3 pages.
+    let mut url = format!("Patient/{id}/_history?_count=1");
+    let mut versions = Vec::new();
+    for _ in 0..5 {
+        let page = s.get_ok(&url).await?;
+        for e in page["entry"].as_array().into_iter().flatten() {
+            versions.push(
+                e["response"]["etag"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        match next_link(&page) {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    ensure!(
+        versions == ["W/\"3\"", "W/\"2\"", "W/\"1\""],
+        "{versions:?}"
+    );
+
+    // Type history spans shards.
+    for i in 0..5 {
+        s.create(&json!({"resourceType": "Patient", "name": [{"family": format!("H{i}")}]}))
+            .await?;
+    }
+    let mut url = "Patient/_history?_count=2".to_owned();
+    let mut n = 0;
+    for _ in 0..10 {
+        let page = s.get_ok(&url).await?;
+        n += page["entry"].as_array().map_or(0, Vec::len);
+        match next_link(&page) {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    ensure!(n == 8, "type history: 3 + 5 versions, got {n}");
+    s.stop().await
+}
+
+async fn concurrent_if_match_one_wins(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let created = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Race"}]}))
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    for round in 0..5 {
+        let version = (round + 1).to_string();
+        let etag = format!("W/\"{version}\"");
+        let mut a = created.clone();
+        a["gender"] = json!("male");
+        let mut b = created.clone();
+        b["gender"] = json!("female");
+        let path = format!("Patient/{id}");
+        let headers = [("if-match", etag.as_str())];
+        let (ra, rb) = tokio::join!(
+            s.send_with(Method::PUT, &path, Some(&a), &headers),
+            s.send_with(Method::PUT, &path, Some(&b), &headers),
+        );
+        let mut statuses = [ra?.0, rb?.0];
+        statuses.sort();
+        ensure!(statuses == [200, 412], "round {round}: {statuses:?}");
+    }
+    let last = s.get_ok(&format!("Patient/{id}")).await?;
+    ensure!(last["meta"]["versionId"] == "6");
+    s.stop().await
+}
+
+async fn update_as_create_and_metadata(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let p = json!({"resourceType": "Patient", "id": "client-chosen-1", "active": true});
+    let (status, body) = s
+        .send(Method::PUT, "Patient/client-chosen-1", Some(&p))
+        .await?;
+    ensure!(
+        status == 201 && body["id"] == "client-chosen-1",
+        "{status} {body}"
+    );
+    let (status, _) = s
+        .send(Method::PUT, "Patient/client-chosen-1", Some(&p))
+        .await?;
+    ensure!(status == 200);
+    let (status, body) = s.send(Method::PUT, "Patient/other-id", Some(&p)).await?;
+    ensure!(
+        status == 400 && body["issue"][0]["expression"][0] == "Patient.id",
+        "{status} {body}"
+    );
+    // Observations of a client-id patient land with it and are read back.
+    let obs = json!({"resourceType": "Observation", "id": "obs-1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": "Patient/client-chosen-1"}});
+    let (status, _) = s.send(Method::PUT, "Observation/obs-1", Some(&obs)).await?;
+    ensure!(status == 201);
+    ensure!(
+        s.get_ok("Observation/obs-1").await?["subject"]["reference"] == "Patient/client-chosen-1"
+    );
+    // metadata is public and truthful about interactions.
+    let cap: serde_json::Value = s
+        .http
+        .get(format!("{}/metadata", s.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(cap["resourceType"] == "CapabilityStatement" && cap["fhirVersion"] == "4.0.1");
+    let patient = cap["rest"][0]["resource"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == "Patient")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        patient["searchParam"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "birthdate"))
+    );
+    s.stop().await
+}

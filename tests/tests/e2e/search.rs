@@ -1,0 +1,211 @@
+//! Search: the parameters the CapabilityStatement lists, prefixes, tokens, paging, totals.
+
+use anyhow::{Result, ensure};
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::Env;
+
+crate::tests![search_parameters, every_advertised_parameter_answers];
+
+fn ids(resources: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = resources
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn check(s: &TestServer, q: &str, want: &[&String]) -> Result<()> {
+    let got = ids(&s.search_all(q, 10).await?);
+    let mut want: Vec<String> = want.iter().map(|w| (*w).clone()).collect();
+    want.sort();
+    ensure!(got == want, "{q}: got {got:?}, want {want:?}");
+    Ok(())
+}
+
+async fn search_parameters(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let ann = s
+        .create(
+            &json!({"resourceType": "Patient", "gender": "female", "birthDate": "1980-02-03",
+        "identifier": [{"system": "urn:oid:1.2.3", "value": "A-1"}],
+        "name": [{"family": "Nélson", "given": ["Ann", "Marie"]}]}),
+        )
+        .await?;
+    let bob = s
+        .create(
+            &json!({"resourceType": "Patient", "gender": "male", "birthDate": "1975",
+        "identifier": [{"value": "B-2"}], "name": [{"family": "Nelsonia", "given": ["Bob"]}]}),
+        )
+        .await?;
+    let carl = s
+        .create(
+            &json!({"resourceType": "Patient", "gender": "male", "birthDate": "1990-12-31",
+        "name": [{"family": "Smith", "given": ["Carl"]}]}),
+        )
+        .await?;
+    let id = |p: &Value| p["id"].as_str().unwrap_or_default().to_owned();
+    let (ann_id, bob_id, carl_id) = (id(&ann), id(&bob), id(&carl));
+    check(&s, "Patient?family=nelson", &[&ann_id, &bob_id]).await?;
+    check(&s, "Patient?family:exact=Nélson", &[&ann_id]).await?;
+    check(&s, "Patient?family:contains=SONI", &[&bob_id]).await?;
+    check(&s, "Patient?name=mar", &[&ann_id]).await?;
+    check(&s, "Patient?given=bob,carl", &[&bob_id, &carl_id]).await?;
+    check(&s, "Patient?gender=male&family=smi", &[&carl_id]).await?;
+    check(&s, "Patient?identifier=urn:oid:1.2.3|A-1", &[&ann_id]).await?;
+    check(&s, "Patient?identifier=|B-2", &[&bob_id]).await?;
+    check(&s, "Patient?identifier=A-1", &[&ann_id]).await?;
+    check(&s, "Patient?identifier=|A-1", &[]).await?;
+    check(&s, "Patient?birthdate=1980-02-03", &[&ann_id]).await?;
+    check(&s, "Patient?birthdate=1975-06", &[]).await?;
+    check(&s, "Patient?birthdate=lt1980", &[&bob_id]).await?;
+    check(&s, "Patient?birthdate=ge1980", &[&ann_id, &carl_id]).await?;
+    check(
+        &s,
+        "Patient?birthdate=gt1980-02-03&birthdate=le1990-12-31",
+        &[&carl_id],
+    )
+    .await?;
+    check(&s, "Patient?birthdate=ne1975", &[&ann_id, &carl_id]).await?;
+    check(&s, "Patient?birthdate=eq1990", &[&carl_id]).await?;
+    let q = format!("Patient?_id={ann_id},{carl_id}");
+    let got = ids(&s.search_all(&q, 5).await?);
+    ensure!(got.len() == 2, "{q}: {got:?}");
+    let got = ids(&s.search_all("Patient?_lastUpdated=gt2000-01-01", 5).await?);
+    ensure!(got.len() == 3, "_lastUpdated: {got:?}");
+
+    let obs = |code: &str, date: &str, category: &str, subject: &str| {
+        json!({"resourceType": "Observation",
+        "status": "final", "effectiveDateTime": date,
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": format!("Patient/{subject}")},
+        // Built from text: a float literal would lose the trailing zero before it is sent.
+        "valueQuantity": serde_json::from_str::<Value>(r#"{"value": 72.50, "unit": "/min"}"#).unwrap_or_default()})
+    };
+    let o1 = s
+        .create(&obs(
+            "8867-4",
+            "2024-03-05T10:00:00Z",
+            "vital-signs",
+            &ann_id,
+        ))
+        .await?;
+    let o2 = s
+        .create(&obs("29463-7", "2024-03-06", "vital-signs", &ann_id))
+        .await?;
+    let o3 = s
+        .create(&obs("8867-4", "2023-01-01", "laboratory", &bob_id))
+        .await?;
+    let q = format!("Observation?patient={ann_id}&code=http://loinc.org|8867-4");
+    ensure!(ids(&s.search_all(&q, 5).await?) == vec![id(&o1)], "{q}");
+    let q = format!("Observation?subject=Patient/{ann_id}");
+    ensure!(ids(&s.search_all(&q, 5).await?).len() == 2, "{q}");
+    let got = ids(&s.search_all("Observation?date=ge2024-03-06", 5).await?);
+    ensure!(got == vec![id(&o2)], "date ge: {got:?}");
+    let got = ids(&s.search_all("Observation?category=laboratory", 5).await?);
+    ensure!(got == vec![id(&o3)], "category: {got:?}");
+    let got = ids(&s.search_all("Observation?code=8867-4&date=2024", 5).await?);
+    ensure!(got == vec![id(&o1)], "code+date: {got:?}");
+    // Decimal precision survives the search path too.
+    let found = s
+        .search_all(&format!("Observation?_id={}", id(&o1)), 2)
+        .await?;
+    ensure!(
+        found
+            .first()
+            .map(|r| r["valueQuantity"]["value"].to_string())
+            == Some("72.50".into())
+    );
+
+    let cond = json!({"resourceType": "Condition", "subject": {"reference": format!("Patient/{carl_id}")},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "J45.0"}]}});
+    let c = s.create(&cond).await?;
+    let got = ids(&s
+        .search_all(&format!("Condition?patient={carl_id}&code=J45.0"), 5)
+        .await?);
+    ensure!(got == vec![id(&c)], "condition: {got:?}");
+    let enc = json!({"resourceType": "Encounter", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": format!("Patient/{carl_id}")},
+        "period": {"start": "2024-01-01T08:00:00Z", "end": "2024-01-01T09:00:00Z"}});
+    let e = s.create(&enc).await?;
+    let got = ids(&s
+        .search_all(&format!("Encounter?subject={carl_id}&date=2024-01-01"), 5)
+        .await?);
+    ensure!(got == vec![id(&e)], "encounter: {got:?}");
+    let got = ids(&s.search_all("Encounter?date=gt2024-02", 5).await?);
+    ensure!(got.is_empty(), "encounter date gt: {got:?}");
+
+    // _total=accurate counts across shards; _count pages.
+    let bundle = s.get_ok("Patient?_total=accurate&_count=1").await?;
+    ensure!(
+        bundle["total"] == 3 && bundle["entry"].as_array().map(Vec::len) == Some(1),
+        "{bundle}"
+    );
+    // POST _search gives the same answer as GET.
+    let resp = s
+        .req(reqwest::Method::POST, "Patient/_search")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("family=nelson")
+        .send()
+        .await?;
+    ensure!(resp.status() == 200);
+    let b: Value = resp.json().await?;
+    ensure!(b["entry"].as_array().map(Vec::len) == Some(2), "{b}");
+    // Unknown parameters are ignored (lenient) and reported.
+    let b = s.get_ok("Patient?family=smith&unknown-param=1").await?;
+    let entries = b["entry"].as_array().cloned().unwrap_or_default();
+    ensure!(entries.iter().any(|e| e["search"]["mode"] == "outcome"));
+    ensure!(
+        entries
+            .iter()
+            .filter(|e| e["search"]["mode"] == "match")
+            .count()
+            == 1
+    );
+    s.stop().await
+}
+
+/// Every search parameter the CapabilityStatement lists is accepted by the server.
+async fn every_advertised_parameter_answers(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let cap = s.get_ok("metadata").await?;
+    let mut n = 0;
+    for res in cap["rest"][0]["resource"].as_array().into_iter().flatten() {
+        let rtype = res["type"].as_str().unwrap_or_default();
+        for p in res["searchParam"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            let value = match p["type"].as_str() {
+                Some("date") => "ge2000-01-01",
+                Some("reference") => "Patient/x",
+                _ => "x",
+            };
+            if !matches!(
+                rtype,
+                "Patient"
+                    | "Observation"
+                    | "Condition"
+                    | "Encounter"
+                    | "Practitioner"
+                    | "Organization"
+                    | "Basic"
+            ) {
+                continue;
+            }
+            let q = format!("{rtype}?{name}={value}");
+            let b = s.get_ok(&format!("{q}&_count=1")).await?;
+            let ignored = b["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["search"]["mode"] == "outcome");
+            ensure!(!ignored, "{q}: the advertised parameter was ignored");
+            n += 1;
+        }
+    }
+    ensure!(n > 30, "only {n} parameters checked");
+    s.stop().await
+}
