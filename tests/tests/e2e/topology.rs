@@ -91,6 +91,7 @@ async fn patient_compartment_is_colocated(env: &Env) -> Result<()> {
         by_shard.len() == 2,
         "patients spread over both shards: {by_shard:?}"
     );
+    reads_by_id_touch_one_shard(env, &s).await?;
     // A client-assigned id is found through the locator, on one shard.
     let (st, _) = s.send(reqwest::Method::PUT, "Observation/client-obs",
         Some(&json!({"resourceType": "Observation", "id": "client-obs", "status": "final", "code": {"text": "y"}}))).await?;
@@ -152,4 +153,56 @@ async fn paging_across_shards_returns_each_once(env: &Env) -> Result<()> {
     };
     ensure!(shards.len() == 2, "patients on both shards");
     s.stop().await
+}
+
+/// Committed transactions in the test database, per shard, as the statistics collector
+/// reports them (read through the `postgres` database so the probe adds none).
+async fn commits_per_shard(env: &Env, db: &str) -> Result<Vec<i64>> {
+    let cluster = &env.cluster.cluster;
+    let mut out = Vec::new();
+    for shard in cluster.shards() {
+        let mut conn =
+            PgConnection::connect(&cluster.superuser_url(&shard.primary, "postgres")).await?;
+        let n: i64 = sqlx::query("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+            .bind(db)
+            .fetch_one(&mut conn)
+            .await?
+            .try_get("xact_commit")?;
+        conn.close().await?;
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// Reading a resource by id (and writing the read's audit record) asks its own shard only:
+/// the other shard's database sees no transaction at all.
+async fn reads_by_id_touch_one_shard(env: &Env, s: &TestServer) -> Result<()> {
+    let p = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "OneShard"}]}))
+        .await?;
+    let id = p["id"].as_str().unwrap_or_default().to_owned();
+    let owner = s.store.locate("Patient", &id).await?.unwrap_or(usize::MAX);
+    // Backends report statistics at most once a second; let earlier activity settle.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = commits_per_shard(env, &s.db).await?;
+    for _ in 0..5 {
+        s.get_ok(&format!("Patient/{id}")).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = commits_per_shard(env, &s.db).await?;
+    for shard in 0..before.len() {
+        let delta = after[shard] - before[shard];
+        if shard == owner {
+            ensure!(
+                delta >= 5,
+                "owner shard {shard} saw {delta} commits for 5 reads"
+            );
+        } else {
+            ensure!(
+                delta == 0,
+                "shard {shard} does not hold {id} but saw {delta} commits"
+            );
+        }
+    }
+    Ok(())
 }
