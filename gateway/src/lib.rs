@@ -10,6 +10,7 @@ pub mod capability;
 pub mod outcome;
 mod rest;
 pub mod up;
+mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use axum::Router;
 use axum::routing::{any, get};
 
 pub use auth::AuthConfig;
+pub use validate::{
+    Icd10Undotted, Strictness, TerminologyPolicy, VersionMismatch, parse_code_check,
+};
 
 /// Limits on what a client may send or ask for. Every one is configurable.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +60,8 @@ pub struct GatewayConfig {
     /// The public base URL of the FHIR endpoint (e.g. `https://fhir.example.org/fhir`);
     /// derived from the `Host` header when absent.
     pub base_url: Option<String>,
+    /// How codes of loaded code systems are checked on write.
+    pub terminology_policy: TerminologyPolicy,
 }
 
 /// What every handler shares.

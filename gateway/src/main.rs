@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use gateway::Limits;
 use gateway::auth::Claims;
 use gateway::up::{self, UpOptions};
+use gateway::{Icd10Undotted, Limits, Strictness, TerminologyPolicy, VersionMismatch};
 use store::cluster::ClusterSpec;
 
 fn cli() -> Command {
@@ -59,6 +59,37 @@ fn cli() -> Command {
                         .env("FHIRGATE_TERMINOLOGY")
                         .value_parser(value_parser!(PathBuf))
                         .help("folder of ICD-10 / ICPC-2 tables"),
+                )
+                .arg(
+                    Arg::new("code-check")
+                        .long("code-check")
+                        .env("FHIRGATE_CODE_CHECK")
+                        .value_name("SYSTEM=reject|warn|off")
+                        .action(ArgAction::Append)
+                        .value_delimiter(',')
+                        .value_parser(gateway::parse_code_check)
+                        .help(
+                            "how a loaded system's bad codes are met on write (default reject); \
+                             SYSTEM is icd-10, icpc-2, icd-10-cm or the system URI",
+                        ),
+                )
+                .arg(
+                    Arg::new("icd10-undotted")
+                        .long("icd10-undotted")
+                        .env("FHIRGATE_ICD10_UNDOTTED")
+                        .value_name("normalise|reject")
+                        .default_value(Icd10Undotted::default().as_str())
+                        .value_parser(|s: &str| s.parse::<Icd10Undotted>())
+                        .help("ICD-10 codes not written as published (J450): accept with a warning, or reject"),
+                )
+                .arg(
+                    Arg::new("code-version-mismatch")
+                        .long("code-version-mismatch")
+                        .env("FHIRGATE_CODE_VERSION_MISMATCH")
+                        .value_name("reject|warn")
+                        .default_value(VersionMismatch::default().as_str())
+                        .value_parser(|s: &str| s.parse::<VersionMismatch>())
+                        .help("a Coding.version that is not the loaded edition"),
                 )
                 .arg(
                     Arg::new("max-body-bytes")
@@ -171,6 +202,17 @@ fn run() -> Result<ExitCode> {
                     ..ClusterSpec::default()
                 },
                 terminology: m.get_one::<PathBuf>("terminology").cloned(),
+                terminology_policy: TerminologyPolicy {
+                    // A later --code-check for the same system wins.
+                    per_system: m
+                        .get_many::<(String, Strictness)>("code-check")
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect(),
+                    icd10_undotted: get(m, "icd10-undotted")?,
+                    version_mismatch: get(m, "code-version-mismatch")?,
+                },
                 limits: Limits {
                     max_body_bytes: get(m, "max-body-bytes")?,
                     max_json_depth: get(m, "max-json-depth")?,

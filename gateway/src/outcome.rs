@@ -149,6 +149,11 @@ pub fn issue_value(issue: &Issue) -> Value {
     issue_json(severity, code, &issue.diagnostics, Some(&issue.expression))
 }
 
+/// An `information` issue, e.g. what a successful write did.
+pub fn information(text: &str) -> Value {
+    issue_json("information", "informational", text, None)
+}
+
 /// An OperationOutcome holding the given issues.
 pub fn outcome(issues: Vec<Value>) -> Value {
     json!({ "resourceType": "OperationOutcome", "issue": issues })

@@ -22,7 +22,8 @@ use store::{AuditRecord, Stored, WriteKind};
 use crate::AppState;
 use crate::auth::{Action, Principal};
 use crate::bundle;
-use crate::outcome::{ApiError, issue_value, outcome};
+use crate::outcome::{ApiError, information, issue_value, outcome};
+use crate::validate::check_codes;
 
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 
@@ -34,6 +35,8 @@ struct Ctx {
     /// A resource the request touched, to place its audit record on that shard.
     near: Option<(String, String)>,
     base: String,
+    /// Terminology warnings about the written resource, for `Prefer: return=OperationOutcome`.
+    warnings: Vec<mappings::Issue>,
 }
 
 pub(crate) async fn healthz() -> &'static str {
@@ -41,11 +44,25 @@ pub(crate) async fn healthz() -> &'static str {
 }
 
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    // What each loaded system's codes meet on write; systems not listed are not checked.
+    let policy = &state.config.terminology_policy;
     let systems: Vec<Value> = state
         .terminology
         .systems()
         .iter()
-        .map(|s| json!({ "system": s.uri, "concepts": s.concept_count }))
+        .map(|s| {
+            let mut system = json!({
+                "system": s.uri,
+                "concepts": s.concept_count,
+                "version": s.version,
+                "check": policy.strictness(s.uri).as_str(),
+                "versionMismatch": policy.version_mismatch.as_str(),
+            });
+            if s.uri == terminology::ICD10 || s.uri == terminology::ICD10CM {
+                system["undotted"] = json!(policy.icd10_undotted.as_str());
+            }
+            system
+        })
         .collect();
     match state.store.ping().await {
         Ok(()) => (
@@ -107,6 +124,7 @@ pub(crate) async fn dispatch(
         recorded: false,
         near: None,
         base,
+        warnings: Vec::new(),
     };
     let result = handle(
         &state,
@@ -432,6 +450,14 @@ fn prefer_minimal(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("return=minimal"))
 }
 
+/// `Prefer: return=OperationOutcome`: the client wants the write's warnings, not the resource.
+fn prefer_outcome(headers: &HeaderMap) -> bool {
+    headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("return=operationoutcome"))
+}
+
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut()
@@ -467,6 +493,11 @@ async fn create(
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
     let mut resource = parse_checked(state, rtype, bytes)?;
+    ctx.warnings = check_codes(
+        &resource,
+        &state.terminology,
+        &state.config.terminology_policy,
+    )?;
     let mut entity = to_entity(&resource);
     // The server assigns the id on create (a client's id is ignored, as the spec says).
     let id = if rtype == "Patient" {
@@ -518,6 +549,11 @@ async fn update(
         }
     }
     let expected = if_match(headers)?;
+    ctx.warnings = check_codes(
+        &resource,
+        &state.terminology,
+        &state.config.terminology_policy,
+    )?;
     let entity = to_entity(&resource);
     ctx.audit.patients = entity.patient.iter().cloned().collect();
     write(
@@ -566,8 +602,31 @@ async fn write(
         updated_at: written.updated_at,
         entity: Some(stored_entity),
     };
+    let warnings = &ctx.warnings;
+    if !warnings.is_empty() {
+        tracing::info!(
+            resource_type = %rtype,
+            id = %id,
+            warnings = warnings.len(),
+            "stored with terminology warnings"
+        );
+    }
+    // Warnings reach the client only through `return=OperationOutcome`: FHIR has no other
+    // standard place for them in a create or update response.
     let body = if prefer_minimal(headers) {
         String::new()
+    } else if prefer_outcome(headers) {
+        let mut issues: Vec<Value> = warnings.iter().map(issue_value).collect();
+        let done = if written.created {
+            "created"
+        } else {
+            "updated"
+        };
+        issues.push(information(&format!(
+            "{done} {rtype}/{id} version {}",
+            written.version
+        )));
+        outcome(issues).to_string()
     } else {
         render(&stored).map(|v| v.to_string()).unwrap_or_default()
     };

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use store::cluster::{ClusterSpec, LocalCluster};
 use store::{ShardConfig, StoreConfig};
 
-use crate::{AppState, AuthConfig, GatewayConfig, Limits};
+use crate::{AppState, AuthConfig, GatewayConfig, Limits, TerminologyPolicy};
 
 /// The database fhirgate uses on every shard of a local cluster.
 pub const DATABASE: &str = "fhirgate";
@@ -69,6 +69,8 @@ pub struct UpOptions {
     pub terminology: Option<PathBuf>,
     /// Request limits.
     pub limits: Limits,
+    /// How codes are checked on write.
+    pub terminology_policy: TerminologyPolicy,
 }
 
 /// What a running `up` publishes for other commands on the same data folder.
@@ -176,6 +178,13 @@ pub async fn run(options: UpOptions) -> Result<(), UpError> {
         Some(dir) => terminology::Terminology::load_dir(dir)?,
         None => terminology::Terminology::empty(),
     };
+    // Said at start-up because such a setting has no effect: codes of a system without a
+    // table are never checked.
+    for system in options.terminology_policy.per_system.keys() {
+        if !terminology.is_loaded(system) {
+            tracing::warn!(%system, "--code-check names a code system whose table is not loaded; its codes are not checked");
+        }
+    }
     let auth = dev_auth(&options.data, true)?;
     let cluster = start_cluster(&options.data, &options.spec).await?;
     let result = serve_on(&options, &cluster, auth, terminology).await;
@@ -218,6 +227,7 @@ async fn serve_on(
             limits: options.limits,
             auth,
             base_url: None,
+            terminology_policy: options.terminology_policy.clone(),
         }),
         terminology: Arc::new(terminology),
     };

@@ -103,37 +103,120 @@ pub fn link_hash(prev: &[u8], chain: i32, seq: i64, at_micros: i64, record: &[u8
     h.finalize().to_vec()
 }
 
+/// Encodes a record as stored.
+pub fn encode(record: &AuditRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode audit record: {e}")))
+}
+
 /// Appends a record to a random chain, inside the caller's transaction.
 pub async fn append(conn: &mut PgConnection, record: &AuditRecord) -> Result<(), StoreError> {
+    append_encoded(conn, &[encode(record)?]).await
+}
+
+/// Appends encoded records, in order, to one random chain inside the caller's transaction:
+/// one head lock and one multi-row insert whatever the number of records.
+pub async fn append_encoded(
+    conn: &mut PgConnection,
+    records: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
     let chain: i32 = rand::random_range(0..N_CHAINS);
-    let bytes = serde_json::to_vec(record)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode audit record: {e}")))?;
     let head = sqlx::query(
         "SELECT seq, hash, clock_timestamp() AS now FROM audit_heads WHERE chain = $1 FOR UPDATE",
     )
     .bind(chain)
     .fetch_one(&mut *conn)
     .await?;
-    let prev_seq: i64 = head.try_get("seq")?;
-    let prev_hash: Vec<u8> = head.try_get("hash")?;
+    let mut seq: i64 = head.try_get("seq")?;
+    let mut prev: Vec<u8> = head.try_get("hash")?;
     let now: DateTime<Utc> = head.try_get("now")?;
     // Stored timestamps have microsecond precision; hash exactly what is stored.
     let at = DateTime::<Utc>::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-    let seq = prev_seq + 1;
-    let hash = link_hash(&prev_hash, chain, seq, at.timestamp_micros(), &bytes);
+    let (mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+    for bytes in records {
+        seq += 1;
+        let hash = link_hash(&prev, chain, seq, at.timestamp_micros(), bytes);
+        seqs.push(seq);
+        prevs.push(std::mem::replace(&mut prev, hash.clone()));
+        hashes.push(hash);
+    }
     sqlx::query(
         "WITH rec AS (INSERT INTO audit (chain, seq, at, prev_hash, hash, record) \
-         VALUES ($1, $2, $3, $4, $5, $6)) \
-         UPDATE audit_heads SET seq = $2, hash = $5 WHERE chain = $1",
+         SELECT $1, s, $3, p, h, r FROM unnest($2::bigint[], $4::bytea[], $5::bytea[], $6::bytea[]) AS t(s, p, h, r)) \
+         UPDATE audit_heads SET seq = $7, hash = $8 WHERE chain = $1",
     )
     .bind(chain)
-    .bind(seq)
+    .bind(&seqs)
     .bind(at)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .bind(&bytes)
+    .bind(&prevs)
+    .bind(&hashes)
+    .bind(records)
+    .bind(seq)
+    .bind(&prev)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+type Pending = (Vec<u8>, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Group commit of audit records that are not part of a write (reads, searches, failures):
+/// one writer task per shard takes every record queued while its last commit was in flight
+/// and commits them together, so a read's record is durable before its answer without a
+/// commit of its own.
+#[derive(Clone)]
+pub(crate) struct GroupWriter {
+    tx: tokio::sync::mpsc::Sender<Pending>,
+}
+
+/// Most records committed together.
+const MAX_BATCH: usize = 512;
+
+impl GroupWriter {
+    /// Starts the writer task (needs a Tokio runtime).
+    pub(crate) fn start(pool: sqlx::PgPool) -> GroupWriter {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let (records, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
+                let result = commit_batch(&pool, &records)
+                    .await
+                    .map_err(|e| e.to_string());
+                for w in waiters {
+                    let _ = w.send(result.clone());
+                }
+            }
+        });
+        GroupWriter { tx }
+    }
+
+    /// Queues a record and waits until it is committed.
+    pub(crate) async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((encode(record)?, done))
+            .await
+            .map_err(|_| StoreError::Audit("the audit writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Audit("the audit writer has stopped".into()))?
+            .map_err(StoreError::Audit)
+    }
+}
+
+async fn commit_batch(pool: &sqlx::PgPool, records: &[Vec<u8>]) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    append_encoded(&mut tx, records).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -107,6 +107,7 @@ impl TestServer {
                 limits,
                 auth: auth.clone(),
                 base_url: None,
+                terminology_policy: Default::default(),
             }),
             terminology: Arc::new(terminology),
         };

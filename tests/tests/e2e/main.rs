@@ -18,6 +18,7 @@ mod house;
 mod lossless;
 mod rest;
 mod search;
+mod terminology;
 mod topology;
 
 /// What every test gets.
@@ -52,6 +53,7 @@ fn main() {
         topology::all(),
         lossless::all(),
         cli::all(),
+        terminology::all(),
     ] {
         trials.extend(group);
     }

@@ -1,0 +1,1024 @@
+//! The benchmark harness: the gateway against the raw-PostgreSQL limit, in one run.
+//!
+//! It starts `fhirgate up` (the real binary, so the real launcher: 2 shards × primary +
+//! synchronous standby), drives it over HTTP with seeded synthetic data, and for the write
+//! and read phases runs a baseline that does the same storage work straight through sqlx on
+//! the same shards, the same tables and the same row sizes (the encoded entity, its history
+//! row, its index rows, a change-feed row and an audit row, one transaction per operation;
+//! primary-key reads of the same rows). Each phase prints a JSON line; `--write-md` puts a
+//! Markdown table into BENCHMARKS.md.
+//!
+//! `./dev bench [--smoke] [--scale-to N] [--write-md]` builds both binaries and runs this.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use gateway::auth::Claims;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use store::placement::{DEFAULT_BUCKETS, ShardMap};
+
+const FAMILIES: &[&str] = &[
+    "Nelson", "Smith", "Ivanova", "Tamm", "Kask", "García", "Müller", "Okafor", "Nguyen",
+    "Kowalski", "Rossi", "Dubois", "Novak", "Larsen", "Haddad", "Sato", "Silva", "Ahmed",
+];
+const GIVENS: &[&str] = &[
+    "Ann", "Peter", "Mari", "Jüri", "Olga", "Luis", "Amina", "Chen", "Eva", "Karl", "Ines",
+    "Tomas", "Leila", "Hana", "Oskar", "Sofia",
+];
+const CITIES: &[&str] = &["Tallinn", "Tartu", "Pärnu", "Narva", "Viljandi", "Rakvere"];
+/// LOINC code, display, unit, low, high.
+const LOINC: &[(&str, &str, &str, f64, f64)] = &[
+    ("8867-4", "Heart rate", "/min", 45.0, 140.0),
+    ("8310-5", "Body temperature", "Cel", 35.5, 40.5),
+    ("29463-7", "Body weight", "kg", 3.0, 140.0),
+    ("8302-2", "Body height", "cm", 45.0, 205.0),
+    (
+        "2339-0",
+        "Glucose [Mass/volume] in Blood",
+        "mg/dL",
+        60.0,
+        300.0,
+    ),
+    (
+        "718-7",
+        "Hemoglobin [Mass/volume] in Blood",
+        "g/dL",
+        7.0,
+        18.0,
+    ),
+];
+/// ICD-10 and ICPC-2 codes for conditions.
+const ICD10: &[(&str, &str)] = &[
+    ("J45.0", "Predominantly allergic asthma"),
+    ("E11.9", "Type 2 diabetes mellitus without complications"),
+    ("I10", "Essential (primary) hypertension"),
+    ("J06.9", "Acute upper respiratory infection, unspecified"),
+    ("M54.5", "Low back pain"),
+];
+const ICPC2: &[(&str, &str)] = &[
+    ("K86", "Hypertension uncomplicated"),
+    ("T90", "Diabetes non-insulin dependent"),
+    ("R96", "Asthma"),
+];
+
+struct Options {
+    smoke: bool,
+    scale_to: usize,
+    write_md: bool,
+    seed: u64,
+    phase_secs: u64,
+    phase_ops: usize,
+    concurrency: Vec<usize>,
+}
+
+fn parse_args() -> Result<Options> {
+    let mut o = Options {
+        smoke: false,
+        scale_to: 0,
+        write_md: false,
+        seed: 42,
+        phase_secs: 10,
+        phase_ops: 4000,
+        concurrency: vec![1, 16, 64],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--smoke" => o.smoke = true,
+            "--write-md" => o.write_md = true,
+            "--scale-to" => o.scale_to = value("--scale-to")?.parse()?,
+            "--seed" => o.seed = value("--seed")?.parse()?,
+            "--phase-secs" => o.phase_secs = value("--phase-secs")?.parse()?,
+            "--phase-ops" => o.phase_ops = value("--phase-ops")?.parse()?,
+            "--concurrency" => {
+                o.concurrency = value("--concurrency")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if o.smoke {
+        o.phase_secs = 2;
+        o.phase_ops = 40;
+        o.concurrency = vec![1, 4];
+    }
+    Ok(o)
+}
+
+/// The running `fhirgate up`, stopped with SIGTERM on drop.
+struct Gateway {
+    child: Child,
+    base: String,
+    shard_urls: Vec<String>,
+    data: PathBuf,
+    token: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+fn start_gateway() -> Result<Gateway> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().context("binary dir")?.join("fhirgate");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it with the bench (./dev bench)",
+            bin.display()
+        );
+    }
+    let data = tests::temp_dir("fhirgate-bench");
+    let child = Command::new(&bin)
+        .args(["up", "--data"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--max-count", "1000"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(data.join("secrets/run.json"))
+            && let Ok(run) = serde_json::from_str::<Value>(&text)
+            && run["pid"] == child.id()
+        {
+            let auth = gateway::up::dev_auth(&data, false)?;
+            let now = chrono::Utc::now().timestamp() as u64;
+            let token = auth.mint(&Claims {
+                sub: "bench".into(),
+                iss: auth.issuer.clone(),
+                aud: auth.audience.clone(),
+                exp: now + 24 * 3600,
+                iat: now,
+                nbf: None,
+                role: "system".into(),
+                scope: "system/*.cruds".into(),
+                practitioner: None,
+                patient: None,
+            })?;
+            return Ok(Gateway {
+                base: format!("http://{}/fhir", run["listen"].as_str().unwrap_or_default()),
+                shard_urls: run["shard_urls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect(),
+                child,
+                data,
+                token,
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("fhirgate up did not come up within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn patient(rng: &mut StdRng, n: usize) -> Value {
+    let family = FAMILIES[rng.random_range(0..FAMILIES.len())];
+    let given = GIVENS[rng.random_range(0..GIVENS.len())];
+    let year = rng.random_range(1930..2020);
+    let month = rng.random_range(1..=12);
+    let day = rng.random_range(1..=28);
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:oid:1.3.6.1.4.1.28284.6.2.2.1", "value": format!("{}{:07}", 30000 + n % 70000, n)}],
+        "active": true,
+        "name": [{"use": "official", "family": family, "given": [given]}],
+        "telecom": [{"system": "phone", "value": format!("+372 5{:07}", n), "use": "mobile"}],
+        "gender": if rng.random_bool(0.5) { "female" } else { "male" },
+        "birthDate": format!("{year:04}-{month:02}-{day:02}"),
+        "address": [{"line": [format!("{} tn {}", FAMILIES[n % FAMILIES.len()], n % 200 + 1)],
+            "city": CITIES[rng.random_range(0..CITIES.len())], "postalCode": format!("{:05}", 10000 + n % 89999), "country": "EE"}]
+    })
+}
+
+fn observation(rng: &mut StdRng, patient_id: &str) -> Value {
+    let (code, display, unit, lo, hi) = LOINC[rng.random_range(0..LOINC.len())];
+    let value = lo + (hi - lo) * rng.random::<f64>();
+    // Two decimals kept as text: the store must keep `72.50` as written.
+    let value: serde_json::Number = format!("{value:.2}").parse().unwrap_or_else(|_| 0.into());
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "effectiveDateTime": format!("2024-{:02}-{:02}T{:02}:00:00Z", rng.random_range(1..=12), rng.random_range(1..=28), rng.random_range(0..24)),
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    })
+}
+
+fn condition(rng: &mut StdRng, patient_id: &str) -> Value {
+    let (icd, icd_display) = ICD10[rng.random_range(0..ICD10.len())];
+    let (icpc, icpc_display) = ICPC2[rng.random_range(0..ICPC2.len())];
+    json!({
+        "resourceType": "Condition",
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "code": {"coding": [
+            {"system": "http://hl7.org/fhir/sid/icd-10", "code": icd, "display": icd_display},
+            {"system": "http://hl7.org/fhir/sid/icpc-2", "code": icpc, "display": icpc_display}
+        ]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "onsetDateTime": format!("20{:02}-{:02}-01", rng.random_range(0..24), rng.random_range(1..=12))
+    })
+}
+
+/// One phase's measurements.
+#[derive(Debug, Clone)]
+struct Measure {
+    ops: usize,
+    errors: usize,
+    secs: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+}
+
+impl Measure {
+    fn throughput(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.ops as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Runs `op(i)` from `concurrency` workers until `max_ops` operations or `max_time`.
+async fn drive<F, Fut>(concurrency: usize, max_ops: usize, max_time: Duration, op: F) -> Measure
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let op = op.clone();
+        let next = next.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= max_ops || start.elapsed() >= max_time {
+                    break;
+                }
+                let t = Instant::now();
+                match op(i).await {
+                    Ok(()) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("bench: first error: {e:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        if let Ok((l, e)) = w.await {
+            lat.extend(l);
+            errors += e;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0.0
+        } else {
+            lat[((lat.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    Measure {
+        ops: lat.len(),
+        errors,
+        secs,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+    }
+}
+
+/// The same storage work as a gateway write, straight through sqlx.
+#[derive(Clone)]
+struct Baseline {
+    pools: Vec<PgPool>,
+    map: ShardMap,
+}
+
+/// A prepared raw write: the rows a gateway create of the same resource produces.
+struct RawWrite {
+    rtype: String,
+    id: String,
+    bucket: u32,
+    patient: Option<String>,
+    body: Vec<u8>,
+    index: Vec<model::index::IndexEntry>,
+}
+
+impl Baseline {
+    fn prepare(&self, resource: &Value, patient: Option<&str>) -> Result<RawWrite> {
+        let text = resource.to_string();
+        let parsed = mappings::json::parse_resource(text.as_bytes(), &Default::default())?;
+        let mut entity = mappings::entity::to_entity(&parsed);
+        let bucket = match patient {
+            Some(p) => self.map.patient_bucket(p),
+            None => self.map.random_bucket(),
+        };
+        entity.id = self.map.new_id(bucket);
+        entity.version = 1;
+        if entity.source_type == "Patient" {
+            entity.patient = Some(entity.id.clone());
+        }
+        Ok(RawWrite {
+            rtype: entity.source_type.clone(),
+            id: entity.id.clone(),
+            bucket,
+            patient: entity.patient.clone(),
+            body: store::codec::encode(&entity)?,
+            index: mappings::search::index_entries(&parsed),
+        })
+    }
+
+    async fn write(&self, w: &RawWrite, audit_chain: i32, audit_seq: i64) -> Result<()> {
+        let pool = &self.pools[self.map.shard_of(w.bucket)];
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "WITH cur AS (INSERT INTO resources (rtype, id, bucket, version, deleted, updated_at, patient, body) \
+               VALUES ($1, $2, $3, 1, false, now(), $4, $5)), \
+             hist AS (INSERT INTO history (rtype, id, version, bucket, deleted, updated_at, body) \
+               VALUES ($1, $2, 1, $3, false, now(), $5)) \
+             INSERT INTO changes (rtype, id, version, op, at) VALUES ($1, $2, 1, 'create', now())",
+        )
+        .bind(&w.rtype)
+        .bind(&w.id)
+        .bind(w.bucket as i32)
+        .bind(&w.patient)
+        .bind(&w.body)
+        .execute(&mut *tx)
+        .await?;
+        let mut tok: (Vec<&str>, Vec<Option<&str>>, Vec<&str>) = Default::default();
+        let mut st: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+        let mut dt: (Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
+        let mut rf: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+        for e in &w.index {
+            use model::index::IndexEntry as E;
+            match e {
+                E::Token {
+                    param,
+                    system,
+                    code,
+                } => {
+                    tok.0.push(param);
+                    tok.1.push(system.as_deref());
+                    tok.2.push(code);
+                }
+                E::String {
+                    param,
+                    normalized,
+                    exact,
+                } => {
+                    st.0.push(param);
+                    st.1.push(normalized);
+                    st.2.push(exact);
+                }
+                E::Date { param, low, high } => {
+                    dt.0.push(param);
+                    dt.1.push(*low);
+                    dt.2.push(*high);
+                }
+                E::Reference {
+                    param,
+                    target_type,
+                    target_id,
+                } => {
+                    rf.0.push(param);
+                    rf.1.push(target_type);
+                    rf.2.push(target_id);
+                }
+            }
+        }
+        sqlx::query(
+            "WITH i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
+                SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
+             i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
+                SELECT $1, $2, * FROM unnest($6::text[], $7::text[], $8::text[])), \
+             i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
+                SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])) \
+             INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
+                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])",
+        )
+        .bind(&w.rtype)
+        .bind(&w.id)
+        .bind(&tok.0)
+        .bind(&tok.1)
+        .bind(&tok.2)
+        .bind(&st.0)
+        .bind(&st.1)
+        .bind(&st.2)
+        .bind(&dt.0)
+        .bind(&dt.1)
+        .bind(&dt.2)
+        .bind(&rf.0)
+        .bind(&rf.1)
+        .bind(&rf.2)
+        .execute(&mut *tx)
+        .await?;
+        // An audit row of the gateway's size, on a chain of its own (outside the 16 real
+        // chains, so `audit verify` of a bench cluster still walks only real chains).
+        let record = vec![b'x'; 420];
+        let hash = vec![0u8; 32];
+        sqlx::query("INSERT INTO audit (chain, seq, at, prev_hash, hash, record) VALUES ($1, $2, now(), $3, $3, $4)")
+            .bind(audit_chain)
+            .bind(audit_seq)
+            .bind(&hash)
+            .bind(&record)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn read(&self, rtype: &str, id: &str, version: Option<u64>) -> Result<()> {
+        let bucket = self.map.server_id_bucket(id).context("server id")?;
+        let pool = &self.pools[self.map.shard_of(bucket)];
+        let found = match version {
+            None => sqlx::query("SELECT version, updated_at, body FROM resources WHERE rtype = $1 AND id = $2")
+                .bind(rtype)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .is_some(),
+            Some(v) => sqlx::query("SELECT version, updated_at, body FROM history WHERE rtype = $1 AND id = $2 AND version = $3")
+                .bind(rtype)
+                .bind(id)
+                .bind(v as i64)
+                .fetch_optional(pool)
+                .await?
+                .is_some(),
+        };
+        if !found {
+            bail!("{rtype}/{id} not found");
+        }
+        Ok(())
+    }
+}
+
+/// Peak resident set of a process since the last reset, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak resident set (Linux `clear_refs` 5), so each phase reports its own peak.
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+struct Row {
+    phase: String,
+    concurrency: usize,
+    gateway: Measure,
+    baseline: Option<Measure>,
+    rss_mib: f64,
+}
+
+impl Row {
+    fn json(&self) -> Value {
+        let m = |m: &Measure| {
+            json!({"ops": m.ops, "errors": m.errors, "secs": round(m.secs), "throughput": round(m.throughput()),
+                "p50_ms": round(m.p50_ms), "p95_ms": round(m.p95_ms), "p99_ms": round(m.p99_ms)})
+        };
+        json!({
+            "phase": self.phase, "concurrency": self.concurrency, "gateway": m(&self.gateway),
+            "baseline": self.baseline.as_ref().map(m),
+            "ratio_throughput": self.baseline.as_ref().map(|b| round(self.gateway.throughput() / b.throughput().max(1e-9))),
+            "gateway_peak_rss_mib": round(self.rss_mib),
+        })
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+struct Bench {
+    http: reqwest::Client,
+    gw: Gateway,
+    baseline: Baseline,
+    opts: Options,
+    rows: Vec<Row>,
+}
+
+impl Bench {
+    async fn post(http: &reqwest::Client, url: &str, token: &str, body: &Value) -> Result<String> {
+        let resp = http
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/fhir+json")
+            .header("prefer", "return=minimal")
+            .body(body.to_string())
+            .send()
+            .await?;
+        if resp.status() != 201 {
+            bail!(
+                "POST answered {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("no Location")?;
+        // .../Type/id/_history/1
+        let id = location.rsplit('/').nth(2).context("bad Location")?;
+        Ok(id.to_owned())
+    }
+
+    async fn get(http: &reqwest::Client, url: &str, token: &str) -> Result<()> {
+        let resp = http.get(url).bearer_auth(token).send().await?;
+        if resp.status() != 200 {
+            bail!("GET {url} answered {}", resp.status());
+        }
+        resp.bytes().await?;
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        phase: &str,
+        concurrency: usize,
+        gateway: Measure,
+        baseline: Option<Measure>,
+        rss: f64,
+    ) {
+        let row = Row {
+            phase: phase.into(),
+            concurrency,
+            gateway,
+            baseline,
+            rss_mib: rss,
+        };
+        println!("{}", row.json());
+        self.rows.push(row);
+    }
+
+    /// A create phase: the gateway creates `resources`, the baseline writes the same rows.
+    async fn create_phase(
+        &mut self,
+        phase: &str,
+        concurrency: usize,
+        resources: Vec<(Value, Option<String>)>,
+    ) -> Result<Vec<String>> {
+        let max = self.opts.phase_ops.min(resources.len() / 2);
+        let time = Duration::from_secs(self.opts.phase_secs);
+        let pid = self.gw.child.id();
+        let (gw_items, base_items) = resources.split_at(resources.len() / 2);
+        let items = Arc::new(gw_items.to_vec());
+        let created = Arc::new(std::sync::Mutex::new(Vec::new()));
+        reset_peak(pid);
+        let (http, token, base) = (
+            self.http.clone(),
+            self.gw.token.clone(),
+            self.gw.base.clone(),
+        );
+        let (it, cr) = (items.clone(), created.clone());
+        let gateway = drive(concurrency, max, time, move |i| {
+            let (http, token, base, it, cr) = (
+                http.clone(),
+                token.clone(),
+                base.clone(),
+                it.clone(),
+                cr.clone(),
+            );
+            async move {
+                let (res, _) = &it[i];
+                let rtype = res["resourceType"].as_str().unwrap_or_default();
+                let id = Bench::post(&http, &format!("{base}/{rtype}"), &token, res).await?;
+                if let Ok(mut c) = cr.lock() {
+                    c.push(id);
+                }
+                Ok(())
+            }
+        })
+        .await;
+        let rss = peak_rss_mib(pid);
+        let prepared: Vec<RawWrite> = base_items
+            .iter()
+            .take(max)
+            .map(|(r, p)| self.baseline.prepare(r, p.as_deref()))
+            .collect::<Result<_>>()?;
+        let prepared = Arc::new(prepared);
+        let bl = self.baseline.clone();
+        let seqs = Arc::new(AtomicUsize::new(1));
+        let chain = 1000 + self.rows.len() as i32;
+        let baseline = drive(concurrency, max, time, move |i| {
+            let (bl, prepared, seqs) = (bl.clone(), prepared.clone(), seqs.clone());
+            async move {
+                let seq = seqs.fetch_add(1, Ordering::Relaxed) as i64;
+                bl.write(&prepared[i], chain, seq).await
+            }
+        })
+        .await;
+        self.record(phase, concurrency, gateway, Some(baseline), rss);
+        let ids = created.lock().map(|c| c.clone()).unwrap_or_default();
+        Ok(ids)
+    }
+
+    /// A read phase over `paths` (relative URLs); `baseline` reads the same rows raw.
+    async fn read_phase(
+        &mut self,
+        phase: &str,
+        concurrency: usize,
+        paths: Arc<Vec<String>>,
+        raw: Option<Arc<Vec<(String, String, Option<u64>)>>>,
+    ) {
+        let max = self.opts.phase_ops;
+        let time = Duration::from_secs(self.opts.phase_secs);
+        let pid = self.gw.child.id();
+        reset_peak(pid);
+        let (http, token, base) = (
+            self.http.clone(),
+            self.gw.token.clone(),
+            self.gw.base.clone(),
+        );
+        let p = paths.clone();
+        let gateway = drive(concurrency, max, time, move |i| {
+            let (http, token, url) = (
+                http.clone(),
+                token.clone(),
+                format!("{base}/{}", p[i % p.len()]),
+            );
+            async move { Bench::get(&http, &url, &token).await }
+        })
+        .await;
+        let rss = peak_rss_mib(pid);
+        let baseline = match raw {
+            Some(raw) => {
+                let bl = self.baseline.clone();
+                Some(
+                    drive(concurrency, max, time, move |i| {
+                        let (bl, raw) = (bl.clone(), raw.clone());
+                        async move {
+                            let (t, id, v) = &raw[i % raw.len()];
+                            bl.read(t, id, *v).await
+                        }
+                    })
+                    .await,
+                )
+            }
+            None => None,
+        };
+        self.record(phase, concurrency, gateway, baseline, rss);
+    }
+}
+
+async fn database_bytes(pools: &[PgPool]) -> Result<i64> {
+    let mut total = 0i64;
+    for pool in pools {
+        let n: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(pool)
+            .await?;
+        total += n;
+    }
+    Ok(total)
+}
+
+fn markdown(rows: &[Row], opts: &Options, notes: &[String]) -> String {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Machine: {cores} cores, {mem:.0} GiB; commit `{commit}`; {}.\n\nCommand: `./dev bench {}`\n\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        args.join(" ")
+    ));
+    md.push_str(&format!(
+        "Each cell: up to {} operations or {} s per phase and concurrency. Latencies in ms.\n\n",
+        opts.phase_ops, opts.phase_secs
+    ));
+    md.push_str("| phase | conc | gateway ops/s | p50 | p95 | p99 | errors | baseline ops/s | baseline p99 | ratio | gateway peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let g = &r.gateway;
+        let (bt, bp99, ratio) = match &r.baseline {
+            Some(b) => (
+                format!("{:.0}", b.throughput()),
+                format!("{:.2}", b.p99_ms),
+                format!("{:.2}", g.throughput() / b.throughput().max(1e-9)),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {bt} | {bp99} | {ratio} | {:.0} |\n",
+            r.phase,
+            r.concurrency,
+            g.throughput(),
+            g.p50_ms,
+            g.p95_ms,
+            g.p99_ms,
+            g.errors,
+            r.rss_mib
+        ));
+    }
+    for n in notes {
+        md.push_str(&format!("\n{n}\n"));
+    }
+    md
+}
+
+fn write_benchmarks_md(section: &str) -> Result<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+    let new = match (text.find(start), text.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{start}\n{section}\n{}", &text[..a], &text[b..]),
+        _ => format!("{text}\n{start}\n{section}\n{end}\n"),
+    };
+    std::fs::write(&path, new)?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let opts = parse_args()?;
+    let gw = tokio::task::spawn_blocking(start_gateway).await??;
+    let mut pools = Vec::new();
+    for url in &gw.shard_urls {
+        pools.push(
+            PgPoolOptions::new()
+                .max_connections(64)
+                .connect(url)
+                .await?,
+        );
+    }
+    let baseline = Baseline {
+        map: ShardMap::round_robin(DEFAULT_BUCKETS, pools.len()),
+        pools,
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let mut bench = Bench {
+        http,
+        gw,
+        baseline,
+        opts,
+        rows: Vec::new(),
+    };
+    let mut rng = StdRng::seed_from_u64(bench.opts.seed);
+    let mut notes = Vec::new();
+    let concurrencies = bench.opts.concurrency.clone();
+    let per_phase = bench.opts.phase_ops * 2;
+
+    let mut patients: Vec<String> = Vec::new();
+    let mut observations: Vec<String> = Vec::new();
+    let mut counter = 0usize;
+    for &c in &concurrencies {
+        let items: Vec<(Value, Option<String>)> = (0..per_phase)
+            .map(|_| {
+                counter += 1;
+                (patient(&mut rng, counter), None)
+            })
+            .collect();
+        patients.extend(bench.create_phase("create Patient", c, items).await?);
+    }
+    if patients.is_empty() {
+        bail!("no patient was created");
+    }
+    for &c in &concurrencies {
+        let items: Vec<(Value, Option<String>)> = (0..per_phase)
+            .map(|_| {
+                let p = patients[rng.random_range(0..patients.len())].clone();
+                (observation(&mut rng, &p), Some(p))
+            })
+            .collect();
+        observations.extend(bench.create_phase("create Observation", c, items).await?);
+    }
+    for &c in &concurrencies {
+        let items: Vec<(Value, Option<String>)> = (0..per_phase)
+            .map(|_| {
+                let p = patients[rng.random_range(0..patients.len())].clone();
+                (condition(&mut rng, &p), Some(p))
+            })
+            .collect();
+        bench.create_phase("create Condition", c, items).await?;
+    }
+    let reads: Arc<Vec<String>> =
+        Arc::new(patients.iter().map(|id| format!("Patient/{id}")).collect());
+    let raw_reads = Arc::new(
+        patients
+            .iter()
+            .map(|id| ("Patient".to_owned(), id.clone(), None))
+            .collect::<Vec<_>>(),
+    );
+    let vreads: Arc<Vec<String>> = Arc::new(
+        patients
+            .iter()
+            .map(|id| format!("Patient/{id}/_history/1"))
+            .collect(),
+    );
+    let raw_vreads = Arc::new(
+        patients
+            .iter()
+            .map(|id| ("Patient".to_owned(), id.clone(), Some(1)))
+            .collect::<Vec<_>>(),
+    );
+    let obs_search: Arc<Vec<String>> = Arc::new(
+        (0..1000)
+            .map(|_| {
+                let p = &patients[rng.random_range(0..patients.len())];
+                let (code, ..) = LOINC[rng.random_range(0..LOINC.len())];
+                format!("Observation?patient={p}&code=http://loinc.org|{code}")
+            })
+            .collect(),
+    );
+    let pat_search: Arc<Vec<String>> = Arc::new(
+        (0..1000)
+            .map(|_| {
+                let f = FAMILIES[rng.random_range(0..FAMILIES.len())];
+                format!(
+                    "Patient?family={f}&birthdate=ge{}",
+                    rng.random_range(1930..2020)
+                )
+            })
+            .collect(),
+    );
+    let histories: Arc<Vec<String>> = Arc::new(
+        observations
+            .iter()
+            .map(|id| format!("Observation/{id}/_history"))
+            .collect(),
+    );
+    for &c in &concurrencies {
+        bench
+            .read_phase(
+                "read Patient by id",
+                c,
+                reads.clone(),
+                Some(raw_reads.clone()),
+            )
+            .await;
+    }
+    for &c in &concurrencies {
+        bench
+            .read_phase("vread Patient", c, vreads.clone(), Some(raw_vreads.clone()))
+            .await;
+    }
+    for &c in &concurrencies {
+        bench
+            .read_phase(
+                "search Observation?patient&code",
+                c,
+                obs_search.clone(),
+                None,
+            )
+            .await;
+    }
+    for &c in &concurrencies {
+        bench
+            .read_phase(
+                "search Patient?family&birthdate",
+                c,
+                pat_search.clone(),
+                None,
+            )
+            .await;
+    }
+    if !histories.is_empty() {
+        for &c in &concurrencies {
+            bench
+                .read_phase("history of an Observation", c, histories.clone(), None)
+                .await;
+        }
+    }
+    notes.push("Not measured yet (the server does not serve them yet): transaction Bundles, `Patient/$everything`.".into());
+
+    if bench.opts.scale_to > 0 {
+        let loaded_before = database_bytes(&bench.baseline.pools).await?;
+        let target = bench.opts.scale_to;
+        let start = Instant::now();
+        let n_patients = patients.len();
+        let items: Arc<Vec<Value>> = Arc::new(
+            (0..target)
+                .map(|i| {
+                    if i % 20 == 0 {
+                        patient(&mut rng, 1_000_000 + i)
+                    } else {
+                        let p = &patients[rng.random_range(0..n_patients)];
+                        observation(&mut rng, p)
+                    }
+                })
+                .collect(),
+        );
+        let (http, token, base) = (
+            bench.http.clone(),
+            bench.gw.token.clone(),
+            bench.gw.base.clone(),
+        );
+        let load = drive(64, target, Duration::from_secs(3600), move |i| {
+            let (http, token, base, items) =
+                (http.clone(), token.clone(), base.clone(), items.clone());
+            async move {
+                let rtype = items[i]["resourceType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                Bench::post(&http, &format!("{base}/{rtype}"), &token, &items[i])
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await;
+        let bytes = database_bytes(&bench.baseline.pools).await? - loaded_before;
+        notes.push(format!(
+            "Load: {} resources by single creates at concurrency 64 in {:.0} s ({:.0}/s, {} errors); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again).",
+            load.ops, start.elapsed().as_secs_f64(), load.throughput(), load.errors,
+            bytes as f64 / 1048576.0, bytes as f64 / 1073741824.0 / (load.ops.max(1) as f64 / 1e6)
+        ));
+        bench
+            .read_phase(
+                &format!("read Patient by id @{target}"),
+                16,
+                reads.clone(),
+                Some(raw_reads.clone()),
+            )
+            .await;
+        bench
+            .read_phase(
+                &format!("search Observation?patient&code @{target}"),
+                16,
+                obs_search.clone(),
+                None,
+            )
+            .await;
+        bench
+            .read_phase(
+                &format!("search Patient?family&birthdate @{target}"),
+                16,
+                pat_search.clone(),
+                None,
+            )
+            .await;
+    }
+    if bench.opts.write_md {
+        write_benchmarks_md(&markdown(&bench.rows, &bench.opts, &notes))?;
+    }
+    let errors: usize = bench.rows.iter().map(|r| r.gateway.errors).sum();
+    drop(bench);
+    if errors > 0 {
+        bail!("{errors} gateway requests failed");
+    }
+    Ok(())
+}
