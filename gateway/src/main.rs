@@ -80,7 +80,7 @@ fn cli() -> Command {
                         .value_name("normalise|reject")
                         .default_value(Icd10Undotted::default().as_str())
                         .value_parser(|s: &str| s.parse::<Icd10Undotted>())
-                        .help("ICD-10 codes not written as published (J450): accept with a warning, or reject"),
+                        .help("ICD-10 without its dot (J450): accept with a warning, or reject"),
                 )
                 .arg(
                     Arg::new("code-version-mismatch")

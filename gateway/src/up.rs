@@ -182,7 +182,10 @@ pub async fn run(options: UpOptions) -> Result<(), UpError> {
     // table are never checked.
     for system in options.terminology_policy.per_system.keys() {
         if !terminology.is_loaded(system) {
-            tracing::warn!(%system, "--code-check names a code system whose table is not loaded; its codes are not checked");
+            tracing::warn!(
+                %system,
+                "--code-check names a system whose table is not loaded; its codes are not checked"
+            );
         }
     }
     let auth = dev_auth(&options.data, true)?;

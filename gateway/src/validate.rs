@@ -1,18 +1,21 @@
 //! Validation of codes on write (DESIGN.md, "Terminology"): every Coding whose `system` is a
 //! loaded code system is checked against its table before the store sees the resource.
 //!
-//! | finding | issue | default |
+//! | finding | issue at | default |
 //! |---|---|---|
-//! | unknown code | error, `code-invalid`, at `….code` | reject (422) |
-//! | chapter or block (ICD-10), chapter letter (ICPC-2) | error, `code-invalid`, at `….code` | reject (422) |
-//! | ICD-10 code not written as published (`J450`, `j45.0`) | `code-invalid` at `….code` | reject as unknown; `normalise` accepts with a warning |
-//! | `version` is not the loaded edition | `not-supported` at `….version` | warn |
-//! | wrong `display` | warning, `code-invalid`, at `….display` | warn, never rejects |
+//! | unknown code | `….code`, `code-invalid` | reject (422) |
+//! | ICD-10 chapter or block, ICPC-2 chapter letter | `….code`, `code-invalid` | reject (422) |
+//! | ICD-10 not as published (`J450`, `j45.0`) | `….code`, `code-invalid` | reject [1] |
+//! | `version` is not the loaded edition | `….version`, `not-supported` | warn |
+//! | wrong `display` | `….display`, `code-invalid` | warn, never rejects |
+//!
+//! [1] as an unknown code; [`Icd10Undotted::Normalise`] accepts it with a warning.
 //!
 //! [`Strictness`] per system caps all of that: `warn` turns every error of the system into a
 //! warning, `off` skips the system. A Coding whose system is not loaded (LOINC, SNOMED CT, a
 //! system without a table) is not checked at all: the server cannot tell a good code from a
-//! bad one there, and refusing every such code would refuse most clinical data.
+//! bad one there, and refusing every such code would refuse most clinical data. Neither is a
+//! Coding without a `code` (text only): it claims no code to check.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -178,7 +181,7 @@ impl CodingCheck<'_> {
                 IssueCode::NotSupported,
                 "version",
                 format!(
-                    "version {version:?} of {} is not loaded; the code was checked against edition {}",
+                    "version {version:?} of {} is not loaded; checked against {}",
                     self.info.uri, self.info.version
                 ),
             ));
@@ -193,7 +196,7 @@ impl CodingCheck<'_> {
                 IssueCode::CodeInvalid,
                 "code",
                 format!(
-                    "code {code:?} of {system} is a {} of {}, a grouping, not a code a Coding may carry",
+                    "code {code:?} of {system} is a {} of {}, a grouping, not a selectable code",
                     kind.as_str(),
                     self.info.name
                 ),
@@ -229,17 +232,13 @@ impl CodingCheck<'_> {
                 Severity::Warning,
                 IssueCode::CodeInvalid,
                 "code",
-                format!(
-                    "code {code:?} of {system} is not written as published; accepted as {published:?}, write that"
-                ),
+                format!("code {code:?} of {system} is not as published; read as {published:?}"),
             ),
             Icd10Undotted::Reject => self.issue(
                 Severity::Error,
                 IssueCode::CodeInvalid,
                 "code",
-                format!(
-                    "unknown code {code:?} in {system}; codes are written as published, here {published:?}"
-                ),
+                format!("unknown code {code:?} in {system}; as published it is {published:?}"),
             ),
         }];
         // Only an accepted code's display is worth a warning; a rejected one is fixed first.

@@ -184,27 +184,59 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate) {
-    let exists = |qb: &mut QueryBuilder<Postgres>, table: &str, param: &str| {
-        qb.push(format!(
-            "EXISTS (SELECT 1 FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
-        ))
-        .push_bind(param.to_owned());
-    };
+/// How an index predicate is joined to the resource: correlated (`EXISTS`, for a group that
+/// mixes in resource columns) or as a set of candidate ids (for the candidate set).
+enum IndexForm<'a> {
+    Exists,
+    Candidates { rtype: &'a str },
+}
+
+/// The index table a predicate reads, or `None` for a predicate on the resource row.
+fn index_table(p: &Predicate) -> Option<&'static str> {
     match p {
-        Predicate::Id(id) => {
+        Predicate::Id(_) | Predicate::LastUpdated { .. } => None,
+        Predicate::Token { .. } => Some("idx_token"),
+        Predicate::String { .. } => Some("idx_string"),
+        Predicate::Date { .. } => Some("idx_date"),
+        Predicate::Reference { .. } => Some("idx_reference"),
+    }
+}
+
+fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexForm<'_>) {
+    let (param, table) = match (p, index_table(p)) {
+        (Predicate::Id(id), _) => {
             qb.push("r.id = ").push_bind(id.clone());
+            return;
         }
-        Predicate::LastUpdated { prefix, low, high } => {
+        (Predicate::LastUpdated { prefix, low, high }, _) => {
             let us = "(extract(epoch FROM r.updated_at) * 1000000)::bigint";
             push_range(qb, us, us, *prefix, *low, *high);
+            return;
         }
-        Predicate::Token {
-            param,
-            system,
-            code,
-        } => {
-            exists(qb, "idx_token", param);
+        (
+            Predicate::Token { param, .. }
+            | Predicate::String { param, .. }
+            | Predicate::Date { param, .. }
+            | Predicate::Reference { param, .. },
+            Some(table),
+        ) => (param, table),
+        _ => return,
+    };
+    match form {
+        IndexForm::Exists => {
+            qb.push(format!(
+                "EXISTS (SELECT 1 FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
+            ));
+        }
+        IndexForm::Candidates { rtype } => {
+            qb.push(format!("SELECT x.id FROM {table} x WHERE x.rtype = "))
+                .push_bind(rtype.to_owned())
+                .push(" AND x.param = ");
+        }
+    }
+    qb.push_bind(param.clone());
+    match p {
+        Predicate::Token { system, code, .. } => {
             if let Some(code) = code {
                 qb.push(" AND x.code = ").push_bind(code.clone());
             }
@@ -217,62 +249,82 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate) {
                     qb.push(" AND x.system = ").push_bind(s.clone());
                 }
             }
-            qb.push(")");
         }
-        Predicate::String { param, how, value } => {
-            exists(qb, "idx_string", param);
-            match how {
-                StringMatch::Exact => {
-                    qb.push(" AND x.exact = ").push_bind(value.clone());
-                }
-                StringMatch::StartsWith => {
-                    qb.push(" AND x.normalized LIKE ")
-                        .push_bind(format!("{}%", escape_like(value)));
-                }
-                StringMatch::Contains => {
-                    qb.push(" AND x.normalized LIKE ")
-                        .push_bind(format!("%{}%", escape_like(value)));
-                }
+        Predicate::String { how, value, .. } => match how {
+            StringMatch::Exact => {
+                qb.push(" AND x.exact = ").push_bind(value.clone());
             }
-            qb.push(")");
-        }
+            StringMatch::StartsWith => {
+                qb.push(" AND x.normalized LIKE ")
+                    .push_bind(format!("{}%", escape_like(value)));
+            }
+            StringMatch::Contains => {
+                qb.push(" AND x.normalized LIKE ")
+                    .push_bind(format!("%{}%", escape_like(value)));
+            }
+        },
         Predicate::Date {
-            param,
-            prefix,
-            low,
-            high,
+            prefix, low, high, ..
         } => {
-            exists(qb, "idx_date", param);
             qb.push(" AND ");
             push_range(qb, "x.low", "x.high", *prefix, *low, *high);
-            qb.push(")");
         }
         Predicate::Reference {
-            param,
             target_type,
             target_id,
+            ..
         } => {
-            exists(qb, "idx_reference", param);
             qb.push(" AND x.target_id = ").push_bind(target_id.clone());
             if let Some(t) = target_type {
                 qb.push(" AND x.target_type = ").push_bind(t.clone());
             }
-            qb.push(")");
         }
+        Predicate::Id(_) | Predicate::LastUpdated { .. } => {}
+    }
+    if matches!(form, IndexForm::Exists) {
+        qb.push(")");
     }
 }
 
+/// Pushes the FROM and WHERE of a search. Groups made only of index predicates become one
+/// candidate-id set (the intersection of each group's union), which the planner reads from
+/// the index tables' lookup indexes; the other groups filter the resource rows.
 fn push_where(qb: &mut QueryBuilder<Postgres>, query: &Query) {
-    qb.push(" FROM resources r WHERE r.rtype = ")
-        .push_bind(query.source_type.clone())
+    let rtype = query.source_type.as_str();
+    let (indexed, row_groups): (Vec<&Vec<Predicate>>, Vec<&Vec<Predicate>>) = query
+        .all_of
+        .iter()
+        .filter(|g| !g.is_empty())
+        .partition(|g| g.iter().all(|p| index_table(p).is_some()));
+    if indexed.is_empty() {
+        qb.push(" FROM resources r");
+    } else {
+        qb.push(" FROM resources r JOIN (");
+        for (i, group) in indexed.iter().enumerate() {
+            if i > 0 {
+                qb.push(" INTERSECT ");
+            }
+            qb.push("(");
+            for (j, p) in group.iter().enumerate() {
+                if j > 0 {
+                    qb.push(" UNION ");
+                }
+                push_predicate(qb, p, IndexForm::Candidates { rtype });
+            }
+            qb.push(")");
+        }
+        qb.push(") c ON c.id = r.id");
+    }
+    qb.push(" WHERE r.rtype = ")
+        .push_bind(rtype.to_owned())
         .push(" AND NOT r.deleted");
-    for group in &query.all_of {
+    for group in row_groups {
         qb.push(" AND (");
         for (i, p) in group.iter().enumerate() {
             if i > 0 {
                 qb.push(" OR ");
             }
-            push_predicate(qb, p);
+            push_predicate(qb, p, IndexForm::Exists);
         }
         qb.push(")");
     }

@@ -247,6 +247,9 @@ fn condition(rng: &mut StdRng, patient_id: &str) -> Value {
     })
 }
 
+/// Rows a baseline read phase fetches: type, id, and version for a vread.
+type RawReads = Arc<Vec<(String, String, Option<u64>)>>;
+
 /// One phase's measurements.
 #[derive(Debug, Clone)]
 struct Measure {
@@ -669,7 +672,7 @@ impl Bench {
         phase: &str,
         concurrency: usize,
         paths: Arc<Vec<String>>,
-        raw: Option<Arc<Vec<(String, String, Option<u64>)>>>,
+        raw: Option<RawReads>,
     ) {
         let max = self.opts.phase_ops;
         let time = Duration::from_secs(self.opts.phase_secs);

@@ -193,10 +193,9 @@ async fn reads_by_id_touch_one_shard(env: &Env, s: &TestServer) -> Result<()> {
     for shard in 0..before.len() {
         let delta = after[shard] - before[shard];
         if shard == owner {
-            ensure!(
-                delta >= 5,
-                "owner shard {shard} saw {delta} commits for 5 reads"
-            );
+            // Read records are group-committed, so 5 reads may take fewer commits; the count
+            // moving at all shows the statistics are live.
+            ensure!(delta >= 1, "owner shard {shard} saw no commit for 5 reads");
         } else {
             ensure!(
                 delta == 0,
