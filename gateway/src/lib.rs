@@ -20,7 +20,7 @@ use axum::routing::{any, get};
 
 pub use auth::AuthConfig;
 pub use validate::{
-    Icd10Undotted, Strictness, TerminologyPolicy, VersionMismatch, parse_code_check,
+    Icd10Undotted, Strictness, TerminologyPolicy, VersionMismatch, check_codes, parse_code_check,
 };
 
 /// Limits on what a client may send or ask for. Every one is configurable.

@@ -709,7 +709,8 @@ async fn search(
         default_count: state.config.limits.default_count,
         max_count: state.config.limits.max_count,
     };
-    let parsed = parse_query(rtype, pairs, &limits).map_err(ApiError::Malformed)?;
+    let mut parsed = parse_query(rtype, pairs, &limits).map_err(ApiError::Malformed)?;
+    expand_hierarchies(&state.terminology, &mut parsed.query)?;
     let page = state.store.search(&parsed.query).await?;
     let mut patients: Vec<String> = page
         .items
@@ -723,6 +724,42 @@ async fn search(
     let warning = (!warnings.is_empty()).then(|| outcome(warnings));
     let body = bundle::searchset(&ctx.base, rtype, &parsed, &page, warning);
     Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// Resolves `:below` / `:above` token searches into the codes of the loaded hierarchy.
+fn expand_hierarchies(
+    terminology: &terminology::Terminology,
+    query: &mut model::query::Query,
+) -> Result<(), ApiError> {
+    use model::query::{Expand, Predicate};
+    for predicate in query.all_of.iter_mut().flatten() {
+        if let Predicate::TokenIn {
+            param,
+            system,
+            codes,
+            expand: expand @ Some(_),
+        } = predicate
+        {
+            if !terminology.is_loaded(system) {
+                return Err(ApiError::bad(
+                    param.clone(),
+                    format!(
+                        "code system {system} is not loaded, so its hierarchy cannot be searched"
+                    ),
+                ));
+            }
+            let Some(code) = codes.first().cloned() else {
+                continue;
+            };
+            let related = match expand {
+                Some(Expand::Below) => terminology.descendants(system, &code),
+                _ => terminology.ancestors(system, &code),
+            };
+            codes.extend(related.into_iter().map(str::to_owned));
+            *expand = None;
+        }
+    }
+    Ok(())
 }
 
 async fn history(

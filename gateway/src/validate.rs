@@ -111,7 +111,7 @@ pub fn parse_code_check(text: &str) -> Result<(String, Strictness), String> {
 /// Checks every Coding of `resource` whose system is loaded and not switched off. Returns the
 /// warnings to give the client, or 422 with every error (one per rejected Coding part) and,
 /// after them, the warnings, so that the client can fix everything in one round.
-pub(crate) fn check_codes(
+pub fn check_codes(
     resource: &Resource,
     terminology: &Terminology,
     policy: &TerminologyPolicy,

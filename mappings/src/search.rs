@@ -5,7 +5,7 @@
 //! generated from it, so it lists nothing that does not work.
 
 use model::index::IndexEntry;
-use model::query::{Predicate, Prefix, Query, StringMatch, SystemMatch};
+use model::query::{Expand, Predicate, Prefix, Query, StringMatch, SystemMatch};
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
@@ -498,6 +498,26 @@ fn parse_value(
                 code,
             })
         }
+        (ParamKind::Token, Some(m @ ("below" | "above"))) => {
+            let Some((system, code)) = value
+                .split_once('|')
+                .filter(|(s, c)| !s.is_empty() && !c.is_empty())
+            else {
+                return Err(bad(format!(
+                    ":{m} needs system|code (the hierarchy belongs to a code system), got {value:?}"
+                )));
+            };
+            Ok(Predicate::TokenIn {
+                param: index_param,
+                system: system.to_owned(),
+                codes: vec![code.to_owned()],
+                expand: Some(if m == "below" {
+                    Expand::Below
+                } else {
+                    Expand::Above
+                }),
+            })
+        }
         (ParamKind::String, None | Some("exact") | Some("contains")) => {
             let how = match modifier {
                 Some("exact") => StringMatch::Exact,
@@ -631,6 +651,23 @@ mod tests {
         let lenient = parse("Patient", &[("nonsense", "1")]);
         assert_eq!(lenient.map(|s| s.ignored.len()), Ok(1));
         assert!(parse("Observation", &[("patient", "Group/1")]).is_err());
+        let below = parse(
+            "Condition",
+            &[("code:below", "http://hl7.org/fhir/sid/icd-10|J45")],
+        );
+        assert_eq!(
+            below.map(|s| s.query.all_of),
+            Ok(vec![vec![Predicate::TokenIn {
+                param: "code".into(),
+                system: "http://hl7.org/fhir/sid/icd-10".into(),
+                codes: vec!["J45".into()],
+                expand: Some(Expand::Below)
+            }]])
+        );
+        assert!(
+            parse("Condition", &[("code:below", "J45")]).is_err(),
+            "needs a system"
+        );
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub enum SystemMatch {
     Is(String),
 }
 
+/// Which way a hierarchy search goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expand {
+    /// The code and every code below it (`:below`).
+    Below,
+    /// The code and every code above it (`:above`).
+    Above,
+}
+
 /// How a string must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StringMatch {
@@ -83,6 +92,19 @@ pub enum Predicate {
         system: SystemMatch,
         /// Code; `None` matches any code of the system (`system|`).
         code: Option<String>,
+    },
+    /// A token entry's code is one of `codes` (the hierarchy searches `:below` and
+    /// `:above`). The parser gives only the searched code and what to expand; the caller
+    /// that knows the code system fills `codes` and clears `expand`.
+    TokenIn {
+        /// Parameter.
+        param: String,
+        /// The code system.
+        system: String,
+        /// The codes that match.
+        codes: Vec<String>,
+        /// Hierarchy expansion still to do, if any.
+        expand: Option<Expand>,
     },
     /// A string entry matches.
     String {

@@ -195,7 +195,7 @@ enum IndexForm<'a> {
 fn index_table(p: &Predicate) -> Option<&'static str> {
     match p {
         Predicate::Id(_) | Predicate::LastUpdated { .. } => None,
-        Predicate::Token { .. } => Some("idx_token"),
+        Predicate::Token { .. } | Predicate::TokenIn { .. } => Some("idx_token"),
         Predicate::String { .. } => Some("idx_string"),
         Predicate::Date { .. } => Some("idx_date"),
         Predicate::Reference { .. } => Some("idx_reference"),
@@ -215,6 +215,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
         }
         (
             Predicate::Token { param, .. }
+            | Predicate::TokenIn { param, .. }
             | Predicate::String { param, .. }
             | Predicate::Date { param, .. }
             | Predicate::Reference { param, .. },
@@ -249,6 +250,12 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                     qb.push(" AND x.system = ").push_bind(s.clone());
                 }
             }
+        }
+        Predicate::TokenIn { system, codes, .. } => {
+            qb.push(" AND x.code = ANY(")
+                .push_bind(codes.clone())
+                .push(") AND x.system = ")
+                .push_bind(system.clone());
         }
         Predicate::String { how, value, .. } => match how {
             StringMatch::Exact => {

@@ -6,7 +6,11 @@ use tests::TestServer;
 
 use crate::Env;
 
-crate::tests![search_parameters, every_advertised_parameter_answers];
+crate::tests![
+    search_parameters,
+    every_advertised_parameter_answers,
+    hierarchy_search_across_shards
+];
 
 fn ids(resources: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = resources
@@ -207,5 +211,69 @@ async fn every_advertised_parameter_answers(env: &Env) -> Result<()> {
         }
     }
     ensure!(n > 30, "only {n} parameters checked");
+    s.stop().await
+}
+
+/// `:below` and `:above` follow the ICD-10 hierarchy, over conditions on both shards.
+async fn hierarchy_search_across_shards(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
+    let codes = [
+        "J45", "J45.0", "J45.1", "J45.9", "E11", "I10", "J45.0", "J45.8",
+    ];
+    let mut by_code: Vec<(String, String)> = Vec::new();
+    let mut shards = std::collections::HashSet::new();
+    for (i, code) in codes.iter().enumerate() {
+        let p = s
+            .create(&json!({"resourceType": "Patient", "name": [{"family": format!("Tree{i}")}]}))
+            .await?;
+        let pid = p["id"].as_str().unwrap_or_default().to_owned();
+        shards.insert(s.store.locate("Patient", &pid).await?);
+        let c = s.create(&json!({"resourceType": "Condition", "subject": {"reference": format!("Patient/{pid}")},
+            "code": {"coding": [{"system": ICD10, "code": code}]}})).await?;
+        by_code.push((
+            code.to_string(),
+            c["id"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    ensure!(shards.len() == 2, "conditions on both shards");
+    let want = |pred: &dyn Fn(&str) -> bool| {
+        let mut v: Vec<String> = by_code
+            .iter()
+            .filter(|(c, _)| pred(c))
+            .map(|(_, id)| id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let below = ids(&s
+        .search_all(&format!("Condition?code:below={ICD10}|J45"), 10)
+        .await?);
+    ensure!(
+        below == want(&|c| c.starts_with("J45")),
+        "below J45: {below:?}"
+    );
+    let above = ids(&s
+        .search_all(&format!("Condition?code:above={ICD10}|J45.0"), 10)
+        .await?);
+    ensure!(
+        above == want(&|c| c == "J45" || c == "J45.0"),
+        "above J45.0: {above:?}"
+    );
+    let (status, body) = s
+        .send(reqwest::Method::GET, "Condition?code:below=J45", None)
+        .await?;
+    ensure!(
+        status == 400 && body["resourceType"] == "OperationOutcome",
+        "no system: {status}"
+    );
+    let (status, _) = s
+        .send(
+            reqwest::Method::GET,
+            "Condition?code:below=http://loinc.org|1",
+            None,
+        )
+        .await?;
+    ensure!(status == 400, "unloaded system: {status}");
     s.stop().await
 }
