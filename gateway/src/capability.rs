@@ -5,6 +5,15 @@ use mappings::search::params_of;
 use mappings::types::R4_RESOURCE_TYPES;
 use serde_json::{Value, json};
 
+use crate::terminology_ops::{OPERATIONS, definition};
+
+/// How the built-in code systems sit beside stored CodeSystem resources.
+const BUILTIN_CODE_SYSTEMS: &str = "CodeSystem/icd-10, CodeSystem/icpc-2 and CodeSystem/icd-10-cm \
+     are the loaded code tables, served as read-only summaries (content not-present); a \
+     type-level search lists them ahead of stored CodeSystems. The operations run on the \
+     loaded tables and their implicit value sets ({system}?fhir_vs, \
+     {system}?fhir_vs=isa/{code}).";
+
 /// The interactions served for every resource type.
 pub const TYPE_INTERACTIONS: &[&str] = &[
     "read",
@@ -29,7 +38,7 @@ pub fn capability_statement(base: &str) -> Value {
             params.extend(params_of(rtype).map(|p| {
                 json!({ "name": p.name, "type": p.kind.fhir_name() })
             }));
-            json!({
+            let mut resource = json!({
                 "type": rtype,
                 "interaction": TYPE_INTERACTIONS.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>(),
                 "versioning": "versioned-update",
@@ -39,7 +48,19 @@ pub fn capability_statement(base: &str) -> Value {
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
                 "searchParam": params
-            })
+            });
+            let operations: Vec<Value> = OPERATIONS
+                .iter()
+                .filter(|(t, _, _)| t == rtype)
+                .map(|(t, name, _)| json!({ "name": name, "definition": definition(t, name) }))
+                .collect();
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
+            }
+            if *rtype == "CodeSystem" {
+                resource["documentation"] = json!(BUILTIN_CODE_SYSTEMS);
+            }
+            resource
         })
         .collect();
     json!({

@@ -9,6 +9,7 @@ mod bundle;
 pub mod capability;
 pub mod outcome;
 mod rest;
+mod terminology_ops;
 pub mod up;
 mod validate;
 

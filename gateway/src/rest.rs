@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::auth::{Action, Principal};
 use crate::bundle;
 use crate::outcome::{ApiError, information, issue_value, outcome};
+use crate::terminology_ops;
 use crate::validate::check_codes;
 
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -208,6 +209,65 @@ async fn handle(
     }
     ctx.audit.resource_type = Some(rtype.to_owned());
     match (method.clone(), rest) {
+        // Terminology operations, answered from the loaded tables (terminology_ops).
+        (_, [.., op]) if rest.len() <= 2 && terminology_ops::is_operation(op) => {
+            ctx.audit.interaction = "operation".into();
+            let instance = rest.first().filter(|_| rest.len() == 2).copied();
+            ctx.audit.resource_id = instance.map(str::to_owned);
+            let operation = terminology_ops::parse_operation(rtype, op)?;
+            principal.authorize(rtype, Action::Read)?;
+            let parameters = match *method {
+                Method::GET => None,
+                Method::POST => {
+                    let bytes = read_body(state, headers, body).await?;
+                    Some(parse_checked(state, "Parameters", &bytes)?)
+                }
+                _ => {
+                    return Err(ApiError::MethodNotAllowed(format!(
+                        "{op} is called with GET or POST"
+                    )));
+                }
+            };
+            let answer = terminology_ops::run(
+                &state.terminology,
+                &state.config.limits,
+                rtype,
+                instance,
+                operation,
+                &pairs,
+                parameters.as_ref(),
+            )?;
+            Ok(json_response(StatusCode::OK, answer.to_string()))
+        }
+        // The built-in code systems' ids are reserved: read from the tables, never written.
+        (Method::GET, [id]) if rtype == "CodeSystem" && terminology_ops::is_builtin_id(id) => {
+            ctx.audit.interaction = "read".into();
+            ctx.audit.resource_id = Some((*id).to_owned());
+            principal.authorize(rtype, Action::Read)?;
+            let summary = terminology_ops::code_system(&state.terminology, id)?;
+            Ok(json_response(StatusCode::OK, summary.to_string()))
+        }
+        (_, [id, ..]) if rtype == "CodeSystem" && terminology_ops::is_builtin_id(id) => {
+            ctx.audit.resource_id = Some((*id).to_owned());
+            Err(ApiError::MethodNotAllowed(
+                terminology_ops::read_only_message(id),
+            ))
+        }
+        (Method::GET, []) if rtype == "CodeSystem" => {
+            ctx.audit.interaction = "search-type".into();
+            principal.authorize(rtype, Action::Search)?;
+            code_system_search(state, &pairs, ctx).await
+        }
+        (Method::POST, ["_search"]) if rtype == "CodeSystem" => {
+            ctx.audit.interaction = "search-type".into();
+            principal.authorize(rtype, Action::Search)?;
+            let bytes = read_form(state, headers, body).await?;
+            let mut all = pairs.clone();
+            all.extend(
+                form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())),
+            );
+            code_system_search(state, &all, ctx).await
+        }
         (Method::POST, []) => {
             ctx.audit.interaction = "create".into();
             principal.authorize(rtype, Action::Create)?;
@@ -724,6 +784,34 @@ async fn search(
     let warning = (!warnings.is_empty()).then(|| outcome(warnings));
     let body = bundle::searchset(&ctx.base, rtype, &parsed, &page, warning);
     Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// A type-level CodeSystem search: the built-in code systems that match, ahead of the stored
+/// ones on the first page; the built-ins alone when the query filters by a parameter the
+/// store cannot (see `terminology_ops`).
+async fn code_system_search(
+    state: &AppState,
+    pairs: &[(String, String)],
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let builtin = terminology_ops::search_builtin(&state.terminology, &ctx.base, pairs)?;
+    if !builtin.ask_store {
+        let bundle = builtin.bundle(&ctx.base, pairs);
+        return Ok(json_response(StatusCode::OK, bundle.to_string()));
+    }
+    let response = search(state, "CodeSystem", pairs, ctx).await?;
+    if builtin.entries.is_empty() {
+        return Ok(response);
+    }
+    // `search` renders its Bundle; merging into that text keeps `search` itself untouched.
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading a search bundle: {e}")))?;
+    let mut bundle: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("parsing a search bundle: {e}")))?;
+    builtin.merge_into(&mut bundle);
+    Ok(json_response(parts.status, bundle.to_string()))
 }
 
 /// Resolves `:below` / `:above` token searches into the codes of the loaded hierarchy.

@@ -19,6 +19,7 @@ mod lossless;
 mod rest;
 mod search;
 mod terminology;
+mod terminology_ops;
 mod topology;
 
 /// What every test gets.
@@ -54,6 +55,7 @@ fn main() {
         lossless::all(),
         cli::all(),
         terminology::all(),
+        terminology_ops::all(),
     ] {
         trials.extend(group);
     }
