@@ -293,42 +293,64 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
     }
 }
 
-/// Pushes the FROM and WHERE of a search. Groups made only of index predicates become one
-/// candidate-id set (the intersection of each group's union), which the planner reads from
-/// the index tables' lookup indexes; the other groups filter the resource rows.
+/// How narrow a predicate usually is, without table statistics: an id reference or an exact
+/// code picks few rows, a date range or a substring many.
+fn selectivity(p: &Predicate) -> u8 {
+    match p {
+        Predicate::Reference { .. } => 4,
+        Predicate::Token { code: Some(_), .. } => 3,
+        Predicate::String {
+            how: StringMatch::Exact,
+            ..
+        } => 3,
+        Predicate::TokenIn { .. }
+        | Predicate::String {
+            how: StringMatch::StartsWith,
+            ..
+        } => 2,
+        Predicate::String { .. } | Predicate::Date { .. } => 1,
+        Predicate::Token { code: None, .. } | Predicate::Id(_) | Predicate::LastUpdated { .. } => 0,
+    }
+}
+
+/// Pushes the FROM and WHERE of a search. The narrowest group made only of index
+/// predicates drives the search: its candidate ids are read from the index tables' lookup
+/// indexes and joined to the resources; every other group filters those rows, index
+/// predicates through a correlated `EXISTS` on the owner indexes.
 fn push_where(qb: &mut QueryBuilder<Postgres>, query: &Query) {
     let rtype = query.source_type.as_str();
-    let (indexed, row_groups): (Vec<&Vec<Predicate>>, Vec<&Vec<Predicate>>) = query
-        .all_of
+    let groups: Vec<&Vec<Predicate>> = query.all_of.iter().filter(|g| !g.is_empty()).collect();
+    let driver = groups
         .iter()
-        .filter(|g| !g.is_empty())
-        .partition(|g| g.iter().all(|p| index_table(p).is_some()));
-    if indexed.is_empty() {
-        qb.push(" FROM resources r");
-    } else {
-        qb.push(" FROM resources r JOIN (");
-        for (i, group) in indexed.iter().enumerate() {
-            if i > 0 {
-                qb.push(" INTERSECT ");
-            }
-            qb.push("(");
-            for (j, p) in group.iter().enumerate() {
+        .enumerate()
+        .filter(|(_, g)| g.iter().all(|p| index_table(p).is_some()))
+        .max_by_key(|(_, g)| g.iter().map(selectivity).min().unwrap_or(0))
+        .map(|(i, _)| i);
+    match driver {
+        Some(i) => {
+            qb.push(" FROM resources r JOIN (");
+            for (j, p) in groups[i].iter().enumerate() {
                 if j > 0 {
                     qb.push(" UNION ");
                 }
                 push_predicate(qb, p, IndexForm::Candidates { rtype });
             }
-            qb.push(")");
+            qb.push(") c ON c.id = r.id");
         }
-        qb.push(") c ON c.id = r.id");
+        None => {
+            qb.push(" FROM resources r");
+        }
     }
     qb.push(" WHERE r.rtype = ")
         .push_bind(rtype.to_owned())
         .push(" AND NOT r.deleted");
-    for group in row_groups {
+    for (i, group) in groups.iter().enumerate() {
+        if Some(i) == driver {
+            continue;
+        }
         qb.push(" AND (");
-        for (i, p) in group.iter().enumerate() {
-            if i > 0 {
+        for (j, p) in group.iter().enumerate() {
+            if j > 0 {
                 qb.push(" OR ");
             }
             push_predicate(qb, p, IndexForm::Exists);
