@@ -765,6 +765,17 @@ async fn search(
     pairs: &[(String, String)],
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
+    let body = search_bundle(state, rtype, pairs, ctx).await?;
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// Runs a search and builds its searchset Bundle.
+async fn search_bundle(
+    state: &AppState,
+    rtype: &str,
+    pairs: &[(String, String)],
+    ctx: &mut Ctx,
+) -> Result<Value, ApiError> {
     let limits = SearchLimits {
         default_count: state.config.limits.default_count,
         max_count: state.config.limits.max_count,
@@ -782,8 +793,7 @@ async fn search(
     ctx.audit.patients = patients;
     let warnings: Vec<Value> = parsed.ignored.iter().map(issue_value).collect();
     let warning = (!warnings.is_empty()).then(|| outcome(warnings));
-    let body = bundle::searchset(&ctx.base, rtype, &parsed, &page, warning);
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    Ok(bundle::searchset(&ctx.base, rtype, &parsed, &page, warning))
 }
 
 /// A type-level CodeSystem search: the built-in code systems that match, ahead of the stored
@@ -799,19 +809,9 @@ async fn code_system_search(
         let bundle = builtin.bundle(&ctx.base, pairs);
         return Ok(json_response(StatusCode::OK, bundle.to_string()));
     }
-    let response = search(state, "CodeSystem", pairs, ctx).await?;
-    if builtin.entries.is_empty() {
-        return Ok(response);
-    }
-    // `search` renders its Bundle; merging into that text keeps `search` itself untouched.
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading a search bundle: {e}")))?;
-    let mut bundle: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::Internal(format!("parsing a search bundle: {e}")))?;
+    let mut bundle = search_bundle(state, "CodeSystem", pairs, ctx).await?;
     builtin.merge_into(&mut bundle);
-    Ok(json_response(parts.status, bundle.to_string()))
+    Ok(json_response(StatusCode::OK, bundle.to_string()))
 }
 
 /// Resolves `:below` / `:above` token searches into the codes of the loaded hierarchy.

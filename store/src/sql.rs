@@ -262,8 +262,13 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                 qb.push(" AND x.exact = ").push_bind(value.clone());
             }
             StringMatch::StartsWith => {
-                qb.push(" AND x.normalized LIKE ")
-                    .push_bind(format!("{}%", escape_like(value)));
+                // A range the index can use even in a generic prepared plan (where a bound
+                // LIKE pattern cannot); U+10FFFF is the greatest character, so every value
+                // that starts with the prefix sorts below the upper bound.
+                qb.push(" AND x.normalized ~>=~ ")
+                    .push_bind(value.clone())
+                    .push(" AND x.normalized ~<~ ")
+                    .push_bind(format!("{value}\u{10FFFF}"));
             }
             StringMatch::Contains => {
                 qb.push(" AND x.normalized LIKE ")
@@ -313,11 +318,13 @@ fn selectivity(p: &Predicate) -> u8 {
     }
 }
 
-/// Pushes the FROM and WHERE of a search. The narrowest group made only of index
-/// predicates drives the search: its candidate ids are read from the index tables' lookup
-/// indexes and joined to the resources; every other group filters those rows, index
-/// predicates through a correlated `EXISTS` on the owner indexes.
-fn push_where(qb: &mut QueryBuilder<Postgres>, query: &Query) {
+/// Pushes a search's `SELECT {select} FROM … WHERE …`. The narrowest group made only of
+/// index predicates drives the search: its candidate ids are read first from the index
+/// tables' lookup indexes (a materialized CTE, so that a generic prepared plan cannot turn it
+/// into a walk of every resource in id order) and joined to the resources by primary key;
+/// every other group filters those rows, index predicates through a correlated `EXISTS` on
+/// the owner indexes.
+fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
     let rtype = query.source_type.as_str();
     let groups: Vec<&Vec<Predicate>> = query.all_of.iter().filter(|g| !g.is_empty()).collect();
     let driver = groups
@@ -328,17 +335,21 @@ fn push_where(qb: &mut QueryBuilder<Postgres>, query: &Query) {
         .map(|(i, _)| i);
     match driver {
         Some(i) => {
-            qb.push(" FROM resources r JOIN (");
+            qb.push("WITH c AS MATERIALIZED (");
             for (j, p) in groups[i].iter().enumerate() {
                 if j > 0 {
                     qb.push(" UNION ");
                 }
                 push_predicate(qb, p, IndexForm::Candidates { rtype });
             }
-            qb.push(") c ON c.id = r.id");
+            qb.push(format!(
+                ") SELECT {select} FROM c JOIN resources r ON r.rtype = "
+            ))
+            .push_bind(rtype.to_owned())
+            .push(" AND r.id = c.id");
         }
         None => {
-            qb.push(" FROM resources r");
+            qb.push(format!("SELECT {select} FROM resources r"));
         }
     }
     qb.push(" WHERE r.rtype = ")
@@ -365,8 +376,8 @@ pub(crate) async fn search_shard(
     pool: &PgPool,
     query: &Query,
 ) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
-    let mut qb = QueryBuilder::new("SELECT r.id, r.version, r.updated_at, r.body");
-    push_where(&mut qb, query);
+    let mut qb = QueryBuilder::new("");
+    push_search(&mut qb, "r.id, r.version, r.updated_at, r.body", query);
     if let Some(after) = &query.after_id {
         qb.push(" AND r.id > ").push_bind(after.clone());
     }
@@ -378,8 +389,8 @@ pub(crate) async fn search_shard(
         .map(|r| Ok((r.try_get::<String, _>("id")?, stored_from_row(r)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let total = if query.total {
-        let mut qb = QueryBuilder::new("SELECT count(*) AS n");
-        push_where(&mut qb, query);
+        let mut qb = QueryBuilder::new("");
+        push_search(&mut qb, "count(*) AS n", query);
         let row = qb.build().fetch_one(pool).await?;
         Some(row.try_get::<i64, _>("n")? as u64)
     } else {
