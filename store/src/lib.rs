@@ -14,6 +14,8 @@ pub mod codec;
 pub mod placement;
 mod sql;
 
+pub use sql::IndexColumns;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

@@ -43,6 +43,63 @@ pub(crate) async fn put_version(
     Ok(row.try_get("t")?)
 }
 
+/// Index entries split into one column array per table column, to bind to `unnest`.
+#[derive(Default)]
+pub struct IndexColumns<'a> {
+    /// idx_token: param, system, code.
+    pub tok: (Vec<&'a str>, Vec<Option<&'a str>>, Vec<&'a str>),
+    /// idx_string: param, normalized, exact.
+    pub st: (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>),
+    /// idx_date: param, low, high.
+    pub dt: (Vec<&'a str>, Vec<i64>, Vec<i64>),
+    /// idx_reference: param, target_type, target_id.
+    pub rf: (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>),
+}
+
+impl<'a> IndexColumns<'a> {
+    /// Splits entries by table.
+    pub fn new(entries: &'a [IndexEntry]) -> IndexColumns<'a> {
+        let mut c = IndexColumns::default();
+        for e in entries {
+            match e {
+                IndexEntry::Token {
+                    param,
+                    system,
+                    code,
+                } => {
+                    c.tok.0.push(param);
+                    c.tok.1.push(system.as_deref());
+                    c.tok.2.push(code);
+                }
+                IndexEntry::String {
+                    param,
+                    normalized,
+                    exact,
+                } => {
+                    c.st.0.push(param);
+                    c.st.1.push(normalized);
+                    c.st.2.push(exact);
+                }
+                IndexEntry::Date { param, low, high } => {
+                    c.dt.0.push(param);
+                    c.dt.1.push(*low);
+                    c.dt.2.push(*high);
+                }
+                IndexEntry::Reference {
+                    param,
+                    target_type,
+                    target_id,
+                } => {
+                    c.rf.0.push(param);
+                    c.rf.1.push(target_type);
+                    c.rf.2.push(target_id);
+                }
+            }
+        }
+        c
+    }
+}
+
 /// Replaces a resource's index entries, in one statement.
 pub(crate) async fn replace_index(
     conn: &mut PgConnection,
@@ -50,46 +107,7 @@ pub(crate) async fn replace_index(
     id: &str,
     entries: &[IndexEntry],
 ) -> Result<(), StoreError> {
-    let mut tok: (Vec<&str>, Vec<Option<&str>>, Vec<&str>) = Default::default();
-    let mut st: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
-    let mut dt: (Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
-    let mut rf: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
-    for e in entries {
-        match e {
-            IndexEntry::Token {
-                param,
-                system,
-                code,
-            } => {
-                tok.0.push(param);
-                tok.1.push(system.as_deref());
-                tok.2.push(code);
-            }
-            IndexEntry::String {
-                param,
-                normalized,
-                exact,
-            } => {
-                st.0.push(param);
-                st.1.push(normalized);
-                st.2.push(exact);
-            }
-            IndexEntry::Date { param, low, high } => {
-                dt.0.push(param);
-                dt.1.push(*low);
-                dt.2.push(*high);
-            }
-            IndexEntry::Reference {
-                param,
-                target_type,
-                target_id,
-            } => {
-                rf.0.push(param);
-                rf.1.push(target_type);
-                rf.2.push(target_id);
-            }
-        }
-    }
+    let IndexColumns { tok, st, dt, rf } = IndexColumns::new(entries);
     // All sub-statements see one snapshot, so the deletes never touch the new rows.
     sqlx::query(
         "WITH d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \

@@ -391,47 +391,8 @@ impl Baseline {
         .bind(&w.body)
         .execute(&mut *tx)
         .await?;
-        let mut tok: (Vec<&str>, Vec<Option<&str>>, Vec<&str>) = Default::default();
-        let mut st: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
-        let mut dt: (Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
-        let mut rf: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
-        for e in &w.index {
-            use model::index::IndexEntry as E;
-            match e {
-                E::Token {
-                    param,
-                    system,
-                    code,
-                } => {
-                    tok.0.push(param);
-                    tok.1.push(system.as_deref());
-                    tok.2.push(code);
-                }
-                E::String {
-                    param,
-                    normalized,
-                    exact,
-                } => {
-                    st.0.push(param);
-                    st.1.push(normalized);
-                    st.2.push(exact);
-                }
-                E::Date { param, low, high } => {
-                    dt.0.push(param);
-                    dt.1.push(*low);
-                    dt.2.push(*high);
-                }
-                E::Reference {
-                    param,
-                    target_type,
-                    target_id,
-                } => {
-                    rf.0.push(param);
-                    rf.1.push(target_type);
-                    rf.2.push(target_id);
-                }
-            }
-        }
+        // The same column arrays the store binds.
+        let store::IndexColumns { tok, st, dt, rf } = store::IndexColumns::new(&w.index);
         sqlx::query(
             "WITH i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
