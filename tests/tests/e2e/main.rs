@@ -14,6 +14,7 @@ use tests::TestCluster;
 mod audit;
 mod cli;
 mod errors;
+mod golden;
 mod house;
 mod lossless;
 mod rest;
@@ -60,7 +61,8 @@ fn main() {
         trials.extend(group);
     }
     // Tests that need no cluster run first and alone if filtered that way.
-    let plain: Vec<Trial> = house::all();
+    let mut plain: Vec<Trial> = house::all();
+    plain.extend(golden::all());
     let needs_cluster = trials
         .iter()
         .any(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)) && !args.list);
