@@ -10,7 +10,26 @@
 //! whose display is the process code's and whose parent is the process code (`K50` is a kind
 //! of `-50`). They are not counted in [`SystemInfo::concept_count`] and [`Terminology::search`]
 //! does not list them, because the published table does not.
+//!
+//! # ICD-10 from ClaML
+//!
+//! WHO distributes ICD-10 as ClaML 2.0 XML. [`Terminology::load_icd10_claml`] reads such a
+//! file, and [`Terminology::load_dir`] reads `icd10-who.claml.xml` ([`ICD10_CLAML_FILE`])
+//! when the directory has it, *instead of* `icd10-who.tsv` (the TSV is then not opened).
+//! Only that exact file name is picked up; rename WHO's download (for example
+//! `icd102019en.xml`) to it. Each `<Class kind="chapter|block|category" code="…">` becomes
+//! the concept the TSV row would be: its parent is the `<SuperClass>`, its display the
+//! text of the `xml:lang="en"` `<Label>` (else the first label) of `<Rubric
+//! kind="preferred">`, with the text of nested `<Reference>`, `<Term>`, `<Fragment>`… elements
+//! included (fragments and paragraphs separate words) and whitespace collapsed; categories
+//! are selectable. Inclusion, exclusion and note rubrics, `<ModifierClass>` and `<Modifier>`
+//! are not read, so the optional fifth-character subclassifications are not codes (as in the
+//! TSV). The edition ([`SystemInfo::version`]) is `<Title version>`, `unknown` if absent.
+//! Malformed XML, a class without a code, kind or preferred label, an unknown kind, a
+//! duplicate code or a `<SuperClass>` that is not a class of the file is
+//! [`TerminologyError::Malformed`], naming the line.
 
+mod claml;
 mod load;
 #[cfg(test)]
 mod tests;
@@ -25,6 +44,10 @@ pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
 pub const ICPC2: &str = "http://hl7.org/fhir/sid/icpc-2";
 /// FHIR system URI of ICD-10-CM.
 pub const ICD10CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+
+/// The file name under which [`Terminology::load_dir`] reads WHO ICD-10 in ClaML, in
+/// preference to `icd10-who.tsv`.
+pub const ICD10_CLAML_FILE: &str = "icd10-who.claml.xml";
 
 /// Why loading the tables failed.
 #[derive(Debug, thiserror::Error)]
@@ -254,10 +277,24 @@ impl fmt::Debug for Terminology {
 
 impl Terminology {
     /// Loads whichever of `icd10-who.tsv`, `icpc2.tsv`, `icpc2-icd10.tsv` and `icd10cm.tsv.gz`
-    /// exist in `dir`. A missing file leaves its system (or the map) unloaded; a missing or
-    /// unreadable directory, an unreadable file or a malformed file is an error.
+    /// exist in `dir`. ICD-10 is read from `icd10-who.claml.xml` ([`ICD10_CLAML_FILE`])
+    /// instead of `icd10-who.tsv` when that file exists. A missing file leaves its system (or
+    /// the map) unloaded; a missing or unreadable directory, an unreadable file or a
+    /// malformed file is an error.
     pub fn load_dir(dir: &Path) -> Result<Self, TerminologyError> {
         load::load_dir(dir)
+    }
+
+    /// Loads WHO ICD-10 from the ClaML 2.0 file `path` (see the module docs), and nothing
+    /// else: the result has ICD-10 loaded and no other system. A missing or unreadable file
+    /// is [`TerminologyError::Io`], a malformed one [`TerminologyError::Malformed`].
+    pub fn load_icd10_claml(path: &Path) -> Result<Self, TerminologyError> {
+        let file = std::fs::File::open(path).map_err(|e| load::io_error(path, e))?;
+        let mut reader = std::io::BufReader::new(file);
+        Ok(Terminology {
+            icd10: Some(claml::read_icd10_claml(&mut reader, path)?),
+            ..Self::default()
+        })
     }
 
     /// No code system loaded: every validation answers [`Validation::SystemNotLoaded`].

@@ -8,8 +8,8 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 
 use crate::{
-    CodeSystem, Concept, ICD10, ICD10CM, ICPC2, Icpc2Map, Kind, SystemInfo, Terminology,
-    TerminologyError,
+    CodeSystem, Concept, ICD10, ICD10_CLAML_FILE, ICD10CM, ICPC2, Icpc2Map, Kind, SystemInfo,
+    Terminology, TerminologyError, claml,
 };
 
 pub(crate) fn load_dir(dir: &Path) -> Result<Terminology, TerminologyError> {
@@ -19,14 +19,18 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Terminology, TerminologyError> {
         return Err(io_error(dir, io::ErrorKind::NotADirectory.into()));
     }
     Ok(Terminology {
-        icd10: read_optional(&dir.join("icd10-who.tsv"), false, read_icd10)?,
+        // The ClaML file, when present, is the one read: the TSV is then not opened at all.
+        icd10: match read_optional(&dir.join(ICD10_CLAML_FILE), false, claml::read_icd10_claml)? {
+            Some(cs) => Some(cs),
+            None => read_optional(&dir.join("icd10-who.tsv"), false, read_icd10)?,
+        },
         icpc2: read_optional(&dir.join("icpc2.tsv"), false, read_icpc2)?,
         icd10cm: read_optional(&dir.join("icd10cm.tsv.gz"), true, read_icd10cm)?,
         map: read_optional(&dir.join("icpc2-icd10.tsv"), false, read_map)?,
     })
 }
 
-fn io_error(path: &Path, source: io::Error) -> TerminologyError {
+pub(crate) fn io_error(path: &Path, source: io::Error) -> TerminologyError {
     TerminologyError::Io {
         path: path.to_owned(),
         source,
@@ -102,7 +106,7 @@ pub(crate) fn for_each_row(
     Ok(())
 }
 
-fn parse_kind(s: &str, allowed: &[Kind]) -> Result<Kind, String> {
+pub(crate) fn parse_kind(s: &str, allowed: &[Kind]) -> Result<Kind, String> {
     allowed
         .iter()
         .copied()
@@ -119,7 +123,7 @@ fn non_empty<'a>(value: &'a str, column: &str) -> Result<&'a str, String> {
 }
 
 /// Collects rows, then links parents and children once every code is known.
-struct Builder {
+pub(crate) struct Builder {
     concepts: Vec<Concept>,
     index: HashMap<Box<str>, usize>,
     /// Per concept: the parent's code (empty at the top) and the line, for errors.
@@ -127,18 +131,18 @@ struct Builder {
 }
 
 /// One row as the tables give it.
-struct Row<'a> {
-    code: &'a str,
-    kind: Kind,
-    parent: &'a str,
-    display: &'a str,
-    short_display: Option<&'a str>,
-    billable: Option<bool>,
-    selectable: bool,
+pub(crate) struct Row<'a> {
+    pub(crate) code: &'a str,
+    pub(crate) kind: Kind,
+    pub(crate) parent: &'a str,
+    pub(crate) display: &'a str,
+    pub(crate) short_display: Option<&'a str>,
+    pub(crate) billable: Option<bool>,
+    pub(crate) selectable: bool,
 }
 
 impl Builder {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Builder {
             concepts: Vec::new(),
             index: HashMap::new(),
@@ -146,7 +150,7 @@ impl Builder {
         }
     }
 
-    fn add(&mut self, line: usize, row: Row<'_>) -> Result<(), String> {
+    pub(crate) fn add(&mut self, line: usize, row: Row<'_>) -> Result<(), String> {
         let code = non_empty(row.code, "code")?;
         if self
             .index
@@ -170,7 +174,7 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(
+    pub(crate) fn finish(
         mut self,
         path: &Path,
         uri: &'static str,
@@ -223,7 +227,7 @@ impl Builder {
     }
 }
 
-const ICD10_KINDS: &[Kind] = &[Kind::Chapter, Kind::Block, Kind::Category];
+pub(crate) const ICD10_KINDS: &[Kind] = &[Kind::Chapter, Kind::Block, Kind::Category];
 
 pub(crate) fn read_icd10(
     reader: &mut dyn BufRead,

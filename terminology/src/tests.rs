@@ -569,3 +569,291 @@ fn rubrics_win_over_chapter_process_combinations() {
     assert_eq!(t.validate(ICPC2, "K33", None), Validation::UnknownCode);
     assert_eq!(t.systems()[0].concept_count, 4);
 }
+
+// ---- ICD-10 from ClaML ----
+
+/// The hand-written ClaML sample (`tests/data/icd10-sample.claml.xml`).
+fn claml_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/icd10-sample.claml.xml")
+}
+
+fn claml() -> Terminology {
+    Terminology::load_icd10_claml(&claml_fixture()).expect("ClaML sample loads")
+}
+
+/// Every class of the sample, in file order.
+const CLAML_CODES: &[&str] = &[
+    "IV", "E10-E14", "E11", "E11.9", "X", "J40-J47", "J45", "J45.0", "J45.1", "J45.8", "J45.9",
+    "J46",
+];
+
+#[test]
+fn claml_loads_codes_and_displays() {
+    let t = claml();
+    let systems = t.systems();
+    assert_eq!(systems.len(), 1, "{systems:?}");
+    assert_eq!(
+        (systems[0].uri, systems[0].version, systems[0].concept_count),
+        (ICD10, "2019", CLAML_CODES.len())
+    );
+    assert!(!t.is_loaded(ICPC2) && !t.has_icpc2_icd10_map());
+    let (total, all) = t.search(ICD10, "", 0, usize::MAX);
+    assert_eq!(total, CLAML_CODES.len());
+    assert_eq!(all.iter().map(|c| c.code).collect::<Vec<_>>(), CLAML_CODES);
+    // Mixed content: fragments, terms, CDATA, a character reference, a line break; the
+    // French label and the inclusion and exclusion rubrics are not the display.
+    for (code, display) in [
+        ("X", "Diseases of the respiratory system"),
+        ("J45", "Asthma"),
+        ("J45.0", "Predominantly allergic asthma"),
+        ("J45.8", "Mixed asthma"),
+        ("J46", "Status asthmaticus"),
+        ("E11", "Type 2 diabetes mellitus"),
+        ("E11.9", "Type 2 diabetes mellitus without complications"),
+        ("J40-J47", "Chronic lower respiratory diseases"),
+    ] {
+        assert_eq!(t.lookup(ICD10, code).map(|c| c.display), Some(display));
+    }
+    // Modifier classes are not codes.
+    assert!(t.lookup(ICD10, ".9").is_none());
+    assert!(t.lookup(ICD10, "S04E10_4").is_none());
+}
+
+#[test]
+fn claml_hierarchy_validation_and_search() {
+    use Validation::*;
+    let t = claml();
+    let j450 = t.lookup(ICD10, "J45.0").expect("J45.0");
+    assert_eq!(
+        (j450.kind, j450.parent, j450.selectable),
+        (Kind::Category, Some("J45"), true)
+    );
+    assert_eq!(t.ancestors(ICD10, "J45.0"), ["J45", "J40-J47", "X"]);
+    let x = t.lookup(ICD10, "X").expect("X");
+    assert_eq!(
+        (x.kind, x.parent, x.children),
+        (Kind::Chapter, None, vec!["J40-J47"])
+    );
+    assert_eq!(
+        t.lookup(ICD10, "J40-J47")
+            .map(|c| (c.kind, c.parent, c.children)),
+        Some((Kind::Block, Some("X"), vec!["J45", "J46"]))
+    );
+    assert_eq!(
+        t.descendants(ICD10, "J45"),
+        ["J45.0", "J45.1", "J45.8", "J45.9"]
+    );
+    assert_eq!(
+        t.descendants(ICD10, "X"),
+        ["J40-J47", "J45", "J45.0", "J45.1", "J45.8", "J45.9", "J46"]
+    );
+    assert_eq!(t.descendants(ICD10, "IV"), ["E10-E14", "E11", "E11.9"]);
+    assert_eq!(
+        t.subsumes(ICD10, "J40-J47", "J45.9"),
+        Some(Subsumption::Subsumes)
+    );
+
+    assert_eq!(t.validate(ICD10, "J45.0", None), Valid);
+    assert_eq!(
+        t.validate(ICD10, "J45.0", Some("predominantly  allergic asthma")),
+        Valid
+    );
+    assert_eq!(
+        t.validate(ICD10, "J45.0", Some("Asthma")),
+        ValidWrongDisplay {
+            expected: "Predominantly allergic asthma"
+        }
+    );
+    assert_eq!(t.validate(ICD10, "E11.9", None), Valid);
+    assert_eq!(
+        t.validate(ICD10, "J40-J47", None),
+        NotSelectable { kind: Kind::Block }
+    );
+    assert_eq!(
+        t.validate(ICD10, "X", None),
+        NotSelectable {
+            kind: Kind::Chapter
+        }
+    );
+    assert_eq!(t.validate(ICD10, "J99.99", None), UnknownCode);
+
+    let (total, page) = t.search(ICD10, "asthma", 0, 3);
+    assert_eq!(total, 6);
+    assert_eq!(
+        page.iter().map(|c| c.code).collect::<Vec<_>>(),
+        ["J45", "J45.0", "J45.1"]
+    );
+    // Inclusion terms are not searched: only the display is.
+    assert_eq!(t.search(ICD10, "hay fever", 0, 10).0, 0);
+    assert_eq!(t.search(ICD10, "diabetes", 0, 10).0, 3);
+}
+
+#[test]
+fn claml_sample_follows_the_real_edition() {
+    let sample = claml();
+    let real = real();
+    let (_, all) = sample.search(ICD10, "", 0, usize::MAX);
+    assert_eq!(all.len(), CLAML_CODES.len());
+    for c in all {
+        let r = real
+            .lookup(ICD10, c.code)
+            .unwrap_or_else(|| panic!("{} is not in icd10-who.tsv", c.code));
+        assert_eq!(
+            (c.display, c.kind, c.parent),
+            (r.display, r.kind, r.parent),
+            "{}",
+            c.code
+        );
+    }
+}
+
+#[test]
+fn load_dir_prefers_the_claml_file_over_the_tsv() {
+    let claml = std::fs::read_to_string(claml_fixture()).expect("read sample");
+    let both = TempDir::new()
+        .with("icd10-who.tsv", SMALL_ICD10)
+        .with(ICD10_CLAML_FILE, &claml)
+        .load()
+        .expect("load");
+    assert_eq!(both.systems()[0].concept_count, CLAML_CODES.len());
+    assert!(both.lookup(ICD10, "E11.9").is_some());
+    // A broken TSV beside the ClaML file is not even read.
+    let broken_tsv = TempDir::new()
+        .with("icd10-who.tsv", "not a table")
+        .with(ICD10_CLAML_FILE, &claml)
+        .load()
+        .expect("load");
+    assert!(broken_tsv.lookup(ICD10, "J45.0").is_some());
+    let tsv_only = TempDir::new()
+        .with("icd10-who.tsv", SMALL_ICD10)
+        .load()
+        .expect("load");
+    assert_eq!(tsv_only.systems()[0].concept_count, 3);
+}
+
+#[test]
+fn load_icd10_claml_of_a_missing_file_is_an_io_error() {
+    let dir = TempDir::new();
+    assert!(matches!(
+        Terminology::load_icd10_claml(&dir.0.join("nope.xml")),
+        Err(TerminologyError::Io { .. })
+    ));
+}
+
+#[test]
+fn malformed_claml_is_an_error_naming_file_and_line() {
+    let file = ICD10_CLAML_FILE;
+    let head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ClaML version=\"2.0.0\">\n\
+        <Title name=\"ICD-10\" version=\"2019\">ICD-10</Title>\n\
+        <Class code=\"X\" kind=\"chapter\">\n\
+        <Rubric kind=\"preferred\"><Label xml:lang=\"en\">Diseases of the respiratory system</Label></Rubric>\n\
+        </Class>\n";
+    // Line 7 onwards is the broken part.
+    let with = |tail: &str| format!("{head}{tail}");
+    check_malformed(
+        file,
+        &with(
+            "<Class code=\"J45\" kind=\"category\">\n<SuperClass code=\"X\"/>\n<Rubric kind=\"preferred\"><Label xml:lang=\"en\">Asthma</Rubric>\n</Class>\n</ClaML>\n",
+        ),
+        9,
+        "malformed xml",
+    );
+    check_malformed(
+        file,
+        &with(
+            "<Class kind=\"category\">\n<Rubric kind=\"preferred\"><Label>Asthma</Label></Rubric>\n</Class>\n</ClaML>\n",
+        ),
+        7,
+        "class without a code",
+    );
+    check_malformed(
+        file,
+        &with(
+            "<Class code=\"J45\" kind=\"category\">\n<SuperClass code=\"X\"/>\n<Rubric kind=\"inclusion\"><Label xml:lang=\"en\">Asthma</Label></Rubric>\n</Class>\n</ClaML>\n",
+        ),
+        7,
+        "class \"J45\" has no preferred label",
+    );
+    check_malformed(
+        file,
+        &with("\n<Class code=\"J45\" kind=\"category\"/>\n</ClaML>\n"),
+        8,
+        "no preferred label",
+    );
+    check_malformed(
+        file,
+        &with(
+            "<Class code=\"J45\" kind=\"category\">\n<SuperClass code=\"J40-J47\"/>\n<Rubric kind=\"preferred\"><Label xml:lang=\"en\">Asthma</Label></Rubric>\n</Class>\n</ClaML>\n",
+        ),
+        7,
+        "parent \"J40-J47\" is not a code of this file",
+    );
+    check_malformed(
+        file,
+        &with("<Class code=\"J45\" kind=\"subcategory\">\n</Class>\n</ClaML>\n"),
+        7,
+        "unknown kind",
+    );
+    check_malformed(
+        file,
+        &with(
+            "<Class code=\"X\" kind=\"chapter\">\n<Rubric kind=\"preferred\"><Label>Again</Label></Rubric>\n</Class>\n</ClaML>\n",
+        ),
+        7,
+        "duplicate code",
+    );
+    check_malformed(
+        file,
+        &with(
+            "<Class code=\"J45\" kind=\"category\">\n<SuperClass code=\"X\"/>\n<Rubric kind=\"preferred\"><Label>  <Fragment/> </Label></Rubric>\n</Class>\n</ClaML>\n",
+        ),
+        7,
+        "empty display",
+    );
+    check_malformed(
+        file,
+        &with("<Class code=\"J45\" kind=\"category\">\n"),
+        7,
+        "unexpected end of file: <Class> is not closed",
+    );
+    check_malformed(
+        file,
+        "<?xml version=\"1.0\"?>\n<ICD>\n</ICD>\n",
+        2,
+        "root element",
+    );
+    check_malformed(file, "", 1, "no <ClaML> element");
+}
+
+#[test]
+fn claml_written_from_the_whole_tsv_loads_the_same_concepts() {
+    // The real WHO file is not available; this writes all 12,542 rows of icd10-who.tsv as
+    // ClaML classes (with characters that need escaping) and checks nothing is lost.
+    let tsv = std::fs::read_to_string(shared_dir().join("icd10-who.tsv")).expect("read tsv");
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ClaML version=\"2.0.0\">\n<Title name=\"ICD-10\" version=\"2019\">ICD-10</Title>\n",
+    );
+    for row in tsv.lines().skip(1) {
+        let f: Vec<&str> = row.split('\t').collect();
+        let superclass = if f[2].is_empty() {
+            String::new()
+        } else {
+            format!("<SuperClass code=\"{}\"/>", f[2])
+        };
+        xml += &format!(
+            "<Class code=\"{}\" kind=\"{}\">{superclass}<Rubric kind=\"preferred\"><Label xml:lang=\"en\">{}</Label></Rubric></Class>\n",
+            f[0],
+            f[1],
+            escape(f[3])
+        );
+    }
+    xml += "</ClaML>\n";
+    let dir = TempDir::new().with(ICD10_CLAML_FILE, &xml);
+    let from_claml = dir.load().expect("load");
+    let (total, all) = real().search(ICD10, "", 0, usize::MAX);
+    assert_eq!(from_claml.systems()[0].concept_count, total);
+    for c in all {
+        assert_eq!(from_claml.lookup(ICD10, c.code), Some(c));
+    }
+}
