@@ -558,6 +558,32 @@ async fn create(
         &state.terminology,
         &state.config.terminology_policy,
     )?;
+    // Conditional create: the check and the write run under one lock per (type, criteria),
+    // so concurrent retries of the same create make one resource.
+    let _lock = match headers.get("if-none-exist") {
+        Some(value) => {
+            let criteria = value
+                .to_str()
+                .map_err(|_| ApiError::bad("If-None-Exist", "the header is not text"))?
+                .trim_start_matches('?')
+                .to_owned();
+            let lock = state
+                .store
+                .lock(&format!("create:{rtype}?{criteria}"))
+                .await?;
+            if let Some(existing) = conditional_match(state, rtype, &criteria).await? {
+                ctx.audit.resource_id = existing.entity.as_ref().map(|e| e.id.clone());
+                ctx.audit.version = Some(existing.version);
+                let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
+                let mut r = json_response(StatusCode::OK, body);
+                version_headers(&mut r, existing.version, existing.updated_at);
+                lock.release().await?;
+                return Ok(r);
+            }
+            Some(lock)
+        }
+        None => None,
+    };
     let mut entity = to_entity(&resource);
     // The server assigns the id on create (a client's id is ignored, as the spec says).
     let id = if rtype == "Patient" {
@@ -812,6 +838,44 @@ async fn code_system_search(
     let mut bundle = search_bundle(state, "CodeSystem", pairs, ctx).await?;
     builtin.merge_into(&mut bundle);
     Ok(json_response(StatusCode::OK, bundle.to_string()))
+}
+
+/// The one resource matching conditional-create criteria, `None` when nothing matches, 412
+/// when several do. Criteria the server cannot evaluate are an error, never ignored: an
+/// ignored criterion would match resources the client did not mean.
+async fn conditional_match(
+    state: &AppState,
+    rtype: &str,
+    criteria: &str,
+) -> Result<Option<Stored>, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(criteria.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if pairs.is_empty() {
+        return Err(ApiError::bad("If-None-Exist", "the criteria are empty"));
+    }
+    let limits = SearchLimits {
+        default_count: 2,
+        max_count: 2,
+    };
+    let mut parsed = parse_query(rtype, &pairs, &limits).map_err(ApiError::Malformed)?;
+    if let Some(issue) = parsed.ignored.first() {
+        return Err(ApiError::bad(
+            "If-None-Exist",
+            format!("criteria the server cannot evaluate: {}", issue.diagnostics),
+        ));
+    }
+    parsed.query.count = 2;
+    parsed.query.after_id = None;
+    expand_hierarchies(&state.terminology, &mut parsed.query)?;
+    let mut page = state.store.search(&parsed.query).await?;
+    match page.items.len() {
+        0 => Ok(None),
+        1 => Ok(page.items.pop()),
+        _ => Err(ApiError::PreconditionFailed(format!(
+            "If-None-Exist: more than one {rtype} matches {criteria:?}"
+        ))),
+    }
 }
 
 /// Resolves `:below` / `:above` token searches into the codes of the loaded hierarchy.

@@ -147,6 +147,19 @@ pub struct Written {
     pub created: bool,
 }
 
+/// A held [`Store::lock`]; released by [`LockGuard::release`] or when dropped.
+pub struct LockGuard {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl LockGuard {
+    /// Releases the lock now.
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// A page of search results.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -219,6 +232,21 @@ impl Store {
 
     fn pool(&self, shard: usize) -> &PgPool {
         &self.inner.shards[shard.min(self.inner.shards.len() - 1)].primary
+    }
+
+    /// Takes a cluster-wide lock on `key` (a transaction-scoped advisory lock on shard 0),
+    /// held until the returned guard is committed or dropped. Serialises check-then-write
+    /// sequences such as conditional creates, whose matches may live on any shard.
+    pub async fn lock(&self, key: &str) -> Result<LockGuard, StoreError> {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        let mut tx = self.pool(0).begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(i64::from_be_bytes(first))
+            .execute(&mut *tx)
+            .await?;
+        Ok(LockGuard { tx })
     }
 
     /// Checks that every shard answers.

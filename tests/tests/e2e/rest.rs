@@ -10,7 +10,8 @@ use crate::Env;
 crate::tests![
     crud_versions_and_history,
     concurrent_if_match_one_wins,
-    update_as_create_and_metadata
+    update_as_create_and_metadata,
+    conditional_create_makes_one_resource
 ];
 
 async fn server(env: &Env) -> Result<TestServer> {
@@ -224,5 +225,64 @@ async fn update_as_create_and_metadata(env: &Env) -> Result<()> {
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p["name"] == "birthdate"))
     );
+    s.stop().await
+}
+
+/// `If-None-Exist`: a retried create makes one resource, even when the retries race.
+async fn conditional_create_makes_one_resource(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let body =
+        json!({"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "retry-1"}]});
+    let header = [("if-none-exist", "identifier=urn:x|retry-1")];
+    let tries: Vec<_> = (0..6)
+        .map(|_| s.send_with(Method::POST, "Patient", Some(&body), &header))
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for r in futures_util::future::join_all(tries).await {
+        let (status, resource) = r?;
+        ensure!(
+            status == 201 || status == 200,
+            "conditional create answered {status}: {resource}"
+        );
+        if status == 201 {
+            created += 1;
+        }
+        ids.insert(resource["id"].as_str().unwrap_or_default().to_owned());
+    }
+    ensure!(
+        created == 1 && ids.len() == 1,
+        "created {created}, ids {ids:?}"
+    );
+    let all = s
+        .get_ok("Patient?identifier=urn:x|retry-1&_total=accurate")
+        .await?;
+    ensure!(all["total"] == 1, "{all}");
+    // Two matches: 412; criteria the server cannot evaluate: 400, nothing written.
+    s.create(&json!({"resourceType": "Patient", "name": [{"family": "Twin"}]}))
+        .await?;
+    s.create(&json!({"resourceType": "Patient", "name": [{"family": "Twin"}]}))
+        .await?;
+    let twin = json!({"resourceType": "Patient", "name": [{"family": "Twin"}]});
+    let (status, _) = s
+        .send_with(
+            Method::POST,
+            "Patient",
+            Some(&twin),
+            &[("if-none-exist", "family=twin")],
+        )
+        .await?;
+    ensure!(status == 412, "two matches: {status}");
+    let (status, _) = s
+        .send_with(
+            Method::POST,
+            "Patient",
+            Some(&twin),
+            &[("if-none-exist", "no-such-param=1")],
+        )
+        .await?;
+    ensure!(status == 400, "unknown criteria: {status}");
+    let all = s.get_ok("Patient?family=twin&_total=accurate").await?;
+    ensure!(all["total"] == 2, "{all}");
     s.stop().await
 }
