@@ -560,7 +560,7 @@ async fn create(
     )?;
     // Conditional create: the check and the write run under one lock per (type, criteria),
     // so concurrent retries of the same create make one resource.
-    let _lock = match headers.get("if-none-exist") {
+    let lock = match headers.get("if-none-exist") {
         Some(value) => {
             let criteria = value
                 .to_str()
@@ -571,16 +571,23 @@ async fn create(
                 .store
                 .lock(&format!("create:{rtype}?{criteria}"))
                 .await?;
-            if let Some(existing) = conditional_match(state, rtype, &criteria).await? {
-                ctx.audit.resource_id = existing.entity.as_ref().map(|e| e.id.clone());
-                ctx.audit.version = Some(existing.version);
-                let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
-                let mut r = json_response(StatusCode::OK, body);
-                version_headers(&mut r, existing.version, existing.updated_at);
-                lock.release().await?;
-                return Ok(r);
+            match conditional_match(state, rtype, &criteria).await {
+                Ok(None) => Some(lock),
+                Ok(Some(existing)) => {
+                    ctx.audit.resource_id = existing.entity.as_ref().map(|e| e.id.clone());
+                    ctx.audit.version = Some(existing.version);
+                    let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
+                    let mut r = json_response(StatusCode::OK, body);
+                    version_headers(&mut r, existing.version, existing.updated_at);
+                    lock.release().await?;
+                    return Ok(r);
+                }
+                Err(err) => {
+                    // Released explicitly: see the end of this function.
+                    let _ = lock.release().await;
+                    return Err(err);
+                }
             }
-            Some(lock)
         }
         None => None,
     };
@@ -598,7 +605,7 @@ async fn create(
     }
     ctx.audit.resource_id = Some(id.clone());
     ctx.audit.patients = entity.patient.iter().cloned().collect();
-    write(
+    let result = write(
         state,
         WriteKind::Create,
         resource,
@@ -607,7 +614,15 @@ async fn create(
         headers,
         ctx,
     )
-    .await
+    .await;
+    // Release explicitly: a dropped transaction's rollback waits until its pooled connection
+    // is next used, and the lock with it.
+    if let Some(lock) = lock
+        && let Err(err) = lock.release().await
+    {
+        tracing::warn!(error = %err, "releasing a conditional-create lock failed");
+    }
+    result
 }
 
 async fn update(
