@@ -100,3 +100,6 @@ impl MappingError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -1,0 +1,116 @@
+//! Property tests of the mapping's typed fields: any Patient or Observation built from the
+//! generators maps onto typed fields (not the remainder) and renders back to the same JSON.
+
+use model::{Body, Content};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::entity::{to_entity, to_fhir};
+use crate::json::parse_resource;
+
+fn text() -> impl Strategy<Value = String> {
+    // Non-empty, with accents and spaces, as names and addresses are.
+    "[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ '.-]{0,20}"
+}
+
+fn date() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1900..2030i32).prop_map(|y| format!("{y:04}")),
+        (1900..2030i32, 1..=12u32).prop_map(|(y, m)| format!("{y:04}-{m:02}")),
+        (1900..2030i32, 1..=12u32, 1..=28u32).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
+    ]
+}
+
+fn decimal() -> impl Strategy<Value = String> {
+    // Decimal text as clients send it: trailing zeros, exponents, long fractions.
+    prop_oneof![
+        (0..100_000i64, 0..4usize).prop_map(|(n, scale)| {
+            if scale == 0 {
+                n.to_string()
+            } else {
+                format!("{}.{:0>width$}", n / 100, n % 100, width = scale)
+            }
+        }),
+        (1..99i64, -5..5i32).prop_map(|(m, e)| format!("{m}.0e{e}")),
+        Just("0.000010".to_owned()),
+        Just("123456789012345678901234567890.5".to_owned()),
+    ]
+}
+
+fn patient() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec((text(), prop::collection::vec(text(), 1..3)), 1..3),
+        prop::option::of(prop_oneof![Just("male"), Just("female"), Just("other"), Just("unknown")]),
+        prop::option::of(date()),
+        prop::collection::vec(("[a-z]{1,8}", "[A-Z0-9-]{1,12}"), 0..3),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(names, gender, birth, ids, active)| {
+            let mut p = json!({
+                "resourceType": "Patient",
+                "id": "p1",
+                "name": names.into_iter().map(|(f, g)| json!({"family": f, "given": g})).collect::<Vec<_>>(),
+            });
+            if let Some(g) = gender { p["gender"] = json!(g); }
+            if let Some(b) = birth { p["birthDate"] = json!(b); }
+            if !ids.is_empty() {
+                p["identifier"] = ids.into_iter().map(|(s, v)| json!({"system": format!("urn:{s}"), "value": v})).collect();
+            }
+            if let Some(a) = active { p["active"] = json!(a); }
+            p
+        })
+}
+
+fn observation() -> impl Strategy<Value = Value> {
+    ("[0-9]{1,5}-[0-9]", decimal(), "[a-zA-Z/%]{1,6}", date()).prop_map(
+        |(code, value, unit, when)| {
+            // Built from text so the decimal keeps its exact form.
+            let text = format!(
+                r#"{{"resourceType":"Observation","id":"o1","status":"final",
+                "code":{{"coding":[{{"system":"http://loinc.org","code":"{code}"}}]}},
+                "subject":{{"reference":"Patient/p1"}},"effectiveDateTime":"{when}",
+                "valueQuantity":{{"value":{value},"unit":"{unit}"}}}}"#
+            );
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        },
+    )
+}
+
+fn round_trip(v: &Value) -> Result<model::Entity, TestCaseError> {
+    let res = parse_resource(v.to_string().as_bytes(), &Default::default())
+        .map_err(|e| TestCaseError::fail(format!("{e}: {v}")))?;
+    let entity = to_entity(&res);
+    prop_assert_eq!(Value::Object(to_fhir(&entity, None)), v.clone());
+    prop_assert!(
+        !entity.remainder.complete,
+        "typed fields could not reproduce {}",
+        v
+    );
+    Ok(entity)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn patients_map_to_typed_fields(p in patient()) {
+        let entity = round_trip(&p)?;
+        let Body::Person(person) = &entity.body else { return Err(TestCaseError::fail("not a Person")) };
+        prop_assert_eq!(person.names.len(), p["name"].as_array().map_or(0, Vec::len));
+        prop_assert_eq!(person.birth_date.as_deref(), p["birthDate"].as_str());
+        prop_assert_eq!(person.gender.as_deref(), p["gender"].as_str());
+        for key in ["name", "gender", "birthDate", "identifier", "active"] {
+            prop_assert!(!entity.remainder.data.contains_key(key), "{} left in the remainder", key);
+        }
+    }
+
+    #[test]
+    fn observations_keep_decimal_text_in_typed_fields(o in observation()) {
+        let entity = round_trip(&o)?;
+        let Body::Service(service) = &entity.body else { return Err(TestCaseError::fail("not a Service")) };
+        let Some(Content::Quantity(q)) = &service.value else { return Err(TestCaseError::fail("no quantity")) };
+        prop_assert_eq!(q.value.as_ref().map(|d| d.0.clone()), Some(o["valueQuantity"]["value"].to_string()));
+        prop_assert!(!entity.remainder.data.contains_key("valueQuantity"));
+        prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
+    }
+}
