@@ -172,9 +172,7 @@ async fn handle(
     if url_len > limits.max_url_bytes {
         return Err(ApiError::UriTooLong(limits.max_url_bytes));
     }
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let pairs = decode_pairs(uri.query().unwrap_or("").as_bytes());
     negotiate(headers, &pairs)?;
     let path = uri.path().trim_start_matches("/fhir").trim_matches('/');
     let segments: Vec<&str> = if path.is_empty() {
@@ -253,41 +251,27 @@ async fn handle(
                 terminology_ops::read_only_message(id),
             ))
         }
-        (Method::GET, []) if rtype == "CodeSystem" => {
-            ctx.audit.interaction = "search-type".into();
-            principal.authorize(rtype, Action::Search)?;
-            code_system_search(state, &pairs, ctx).await
-        }
-        (Method::POST, ["_search"]) if rtype == "CodeSystem" => {
-            ctx.audit.interaction = "search-type".into();
-            principal.authorize(rtype, Action::Search)?;
-            let bytes = read_form(state, headers, body).await?;
-            let mut all = pairs.clone();
-            all.extend(
-                form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())),
-            );
-            code_system_search(state, &all, ctx).await
-        }
         (Method::POST, []) => {
             ctx.audit.interaction = "create".into();
             principal.authorize(rtype, Action::Create)?;
             let bytes = read_body(state, headers, body).await?;
             create(state, rtype, &bytes, headers, ctx).await
         }
-        (Method::GET, []) => {
+        (Method::GET | Method::POST, [] | ["_search"])
+            if *method == Method::GET || rest == ["_search"] =>
+        {
             ctx.audit.interaction = "search-type".into();
             principal.authorize(rtype, Action::Search)?;
-            search(state, rtype, &pairs, ctx).await
-        }
-        (Method::POST, ["_search"]) => {
-            ctx.audit.interaction = "search-type".into();
-            principal.authorize(rtype, Action::Search)?;
-            let bytes = read_form(state, headers, body).await?;
             let mut all = pairs.clone();
-            all.extend(
-                form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())),
-            );
-            search(state, rtype, &all, ctx).await
+            if *method == Method::POST {
+                all.extend(decode_pairs(&read_form(state, headers, body).await?));
+            }
+            // The built-in code systems answer next to the stored ones.
+            if rtype == "CodeSystem" {
+                code_system_search(state, &all, ctx).await
+            } else {
+                search(state, rtype, &all, ctx).await
+            }
         }
         (Method::GET, ["_history"]) => {
             ctx.audit.interaction = "history-type".into();
@@ -336,6 +320,13 @@ async fn handle(
             uri.path()
         ))),
     }
+}
+
+/// Decodes `application/x-www-form-urlencoded` (a query string or a form body) into pairs.
+fn decode_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn note_target(ctx: &mut Ctx, rtype: &str, id: &str) -> Result<(), ApiError> {
@@ -863,9 +854,7 @@ async fn conditional_match(
     rtype: &str,
     criteria: &str,
 ) -> Result<Option<Stored>, ApiError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(criteria.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let pairs = decode_pairs(criteria.as_bytes());
     if pairs.is_empty() {
         return Err(ApiError::bad("If-None-Exist", "the criteria are empty"));
     }
