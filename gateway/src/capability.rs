@@ -26,6 +26,9 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "search-type",
 ];
 
+/// The interactions served at the base.
+pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch"];
+
 /// The server's CapabilityStatement.
 pub fn capability_statement(base: &str) -> Value {
     let resources: Vec<Value> = R4_RESOURCE_TYPES
@@ -45,8 +48,9 @@ pub fn capability_statement(base: &str) -> Value {
                 "readHistory": true,
                 "updateCreate": true,
                 "conditionalCreate": true,
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "conditionalRead": "full-support",
                 "searchParam": params
             });
             let operations: Vec<Value> = OPERATIONS
@@ -78,7 +82,8 @@ pub fn capability_statement(base: &str) -> Value {
                 "cors": false,
                 "description": "Bearer JWT (RFC 6750) with SMART v2 scopes; /metadata is public"
             },
-            "resource": resources
+            "resource": resources,
+            "interaction": SYSTEM_INTERACTIONS.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>()
         }]
     })
 }

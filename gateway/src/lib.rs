@@ -10,6 +10,7 @@ pub mod capability;
 pub mod outcome;
 mod rest;
 mod terminology_ops;
+mod transaction;
 pub mod up;
 mod validate;
 
@@ -37,6 +38,8 @@ pub struct Limits {
     pub default_count: usize,
     /// Largest page size.
     pub max_count: usize,
+    /// Most entries in a batch or transaction Bundle (400 above).
+    pub max_bundle_entries: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             max_url_bytes: 8 * 1024,
             default_count: 20,
             max_count: 1000,
+            max_bundle_entries: 10_000,
         }
     }
 }

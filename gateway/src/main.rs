@@ -125,6 +125,14 @@ fn cli() -> Command {
                         .env("FHIRGATE_MAX_COUNT")
                         .default_value(limits.max_count.to_string())
                         .value_parser(value_parser!(usize)),
+                )
+                .arg(
+                    Arg::new("max-bundle-entries")
+                        .long("max-bundle-entries")
+                        .env("FHIRGATE_MAX_BUNDLE_ENTRIES")
+                        .default_value(limits.max_bundle_entries.to_string())
+                        .value_parser(value_parser!(usize))
+                        .help("most entries in a batch or transaction Bundle"),
                 ),
         )
         .subcommand(
@@ -219,6 +227,15 @@ fn run() -> Result<ExitCode> {
                     max_url_bytes: get(m, "max-url-bytes")?,
                     default_count: get(m, "default-count")?,
                     max_count: get(m, "max-count")?,
+                    max_bundle_entries: get(m, "max-bundle-entries")?,
+                },
+                // Crash tests of two-phase commit (debug builds only; release builds ignore it).
+                crash_at: if cfg!(debug_assertions) {
+                    std::env::var("FHIRGATE_CRASH_AT")
+                        .ok()
+                        .and_then(|v| store::CrashPoint::parse(&v))
+                } else {
+                    None
                 },
             };
             if options.spec.n_shards == 0 {

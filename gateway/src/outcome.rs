@@ -71,6 +71,17 @@ pub enum ApiError {
     /// A dependency is unavailable; the client may retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The error of one entry of a Bundle: its status, with every expression re-rooted at
+    /// `Bundle.entry[index]`.
+    #[error("Bundle.entry[{index}]: {error}")]
+    InEntry {
+        /// Position of the entry.
+        index: usize,
+        /// The entry's type, whose name begins the inner expressions.
+        rtype: Option<String>,
+        /// What went wrong.
+        error: Box<ApiError>,
+    },
 }
 
 impl ApiError {
@@ -97,6 +108,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InEntry { error, .. } => error.status(),
         }
     }
 
@@ -120,7 +132,62 @@ impl ApiError {
             }
             ApiError::Internal(_) => simple("exception", "internal server error"),
             ApiError::Unavailable(t) => simple("transient", t),
+            ApiError::InEntry {
+                index,
+                rtype,
+                error,
+            } => {
+                let entry = format!("Bundle.entry[{index}]");
+                let mut issues = error.issues();
+                for issue in &mut issues {
+                    let expr = issue["expression"][0].as_str().unwrap_or("").to_owned();
+                    issue["expression"] = json!([reroot(&expr, &entry, rtype.as_deref())]);
+                }
+                issues
+            }
         }
+    }
+
+    /// The OperationOutcome this error is answered with.
+    pub fn outcome_value(&self) -> Value {
+        outcome(self.issues())
+    }
+
+    /// This error as the error of Bundle entry `index`, whose resource is a `rtype`.
+    pub fn in_entry(self, index: usize, rtype: Option<&str>) -> ApiError {
+        match self {
+            e @ ApiError::InEntry { .. } => e,
+            e => ApiError::InEntry {
+                index,
+                rtype: rtype.map(str::to_owned),
+                error: Box::new(e),
+            },
+        }
+    }
+}
+
+/// An expression of an entry's resource (`Condition.code`) or request (`If-Match`) as an
+/// expression of the entry (`Bundle.entry[2].resource.code`, `Bundle.entry[2].request.ifMatch`).
+fn reroot(expr: &str, entry: &str, rtype: Option<&str>) -> String {
+    if expr.starts_with("Bundle.entry[") {
+        return expr.to_owned();
+    }
+    if let Some(rtype) = rtype
+        && let Some(rest) = expr.strip_prefix(rtype)
+        && (rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+    {
+        return format!("{entry}.resource{rest}");
+    }
+    match expr {
+        "" => entry.to_owned(),
+        "If-Match" => format!("{entry}.request.ifMatch"),
+        "If-None-Exist" => format!("{entry}.request.ifNoneExist"),
+        "If-None-Match" => format!("{entry}.request.ifNoneMatch"),
+        "If-Modified-Since" => format!("{entry}.request.ifModifiedSince"),
+        other if other.starts_with("resourceType") || other.starts_with("id") => {
+            format!("{entry}.resource.{other}")
+        }
+        other => format!("{entry}.request.url ({other})"),
     }
 }
 
@@ -190,7 +257,8 @@ impl From<store::StoreError> for ApiError {
                     None => format!("version {expected} does not exist"),
                 })
             }
-            E::Contention => {
+            E::Entry { index, error } => ApiError::from(*error).in_entry(index, None),
+            e if e.is_contention() => {
                 ApiError::Conflict("a concurrent write to the same resource won; retry".into())
             }
             e if e.is_unavailable() => {

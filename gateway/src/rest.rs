@@ -5,11 +5,13 @@
 //! record is appended (durably) before the response is sent, and a request whose record
 //! cannot be written fails with 503.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use mappings::dates::format_instant;
 use mappings::entity::{to_entity, to_fhir};
@@ -29,15 +31,19 @@ use crate::validate::check_codes;
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 
 /// Per-request facts the audit record and the handlers share.
-struct Ctx {
-    audit: AuditRecord,
+pub(crate) struct Ctx {
+    pub(crate) audit: AuditRecord,
     /// The write committed the audit record with it.
-    recorded: bool,
+    pub(crate) recorded: bool,
     /// A resource the request touched, to place its audit record on that shard.
-    near: Option<(String, String)>,
-    base: String,
+    pub(crate) near: Option<(String, String)>,
+    pub(crate) base: String,
     /// Terminology warnings about the written resource, for `Prefer: return=OperationOutcome`.
-    warnings: Vec<mappings::Issue>,
+    pub(crate) warnings: Vec<mappings::Issue>,
+    /// The client's address.
+    pub(crate) peer: IpAddr,
+    /// An entry of a batch or transaction (which may not hold another).
+    pub(crate) nested: bool,
 }
 
 pub(crate) async fn healthz() -> &'static str {
@@ -93,76 +99,93 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let header_str = |name: header::HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let base = match &state.config.base_url {
-        Some(b) => b.trim_end_matches('/').to_owned(),
-        None => format!(
-            "http://{}/fhir",
-            header_str(header::HOST).unwrap_or_else(|| "localhost".into())
-        ),
-    };
-    let mut ctx = Ctx {
-        audit: AuditRecord {
-            client_ip: Some(peer.ip().to_string()),
-            user_agent: header_str(header::USER_AGENT),
-            request_id: parts
-                .headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
-            interaction: "unknown".into(),
-            ..AuditRecord::default()
-        },
-        recorded: false,
-        near: None,
-        base,
-        warnings: Vec::new(),
-    };
-    let result = handle(
+    run_request(
         &state,
+        peer.ip(),
         &parts.method,
         &parts.uri,
         &parts.headers,
         body,
-        &mut ctx,
+        false,
     )
-    .await;
-    let response = match result {
-        Ok(response) => response,
-        Err(err) => {
-            if err.status().is_server_error() {
-                tracing::error!(error = %err, path = %parts.uri.path(), "request failed");
+    .await
+}
+
+/// Runs one request, top-level or an entry of a batch or transaction (`nested`), and writes
+/// its audit record. Boxed: a batch runs its entries through here.
+pub(crate) fn run_request<'a>(
+    state: &'a AppState,
+    peer: IpAddr,
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: Body,
+    nested: bool,
+) -> Pin<Box<dyn Future<Output = Response> + Send + 'a>> {
+    Box::pin(async move {
+        let header_str = |name: header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let base = match &state.config.base_url {
+            Some(b) => b.trim_end_matches('/').to_owned(),
+            None => format!(
+                "http://{}/fhir",
+                header_str(header::HOST).unwrap_or_else(|| "localhost".into())
+            ),
+        };
+        let mut ctx = Ctx {
+            audit: AuditRecord {
+                client_ip: Some(peer.to_string()),
+                user_agent: header_str(header::USER_AGENT),
+                request_id: headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                method: method.to_string(),
+                path: uri.path().to_owned(),
+                query: uri.query().map(str::to_owned),
+                interaction: "unknown".into(),
+                ..AuditRecord::default()
+            },
+            recorded: false,
+            near: None,
+            base,
+            warnings: Vec::new(),
+            peer,
+            nested,
+        };
+        let result = handle(state, method, uri, headers, body, &mut ctx).await;
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                if err.status().is_server_error() {
+                    tracing::error!(error = %err, path = %uri.path(), "request failed");
+                }
+                err.into_response()
             }
-            err.into_response()
+        };
+        if !ctx.recorded {
+            ctx.audit.outcome = response.status().as_u16();
+            let near = ctx.near.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
+            if let Err(err) = state.store.append_audit(near, &ctx.audit).await {
+                tracing::error!(error = %err, "audit record could not be written; refusing the request");
+                return ApiError::Unavailable(
+                    "the audit log cannot be written; request refused".into(),
+                )
+                .into_response();
+            }
         }
-    };
-    if !ctx.recorded {
-        ctx.audit.outcome = response.status().as_u16();
-        let near = ctx.near.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
-        if let Err(err) = state.store.append_audit(near, &ctx.audit).await {
-            tracing::error!(error = %err, "audit record could not be written; refusing the request");
-            return ApiError::Unavailable(
-                "the audit log cannot be written; request refused".into(),
-            )
-            .into_response();
-        }
-    }
-    response
+        response
+    })
 }
 
 async fn handle(
     state: &AppState,
     method: &Method,
-    uri: &axum::http::Uri,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Body,
     ctx: &mut Ctx,
@@ -198,9 +221,23 @@ async fn handle(
     ctx.audit.practitioner = principal.practitioner.clone();
 
     let Some((&rtype, rest)) = segments.split_first() else {
-        return Err(ApiError::NotFound(
-            "system-level interactions are not supported yet".into(),
-        ));
+        return match *method {
+            Method::POST => {
+                ctx.audit.interaction = "batch/transaction".into();
+                ctx.audit.resource_type = Some("Bundle".into());
+                if ctx.nested {
+                    return Err(ApiError::bad(
+                        "",
+                        "a batch or transaction entry cannot be another batch or transaction",
+                    ));
+                }
+                let bytes = read_body(state, headers, body).await?;
+                crate::transaction::process(state, &principal, &bytes, headers, ctx).await
+            }
+            _ => Err(ApiError::NotFound(
+                "at the base only batch and transaction (POST) are supported yet".into(),
+            )),
+        };
     };
     if !is_resource_type(rtype) {
         return Err(ApiError::NotFound(format!("unknown resource type {rtype}")));
@@ -273,6 +310,19 @@ async fn handle(
                 search(state, rtype, &all, ctx).await
             }
         }
+        (Method::PUT, []) => {
+            ctx.audit.interaction = "update".into();
+            principal.authorize(rtype, Action::Update)?;
+            let criteria = uri.query().unwrap_or("").to_owned();
+            let bytes = read_body(state, headers, body).await?;
+            conditional_update(state, rtype, &criteria, &bytes, headers, ctx).await
+        }
+        (Method::DELETE, []) => {
+            ctx.audit.interaction = "delete".into();
+            principal.authorize(rtype, Action::Delete)?;
+            let criteria = uri.query().unwrap_or("").to_owned();
+            conditional_delete(state, rtype, &criteria, headers, ctx).await
+        }
         (Method::GET, ["_history"]) => {
             ctx.audit.interaction = "history-type".into();
             principal.authorize(rtype, Action::Search)?;
@@ -282,7 +332,7 @@ async fn handle(
             ctx.audit.interaction = "read".into();
             note_target(ctx, rtype, id)?;
             principal.authorize(rtype, Action::Read)?;
-            read(state, rtype, id, None, ctx).await
+            read(state, rtype, id, None, headers, ctx).await
         }
         (Method::PUT, [id]) => {
             ctx.audit.interaction = "update".into();
@@ -310,7 +360,7 @@ async fn handle(
             let version = vid
                 .parse::<u64>()
                 .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
-            read(state, rtype, id, Some(version), ctx).await
+            read(state, rtype, id, Some(version), headers, ctx).await
         }
         (_, [] | ["_search"] | ["_history"] | [_] | [_, "_history"] | [_, "_history", _]) => Err(
             ApiError::MethodNotAllowed(format!("{method} is not supported here")),
@@ -323,7 +373,7 @@ async fn handle(
 }
 
 /// Decodes `application/x-www-form-urlencoded` (a query string or a form body) into pairs.
-fn decode_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn decode_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -453,7 +503,11 @@ async fn limited_bytes(
     }
 }
 
-fn parse_checked(state: &AppState, rtype: &str, bytes: &[u8]) -> Result<Resource, ApiError> {
+pub(crate) fn parse_checked(
+    state: &AppState,
+    rtype: &str,
+    bytes: &[u8],
+) -> Result<Resource, ApiError> {
     let limits = JsonLimits {
         max_depth: state.config.limits.max_json_depth,
     };
@@ -480,7 +534,30 @@ fn parse_checked(state: &AppState, rtype: &str, bytes: &[u8]) -> Result<Resource
     Ok(resource)
 }
 
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// Whether a read's `If-None-Match` (a version ETag, or `*`) or `If-Modified-Since` says the
+/// client's copy is current. `If-None-Match` wins when both are sent (RFC 9110 §13.1.3);
+/// a header that cannot be parsed is ignored, as HTTP caches do.
+fn not_modified(headers: &HeaderMap, stored: &Stored) -> bool {
+    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+        let text = value.to_str().unwrap_or("");
+        return text.split(',').any(|tag| {
+            let tag = tag.trim();
+            tag == "*"
+                || tag.trim_start_matches("W/").trim_matches('"') == stored.version.to_string()
+        });
+    }
+    if let Some(since) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+    {
+        // HTTP dates have whole seconds.
+        return stored.updated_at.timestamp() <= since.timestamp();
+    }
+    false
+}
+
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -494,7 +571,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
-fn prefer_minimal(headers: &HeaderMap) -> bool {
+pub(crate) fn prefer_minimal(headers: &HeaderMap) -> bool {
     headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
@@ -502,21 +579,25 @@ fn prefer_minimal(headers: &HeaderMap) -> bool {
 }
 
 /// `Prefer: return=OperationOutcome`: the client wants the write's warnings, not the resource.
-fn prefer_outcome(headers: &HeaderMap) -> bool {
+pub(crate) fn prefer_outcome(headers: &HeaderMap) -> bool {
     headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("return=operationoutcome"))
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     r
 }
 
-fn version_headers(r: &mut Response, version: u64, updated: chrono::DateTime<chrono::Utc>) {
+pub(crate) fn version_headers(
+    r: &mut Response,
+    version: u64,
+    updated: chrono::DateTime<chrono::Utc>,
+) {
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
         h.insert(header::ETAG, v);
@@ -543,45 +624,69 @@ async fn create(
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
-    let mut resource = parse_checked(state, rtype, bytes)?;
+    let resource = parse_checked(state, rtype, bytes)?;
+    let Some(value) = headers.get("if-none-exist") else {
+        return create_parsed(state, rtype, resource, headers, ctx).await;
+    };
+    // Conditional create: the check and the write run under one lock per (type, criteria),
+    // so concurrent retries of the same create make one resource.
+    let criteria = value
+        .to_str()
+        .map_err(|_| ApiError::bad("If-None-Exist", "the header is not text"))?
+        .trim_start_matches('?')
+        .to_owned();
+    under_match_lock(state, rtype, &criteria, async {
+        match conditional_match(state, rtype, &criteria, "If-None-Exist").await? {
+            None => create_parsed(state, rtype, resource, headers, ctx).await,
+            Some(existing) => {
+                ctx.audit.resource_id = existing.entity.as_ref().map(|e| e.id.clone());
+                ctx.audit.version = Some(existing.version);
+                let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
+                let mut r = json_response(StatusCode::OK, body);
+                version_headers(&mut r, existing.version, existing.updated_at);
+                Ok(r)
+            }
+        }
+    })
+    .await
+}
+
+/// The lock key of conditional interactions on (type, criteria): conditional creates,
+/// updates and deletes with the same criteria run one at a time.
+pub(crate) fn match_key(rtype: &str, criteria: &str) -> String {
+    format!("match:{rtype}?{}", criteria.trim_start_matches('?'))
+}
+
+/// Runs `work` holding the conditional-interaction lock of (type, criteria).
+async fn under_match_lock<T>(
+    state: &AppState,
+    rtype: &str,
+    criteria: &str,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let lock = state.store.lock(&[match_key(rtype, criteria)]).await?;
+    let result = work.await;
+    // Release explicitly: a dropped transaction's rollback waits until its pooled connection
+    // is next used, and the lock with it.
+    if let Err(err) = lock.release().await {
+        tracing::warn!(error = %err, "releasing a conditional-interaction lock failed");
+    }
+    result
+}
+
+/// Creates a parsed resource under a new server-assigned id.
+async fn create_parsed(
+    state: &AppState,
+    rtype: &str,
+    mut resource: Resource,
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
     ctx.warnings = check_codes(
         &resource,
         &state.terminology,
         &state.config.terminology_policy,
     )?;
-    // Conditional create: the check and the write run under one lock per (type, criteria),
-    // so concurrent retries of the same create make one resource.
-    let lock = match headers.get("if-none-exist") {
-        Some(value) => {
-            let criteria = value
-                .to_str()
-                .map_err(|_| ApiError::bad("If-None-Exist", "the header is not text"))?
-                .trim_start_matches('?')
-                .to_owned();
-            let lock = state
-                .store
-                .lock(&format!("create:{rtype}?{criteria}"))
-                .await?;
-            match conditional_match(state, rtype, &criteria).await {
-                Ok(None) => Some(lock),
-                Ok(Some(existing)) => {
-                    ctx.audit.resource_id = existing.entity.as_ref().map(|e| e.id.clone());
-                    ctx.audit.version = Some(existing.version);
-                    let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
-                    let mut r = json_response(StatusCode::OK, body);
-                    version_headers(&mut r, existing.version, existing.updated_at);
-                    lock.release().await?;
-                    return Ok(r);
-                }
-                Err(err) => {
-                    // Released explicitly: see the end of this function.
-                    let _ = lock.release().await;
-                    return Err(err);
-                }
-            }
-        }
-        None => None,
-    };
     let mut entity = to_entity(&resource);
     // The server assigns the id on create (a client's id is ignored, as the spec says).
     let id = if rtype == "Patient" {
@@ -596,7 +701,7 @@ async fn create(
     }
     ctx.audit.resource_id = Some(id.clone());
     ctx.audit.patients = entity.patient.iter().cloned().collect();
-    let result = write(
+    write(
         state,
         WriteKind::Create,
         resource,
@@ -605,15 +710,72 @@ async fn create(
         headers,
         ctx,
     )
-    .await;
-    // Release explicitly: a dropped transaction's rollback waits until its pooled connection
-    // is next used, and the lock with it.
-    if let Some(lock) = lock
-        && let Err(err) = lock.release().await
-    {
-        tracing::warn!(error = %err, "releasing a conditional-create lock failed");
+    .await
+}
+
+/// `PUT [type]?criteria`: updates the one match, creates when nothing matches (under the
+/// body's id if it has one), 412 when several match.
+async fn conditional_update(
+    state: &AppState,
+    rtype: &str,
+    criteria: &str,
+    bytes: &[u8],
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    if criteria.is_empty() {
+        return Err(ApiError::MethodNotAllowed(
+            "PUT on a type needs search criteria (a conditional update)".into(),
+        ));
     }
-    result
+    let resource = parse_checked(state, rtype, bytes)?;
+    under_match_lock(state, rtype, criteria, async {
+        let found = conditional_match(state, rtype, criteria, "url").await?;
+        let target = found.and_then(|s| s.entity.map(|e| e.id));
+        match (target, resource.id().map(str::to_owned)) {
+            (Some(id), Some(body_id)) if id != body_id => Err(ApiError::bad(
+                format!("{rtype}.id"),
+                format!("the body's id {body_id:?} is not the id of the match, {id:?}"),
+            )),
+            (Some(id), _) | (None, Some(id)) => {
+                note_target(ctx, rtype, &id)?;
+                let mut resource = resource;
+                resource.set_id(&id);
+                update_parsed(state, rtype, &id, resource, headers, ctx).await
+            }
+            (None, None) => create_parsed(state, rtype, resource, headers, ctx).await,
+        }
+    })
+    .await
+}
+
+/// `DELETE [type]?criteria`: deletes the one match (nothing to do when none), 412 when
+/// several match.
+async fn conditional_delete(
+    state: &AppState,
+    rtype: &str,
+    criteria: &str,
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    if criteria.is_empty() {
+        return Err(ApiError::MethodNotAllowed(
+            "DELETE on a type needs search criteria (a conditional delete)".into(),
+        ));
+    }
+    under_match_lock(state, rtype, criteria, async {
+        match conditional_match(state, rtype, criteria, "url").await? {
+            Some(Stored {
+                entity: Some(existing),
+                ..
+            }) => {
+                note_target(ctx, rtype, &existing.id)?;
+                delete(state, rtype, &existing.id, headers, ctx).await
+            }
+            _ => Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    })
+    .await
 }
 
 async fn update(
@@ -640,13 +802,29 @@ async fn update(
             ));
         }
     }
+    update_parsed(state, rtype, id, resource, headers, ctx).await
+}
+
+/// Writes a parsed resource as the new version of `rtype/id` (creating it if new).
+async fn update_parsed(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    resource: Resource,
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
     let expected = if_match(headers)?;
     ctx.warnings = check_codes(
         &resource,
         &state.terminology,
         &state.config.terminology_policy,
     )?;
-    let entity = to_entity(&resource);
+    let mut entity = to_entity(&resource);
+    entity.id = id.to_owned();
+    if rtype == "Patient" {
+        entity.patient = Some(id.to_owned());
+    }
     ctx.audit.patients = entity.patient.iter().cloned().collect();
     write(
         state,
@@ -764,6 +942,7 @@ async fn read(
     rtype: &str,
     id: &str,
     version: Option<u64>,
+    headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
     let stored = match version {
@@ -785,6 +964,11 @@ async fn read(
     };
     if let Some(p) = stored.entity.as_ref().and_then(|e| e.patient.clone()) {
         ctx.audit.patients = vec![p];
+    }
+    if not_modified(headers, &stored) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        version_headers(&mut r, stored.version, stored.updated_at);
+        return Ok(r);
     }
     let mut r = json_response(StatusCode::OK, body.to_string());
     version_headers(&mut r, stored.version, stored.updated_at);
@@ -849,14 +1033,15 @@ async fn code_system_search(
 /// The one resource matching conditional-create criteria, `None` when nothing matches, 412
 /// when several do. Criteria the server cannot evaluate are an error, never ignored: an
 /// ignored criterion would match resources the client did not mean.
-async fn conditional_match(
+pub(crate) async fn conditional_match(
     state: &AppState,
     rtype: &str,
     criteria: &str,
+    what: &str,
 ) -> Result<Option<Stored>, ApiError> {
-    let pairs = decode_pairs(criteria.as_bytes());
+    let pairs = decode_pairs(criteria.trim_start_matches('?').as_bytes());
     if pairs.is_empty() {
-        return Err(ApiError::bad("If-None-Exist", "the criteria are empty"));
+        return Err(ApiError::bad(what, "the criteria are empty"));
     }
     let limits = SearchLimits {
         default_count: 2,
@@ -865,7 +1050,7 @@ async fn conditional_match(
     let mut parsed = parse_query(rtype, &pairs, &limits).map_err(ApiError::Malformed)?;
     if let Some(issue) = parsed.ignored.first() {
         return Err(ApiError::bad(
-            "If-None-Exist",
+            what,
             format!("criteria the server cannot evaluate: {}", issue.diagnostics),
         ));
     }
@@ -877,13 +1062,13 @@ async fn conditional_match(
         0 => Ok(None),
         1 => Ok(page.items.pop()),
         _ => Err(ApiError::PreconditionFailed(format!(
-            "If-None-Exist: more than one {rtype} matches {criteria:?}"
+            "{what}: more than one {rtype} matches {criteria:?}"
         ))),
     }
 }
 
 /// Resolves `:below` / `:above` token searches into the codes of the loaded hierarchy.
-fn expand_hierarchies(
+pub(crate) fn expand_hierarchies(
     terminology: &terminology::Terminology,
     query: &mut model::query::Query,
 ) -> Result<(), ApiError> {

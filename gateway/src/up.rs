@@ -71,6 +71,8 @@ pub struct UpOptions {
     pub limits: Limits,
     /// How codes are checked on write.
     pub terminology_policy: TerminologyPolicy,
+    /// Crash tests only: abort at this point of every two-phase commit.
+    pub crash_at: Option<store::CrashPoint>,
 }
 
 /// What a running `up` publishes for other commands on the same data folder.
@@ -111,6 +113,7 @@ pub fn store_config(cluster: &LocalCluster, db: &str) -> StoreConfig {
         n_buckets: store::placement::DEFAULT_BUCKETS,
         max_connections: 32,
         acquire_timeout: Duration::from_secs(10),
+        crash_at: None,
     }
 }
 
@@ -203,8 +206,19 @@ async fn serve_on(
     terminology: terminology::Terminology,
 ) -> Result<(), UpError> {
     migrate(cluster, DATABASE).await?;
-    let config = store_config(cluster, DATABASE);
+    let mut config = store_config(cluster, DATABASE);
+    config.crash_at = options.crash_at;
     let store = store::Store::connect(&config)?;
+    // Transactions a crashed gateway left prepared are settled before serving, and then
+    // periodically (those of another gateway still deciding are left for a grace period).
+    let recovered = store.recover_in_doubt(Duration::ZERO).await?;
+    if recovered != store::Recovered::default() {
+        println!(
+            "recovered in-doubt transactions: {} committed, {} rolled back",
+            recovered.committed, recovered.rolled_back
+        );
+    }
+    store.spawn_recovery(Duration::from_secs(10), Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(io(format!("listening on {}", options.listen)))?;
@@ -294,6 +308,7 @@ pub async fn audit_verify(data: &Path) -> Result<Result<u64, store::BrokenLink>,
             n_buckets: store::placement::DEFAULT_BUCKETS,
             max_connections: 2,
             acquire_timeout: Duration::from_secs(10),
+            crash_at: None,
         })?;
         return Ok(store.verify_audit().await?);
     }

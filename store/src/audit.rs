@@ -52,6 +52,9 @@ pub struct AuditRecord {
     pub outcome: u16,
     /// Break-glass reason, when access was granted by break-glass.
     pub break_glass: Option<String>,
+    /// What a transaction or batch did, one `"<op> <type>/<id>"` per entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<String>,
 }
 
 /// A record as stored, with its place in a chain.

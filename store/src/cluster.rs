@@ -254,7 +254,8 @@ impl Ctx {
     fn node_options(&self, node: &Node, role: &Role<'_>) -> Result<String> {
         let mut o = format!(
             "-p {} -c cluster_name={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
-             -c wal_log_hints=on -c wal_keep_size=256MB -c synchronous_commit=on",
+             -c wal_log_hints=on -c wal_keep_size=256MB -c synchronous_commit=on \
+             -c max_prepared_transactions=128",
             node.port, node.name
         );
         if !self.spec.durable {

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod codec;
 pub mod placement;
 mod sql;
+pub mod txn;
 
 pub use sql::IndexColumns;
 
@@ -28,6 +29,7 @@ use sqlx::{Connection, PgConnection, Row};
 
 pub use audit::{AuditRecord, BrokenLink};
 pub use placement::ShardMap;
+pub use txn::{Change, CrashPoint, Recovered};
 
 /// Errors of the store, as a caller acts on them.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +66,30 @@ pub enum StoreError {
     /// The configuration is unusable.
     #[error("bad store configuration: {0}")]
     Config(String),
+    /// A change of a transaction failed; `index` is its position.
+    #[error("change {index}: {error}")]
+    Entry {
+        /// Position of the change in the transaction.
+        index: usize,
+        /// What went wrong with it.
+        error: Box<StoreError>,
+    },
 }
 
 impl StoreError {
+    /// Whether a concurrent writer held what this one needed (a lock wait ran out, a
+    /// deadlock, a serialization failure): the caller may retry.
+    pub fn is_contention(&self) -> bool {
+        match self {
+            StoreError::Contention => true,
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("55P03" | "40P01" | "40001"))
+            }
+            StoreError::Entry { error, .. } => error.is_contention(),
+            _ => false,
+        }
+    }
+
     /// Whether the store could not be reached (the caller may retry later).
     pub fn is_unavailable(&self) -> bool {
         matches!(
@@ -98,6 +121,8 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection.
     pub acquire_timeout: Duration,
+    /// Crash tests only: abort the process at this point of every two-phase commit.
+    pub crash_at: Option<CrashPoint>,
 }
 
 struct Shard {
@@ -114,6 +139,7 @@ pub struct Store {
 struct Inner {
     shards: Vec<Shard>,
     map: ShardMap,
+    crash_at: Option<CrashPoint>,
 }
 
 /// What a write should do.
@@ -216,6 +242,7 @@ impl Store {
             inner: std::sync::Arc::new(Inner {
                 map: ShardMap::round_robin(config.n_buckets, shards.len()),
                 shards,
+                crash_at: config.crash_at,
             }),
         })
     }
@@ -234,16 +261,25 @@ impl Store {
         &self.inner.shards[shard.min(self.inner.shards.len() - 1)].primary
     }
 
-    /// Takes a cluster-wide lock on `key` (a transaction-scoped advisory lock on shard 0),
-    /// held until the returned guard is committed or dropped. Serialises check-then-write
-    /// sequences such as conditional creates, whose matches may live on any shard.
-    pub async fn lock(&self, key: &str) -> Result<LockGuard, StoreError> {
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
+    /// Takes cluster-wide locks on `keys` (transaction-scoped advisory locks on shard 0, in
+    /// a fixed order so that two callers never wait for each other), held until the returned
+    /// guard is released or dropped. Serialises check-then-write sequences such as
+    /// conditional creates, whose matches may live on any shard.
+    pub async fn lock(&self, keys: &[String]) -> Result<LockGuard, StoreError> {
+        let mut ids: Vec<i64> = keys
+            .iter()
+            .map(|key| {
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes());
+                let mut first = [0u8; 8];
+                first.copy_from_slice(&digest[..8]);
+                i64::from_be_bytes(first)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut tx = self.pool(0).begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(i64::from_be_bytes(first))
+        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n")
+            .bind(&ids)
             .execute(&mut *tx)
             .await?;
         Ok(LockGuard { tx })
@@ -333,44 +369,11 @@ impl Store {
         let bucket = self.place(entity).await?;
         let shard = self.inner.map.shard_of(bucket);
         let mut tx = self.pool(shard).begin().await?;
-        let current = current_version(&mut tx, &entity.source_type, &entity.id).await?;
-        match (kind, current, if_match) {
-            (WriteKind::Create, Some(_), _) => return Err(StoreError::Contention),
-            (_, cur, Some(expected))
-                if cur.map(|c| c.0) != Some(expected) || cur.is_some_and(|c| c.1) =>
-            {
-                return Err(StoreError::VersionConflict {
-                    expected,
-                    current: cur.map(|c| c.0),
-                });
-            }
-            _ => {}
-        }
-        let version = current.map_or(1, |c| c.0 + 1);
-        let mut stored = entity.clone();
-        stored.version = version;
-        let body = codec::encode(&stored)?;
-        let updated_at = sql::put_version(
-            &mut tx,
-            &stored,
-            bucket,
-            Some(&body),
-            if current.is_some() {
-                "update"
-            } else {
-                "create"
-            },
-        )
-        .await?;
-        sql::replace_index(&mut tx, &entity.source_type, &entity.id, index).await?;
-        audit_record.version = Some(version);
+        let written = apply_put(&mut tx, kind, entity, bucket, index, if_match).await?;
+        audit_record.version = Some(written.version);
         audit::append(&mut tx, audit_record).await?;
         tx.commit().await?;
-        Ok(Written {
-            version,
-            updated_at,
-            created: current.is_none(),
-        })
+        Ok(written)
     }
 
     /// Deletes a resource by writing a tombstone version. Returns `None` when there was
@@ -387,46 +390,13 @@ impl Store {
         };
         let shard = self.inner.map.shard_of(bucket);
         let mut tx = self.pool(shard).begin().await?;
-        let current = current_version(&mut tx, rtype, id).await?;
-        let Some((cur, deleted)) = current else {
+        let Some(written) = apply_delete(&mut tx, rtype, id, bucket, if_match).await? else {
             return Ok(None);
         };
-        if let Some(expected) = if_match
-            && expected != cur
-        {
-            return Err(StoreError::VersionConflict {
-                expected,
-                current: Some(cur),
-            });
-        }
-        if deleted {
-            return Ok(None);
-        }
-        let version = cur + 1;
-        let tombstone = Entity {
-            id: id.to_owned(),
-            source_type: rtype.to_owned(),
-            version,
-            patient: None,
-            codes: Vec::new(),
-            tags: Vec::new(),
-            body: model::Body::Generic,
-            remainder: model::Remainder {
-                model: String::new(),
-                data: Default::default(),
-                complete: true,
-            },
-        };
-        let updated_at = sql::put_version(&mut tx, &tombstone, bucket, None, "delete").await?;
-        sql::replace_index(&mut tx, rtype, id, &[]).await?;
-        audit_record.version = Some(version);
+        audit_record.version = Some(written.version);
         audit::append(&mut tx, audit_record).await?;
         tx.commit().await?;
-        Ok(Some(Written {
-            version,
-            updated_at,
-            created: false,
-        }))
+        Ok(Some(written))
     }
 
     /// Reads the current version (a tombstone comes back with `entity: None`).
@@ -649,4 +619,90 @@ async fn current_version(
         ))),
         None => Ok(None),
     }
+}
+
+/// Writes a new version of `entity` in the caller's transaction.
+pub(crate) async fn apply_put(
+    conn: &mut PgConnection,
+    kind: WriteKind,
+    entity: &Entity,
+    bucket: u32,
+    index: &[IndexEntry],
+    if_match: Option<u64>,
+) -> Result<Written, StoreError> {
+    let current = current_version(conn, &entity.source_type, &entity.id).await?;
+    match (kind, current, if_match) {
+        (WriteKind::Create, Some(_), _) => return Err(StoreError::Contention),
+        (_, cur, Some(expected))
+            if cur.map(|c| c.0) != Some(expected) || cur.is_some_and(|c| c.1) =>
+        {
+            return Err(StoreError::VersionConflict {
+                expected,
+                current: cur.map(|c| c.0),
+            });
+        }
+        _ => {}
+    }
+    let version = current.map_or(1, |c| c.0 + 1);
+    let mut stored = entity.clone();
+    stored.version = version;
+    let body = codec::encode(&stored)?;
+    let op = if current.is_some() {
+        "update"
+    } else {
+        "create"
+    };
+    let updated_at = sql::put_version(conn, &stored, bucket, Some(&body), op).await?;
+    sql::replace_index(conn, &entity.source_type, &entity.id, index).await?;
+    Ok(Written {
+        version,
+        updated_at,
+        created: current.is_none(),
+    })
+}
+
+/// Writes a tombstone in the caller's transaction; `None` when there is nothing to delete.
+pub(crate) async fn apply_delete(
+    conn: &mut PgConnection,
+    rtype: &str,
+    id: &str,
+    bucket: u32,
+    if_match: Option<u64>,
+) -> Result<Option<Written>, StoreError> {
+    let Some((cur, deleted)) = current_version(conn, rtype, id).await? else {
+        return Ok(None);
+    };
+    if let Some(expected) = if_match
+        && expected != cur
+    {
+        return Err(StoreError::VersionConflict {
+            expected,
+            current: Some(cur),
+        });
+    }
+    if deleted {
+        return Ok(None);
+    }
+    let version = cur + 1;
+    let tombstone = Entity {
+        id: id.to_owned(),
+        source_type: rtype.to_owned(),
+        version,
+        patient: None,
+        codes: Vec::new(),
+        tags: Vec::new(),
+        body: model::Body::Generic,
+        remainder: model::Remainder {
+            model: String::new(),
+            data: Default::default(),
+            complete: true,
+        },
+    };
+    let updated_at = sql::put_version(conn, &tombstone, bucket, None, "delete").await?;
+    sql::replace_index(conn, rtype, id, &[]).await?;
+    Ok(Some(Written {
+        version,
+        updated_at,
+        created: false,
+    }))
 }

@@ -13,7 +13,8 @@ use crate::Env;
 
 crate::tests![
     up_serves_survives_restart_and_leaves_no_orphans,
-    missing_postgres_is_one_clear_line
+    missing_postgres_is_one_clear_line,
+    two_phase_commit_survives_a_crash_at_either_step
 ];
 
 fn binary() -> Result<PathBuf> {
@@ -51,10 +52,15 @@ fn postmaster_pids(data: &Path) -> Vec<u32> {
 }
 
 async fn start_up(data: &Path) -> Result<Up> {
+    start_up_with(data, &[]).await
+}
+
+async fn start_up_with(data: &Path, env: &[(&str, &str)]) -> Result<Up> {
     let child = Command::new(binary()?)
         .args(["up", "--data"])
         .arg(data)
         .args(["--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -240,5 +246,120 @@ async fn missing_postgres_is_one_clear_line(_env: &Env) -> Result<()> {
         lines.len() == 1 && lines[0].contains("initdb") && lines[0].contains("postgresql"),
         "stderr: {stderr}"
     );
+    Ok(())
+}
+
+async fn two_phase_commit_survives_a_crash_at_either_step(_env: &Env) -> Result<()> {
+    let data = tests::temp_dir("fhirgate-2pc");
+    let result = crash_scenario(&data).await;
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+/// Prepared transactions of fhirgate on each shard of the running (or orphaned) cluster.
+async fn prepared_per_shard(data: &Path) -> Result<Vec<i64>> {
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("secrets/run.json"))?)?;
+    let mut counts = Vec::new();
+    for url in run["shard_urls"].as_array().into_iter().flatten() {
+        let mut conn = PgConnection::connect(url.as_str().unwrap_or_default()).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'fhirgate:%'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        counts.push(n);
+    }
+    Ok(counts)
+}
+
+/// The gateway is killed (aborts) between PREPARE and COMMIT PREPARED of a transaction that
+/// spans both shards: before the decision is recorded, and after. On restart, recovery makes
+/// every shard agree: nothing written in the first case, everything in the second.
+async fn crash_scenario(data: &Path) -> Result<()> {
+    let http = reqwest::Client::new();
+    let map = store::placement::ShardMap::round_robin(store::placement::DEFAULT_BUCKETS, 2);
+    let other = (1..1024)
+        .find(|b| map.shard_of(*b) != map.shard_of(0))
+        .unwrap_or(1);
+    for (round, (point, committed)) in [("after-prepare", false), ("after-decision", true)]
+        .into_iter()
+        .enumerate()
+    {
+        let ids = [0, other].map(|b| format!("{b:04x}{}", format!("{:02x}", round + 1).repeat(14)));
+        let up = start_up_with(data, &[("FHIRGATE_CRASH_AT", point)]).await?;
+        let (ok, token) = fhirgate(
+            &["token", "--role", "system", "--scope", "system/*.cruds"],
+            data,
+        )?;
+        ensure!(ok, "token: {token}");
+        let entries: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                json!({"resource": {"resourceType": "Patient", "id": id, "active": true},
+                             "request": {"method": "PUT", "url": format!("Patient/{id}")}})
+            })
+            .collect();
+        let sent = http
+            .post(format!("{}/", up.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+                    .to_string(),
+            )
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await;
+        ensure!(
+            sent.is_err(),
+            "{point}: the gateway answered instead of crashing: {sent:?}"
+        );
+        let mut child = up.child;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{point}: the gateway did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        ensure!(
+            !status.success(),
+            "{point}: the gateway exited cleanly: {status}"
+        );
+        // In doubt on both shards while the gateway is down.
+        let prepared = prepared_per_shard(data).await?;
+        ensure!(
+            prepared == [1, 1],
+            "{point}: prepared transactions per shard: {prepared:?}"
+        );
+
+        let up = start_up(data).await?;
+        ensure!(
+            prepared_per_shard(data).await? == [0, 0],
+            "{point}: recovery left transactions in doubt"
+        );
+        for id in &ids {
+            let resp = http
+                .get(format!("{}/Patient/{id}", up.base))
+                .bearer_auth(&token)
+                .send()
+                .await?;
+            let want = if committed { 200 } else { 404 };
+            ensure!(
+                resp.status() == want,
+                "{point}: Patient/{id} answered {}, every shard must agree on {want}",
+                resp.status()
+            );
+        }
+        let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+        ensure!(ok, "{point}: audit verify: {out}");
+        stop_up(up).await?;
+    }
     Ok(())
 }

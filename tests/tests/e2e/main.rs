@@ -22,6 +22,7 @@ mod search;
 mod terminology;
 mod terminology_ops;
 mod topology;
+mod transaction;
 
 /// What every test gets.
 pub struct Env {
@@ -57,6 +58,7 @@ fn main() {
         cli::all(),
         terminology::all(),
         terminology_ops::all(),
+        transaction::all(),
     ] {
         trials.extend(group);
     }

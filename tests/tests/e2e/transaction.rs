@@ -1,0 +1,549 @@
+//! Batch and transaction Bundles; conditional update and delete; conditional reads.
+
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::Env;
+
+crate::tests![
+    transaction_resolves_placeholders_and_colocates,
+    transaction_with_one_bad_code_writes_nothing_on_any_shard,
+    transaction_version_conflict_rolls_back_every_shard,
+    transaction_conditional_entries_and_references,
+    transaction_refuses_malformed_bundles,
+    batch_entries_stand_alone,
+    transaction_of_a_thousand_entries,
+    conditional_update_and_delete,
+    reads_answer_304_when_not_modified
+];
+
+const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
+
+async fn server(env: &Env) -> Result<TestServer> {
+    TestServer::start(&env.cluster, Default::default()).await
+}
+
+/// A server-format id (`bbbb` + 28 hex) in `bucket`, so a test can pick the shard.
+fn id_in_bucket(bucket: u32, n: u8) -> String {
+    format!("{bucket:04x}{}", format!("{n:02x}").repeat(14))
+}
+
+/// Two ids of the same type that live on different shards.
+fn ids_on_two_shards(s: &TestServer, n: u8) -> (String, String) {
+    let map = s.store.shard_map();
+    let first = 0;
+    let second = (1..1024)
+        .find(|b| map.shard_of(*b) != map.shard_of(first))
+        .unwrap_or(1);
+    (id_in_bucket(first, n), id_in_bucket(second, n))
+}
+
+async fn post_bundle(s: &TestServer, bundle: &Value) -> Result<(u16, Value)> {
+    s.send(Method::POST, "", Some(bundle)).await
+}
+
+fn status_of(response: &Value, i: usize) -> String {
+    response["entry"][i]["response"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn location_id(response: &Value, i: usize) -> String {
+    let location = response["entry"][i]["response"]["location"]
+        .as_str()
+        .unwrap_or_default();
+    location.split('/').nth(1).unwrap_or_default().to_owned()
+}
+
+fn observation(subject: &str, code: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": subject}})
+}
+
+async fn transaction_resolves_placeholders_and_colocates(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let (here, there) = ids_on_two_shards(&s, 1);
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:0a9b6e44-7c35-4d9c-9d3a-1f0f6e1f0001",
+         "resource": {"resourceType": "Patient", "name": [{"family": "Placeholder"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": observation("urn:uuid:0a9b6e44-7c35-4d9c-9d3a-1f0f6e1f0001", "8867-4"),
+         "request": {"method": "POST", "url": "Observation"}},
+        {"fullUrl": "urn:uuid:0a9b6e44-7c35-4d9c-9d3a-1f0f6e1f0002",
+         "resource": {"resourceType": "Practitioner", "id": here, "name": [{"family": "Here"}]},
+         "request": {"method": "PUT", "url": format!("Practitioner/{here}")}},
+        {"resource": {"resourceType": "Practitioner", "id": there, "name": [{"family": "There"}]},
+         "request": {"method": "PUT", "url": format!("Practitioner/{there}")}},
+        {"resource": {"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": "urn:uuid:0a9b6e44-7c35-4d9c-9d3a-1f0f6e1f0001"},
+            "participant": [{"individual": {"reference": "urn:uuid:0a9b6e44-7c35-4d9c-9d3a-1f0f6e1f0002"}}]},
+         "request": {"method": "POST", "url": "Encounter"}},
+        {"request": {"method": "GET", "url": "Practitioner?name=There"}}
+    ]});
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 200, "{status} {response}");
+    ensure!(response["type"] == "transaction-response", "{response}");
+    for (i, want) in [
+        "201 Created",
+        "201 Created",
+        "201 Created",
+        "201 Created",
+        "201 Created",
+        "200 OK",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ensure!(status_of(&response, i) == *want, "entry {i}: {response}");
+    }
+    let patient = location_id(&response, 0);
+    let obs = s
+        .get_ok(&format!("Observation/{}", location_id(&response, 1)))
+        .await?;
+    ensure!(
+        obs["subject"]["reference"] == format!("Patient/{patient}"),
+        "placeholder rewritten: {obs}"
+    );
+    let enc = s
+        .get_ok(&format!("Encounter/{}", location_id(&response, 4)))
+        .await?;
+    ensure!(enc["participant"][0]["individual"]["reference"] == format!("Practitioner/{here}"));
+    // The Observation and the Encounter live with their patient.
+    for (rtype, i) in [("Observation", 1), ("Encounter", 4)] {
+        let id = location_id(&response, i);
+        ensure!(
+            id[..4] == patient[..4],
+            "{rtype}/{id} is not in its patient's bucket ({patient})"
+        );
+    }
+    ensure!(
+        s.store.locate("Practitioner", &here).await?
+            != s.store.locate("Practitioner", &there).await?,
+        "the two Practitioners should be on different shards"
+    );
+    // The GET entry ran after the writes and saw them.
+    let found = &response["entry"][5]["resource"];
+    ensure!(
+        found["resourceType"] == "Bundle" && found["entry"].as_array().map(Vec::len) == Some(1),
+        "{found}"
+    );
+    // One audit record for the transaction names every write.
+    let records = s.store.audit_records(100).await?;
+    let tx: Vec<_> = records
+        .iter()
+        .filter(|r| r.record.interaction == "transaction")
+        .collect();
+    ensure!(tx.len() == 1, "one transaction record, got {}", tx.len());
+    ensure!(
+        tx[0].record.entries.len() == 5,
+        "{:?}",
+        tx[0].record.entries
+    );
+    ensure!(
+        tx[0].record.patients == vec![patient.clone()],
+        "{:?}",
+        tx[0].record.patients
+    );
+    s.stop().await
+}
+
+async fn transaction_with_one_bad_code_writes_nothing_on_any_shard(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let (here, there) = ids_on_two_shards(&s, 2);
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "id": here, "name": [{"family": "Here"}]},
+         "request": {"method": "PUT", "url": format!("Patient/{here}")}},
+        {"resource": {"resourceType": "Patient", "id": there, "name": [{"family": "There"}]},
+         "request": {"method": "PUT", "url": format!("Patient/{there}")}},
+        {"resource": {"resourceType": "Condition", "subject": {"reference": format!("Patient/{here}")},
+            "code": {"coding": [{"system": ICD10, "code": "J45.0"}, {"system": ICD10, "code": "J99.99"}]}},
+         "request": {"method": "POST", "url": "Condition"}}
+    ]});
+    let (status, outcome) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 422, "{status} {outcome}");
+    ensure!(
+        outcome["issue"][0]["expression"][0] == "Bundle.entry[2].resource.code.coding[1].code",
+        "{outcome}"
+    );
+    let text = outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap_or_default();
+    ensure!(text.contains("J99.99") && text.contains(ICD10), "{text}");
+    for id in [&here, &there] {
+        let (status, _) = s.send(Method::GET, &format!("Patient/{id}"), None).await?;
+        ensure!(status == 404, "Patient/{id} must not exist: {status}");
+    }
+    let (status, _) = s.send(Method::GET, "Condition", None).await?;
+    ensure!(status == 200);
+    ensure!(
+        s.search_all("Condition", 5).await?.is_empty(),
+        "no Condition written"
+    );
+    // The same bundle with the code fixed writes everything, on both shards.
+    let mut fixed = bundle.clone();
+    fixed["entry"][2]["resource"]["code"]["coding"][1]["code"] = json!("J45.9");
+    let (status, response) = post_bundle(&s, &fixed).await?;
+    ensure!(status == 200, "{status} {response}");
+    for id in [&here, &there] {
+        s.get_ok(&format!("Patient/{id}")).await?;
+    }
+    ensure!(s.store.recover_in_doubt(std::time::Duration::ZERO).await? == Default::default());
+    s.stop().await
+}
+
+async fn transaction_version_conflict_rolls_back_every_shard(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let (here, there) = ids_on_two_shards(&s, 3);
+    for id in [&here, &there] {
+        let body = json!({"resourceType": "Patient", "id": id, "active": true});
+        let (status, got) = s
+            .send(Method::PUT, &format!("Patient/{id}"), Some(&body))
+            .await?;
+        ensure!(status == 201, "{status} {got}");
+    }
+    let update = |id: &str, etag: &str| {
+        json!({"resource": {"resourceType": "Patient", "id": id, "active": false},
+               "request": {"method": "PUT", "url": format!("Patient/{id}"), "ifMatch": etag}})
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction",
+        "entry": [update(&here, "W/\"1\""), update(&there, "W/\"7\"")]});
+    let (status, outcome) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 412, "{status} {outcome}");
+    ensure!(
+        outcome["issue"][0]["expression"][0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Bundle.entry[1]")),
+        "{outcome}"
+    );
+    for id in [&here, &there] {
+        let p = s.get_ok(&format!("Patient/{id}")).await?;
+        ensure!(p["meta"]["versionId"] == "1" && p["active"] == true, "{p}");
+    }
+    // Deletes and updates across shards in one go.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        update(&here, "W/\"1\""),
+        {"request": {"method": "DELETE", "url": format!("Patient/{there}")}}
+    ]});
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 200, "{status} {response}");
+    ensure!(
+        status_of(&response, 0) == "200 OK" && status_of(&response, 1) == "204 No Content",
+        "{response}"
+    );
+    let (status, _) = s
+        .send(Method::GET, &format!("Patient/{there}"), None)
+        .await?;
+    ensure!(status == 410, "deleted: {status}");
+    s.stop().await
+}
+
+async fn transaction_conditional_entries_and_references(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let known = s
+        .create(&json!({"resourceType": "Patient",
+            "identifier": [{"system": "urn:e2e:mrn", "value": "known"}], "name": [{"family": "Known"}]}))
+        .await?;
+    let known_id = known["id"].as_str().unwrap_or_default().to_owned();
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        // Conditional create that finds its match: nothing written, the placeholder maps to it.
+        {"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111",
+         "resource": {"resourceType": "Patient", "identifier": [{"system": "urn:e2e:mrn", "value": "known"}]},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:e2e:mrn|known"}},
+        {"resource": observation("urn:uuid:11111111-1111-4111-8111-111111111111", "1"),
+         "request": {"method": "POST", "url": "Observation"}},
+        // A conditional reference.
+        {"resource": observation("Patient?identifier=urn:e2e:mrn|known", "2"),
+         "request": {"method": "POST", "url": "Observation"}},
+        // Conditional update with no match: a create.
+        {"resource": {"resourceType": "Patient", "identifier": [{"system": "urn:e2e:mrn", "value": "new"}]},
+         "request": {"method": "PUT", "url": "Patient?identifier=urn:e2e:mrn|new"}},
+        // Conditional delete with no match: nothing to do.
+        {"request": {"method": "DELETE", "url": "Patient?identifier=urn:e2e:mrn|nobody"}}
+    ]});
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 200, "{status} {response}");
+    ensure!(status_of(&response, 0) == "200 OK", "{response}");
+    ensure!(location_id(&response, 0) == known_id, "{response}");
+    ensure!(status_of(&response, 3) == "201 Created", "{response}");
+    ensure!(status_of(&response, 4) == "204 No Content", "{response}");
+    for i in [1, 2] {
+        let obs = s
+            .get_ok(&format!("Observation/{}", location_id(&response, i)))
+            .await?;
+        ensure!(
+            obs["subject"]["reference"] == format!("Patient/{known_id}"),
+            "{obs}"
+        );
+    }
+    let patients = s
+        .search_all("Patient?identifier=urn:e2e:mrn|known", 3)
+        .await?;
+    ensure!(
+        patients.len() == 1,
+        "the conditional create made nothing new"
+    );
+    // A conditional reference that matches nothing, or several, fails the transaction.
+    s.create(&json!({"resourceType": "Patient", "identifier": [{"system": "urn:e2e:mrn", "value": "known"}]}))
+        .await?;
+    for criteria in [
+        "Patient?identifier=urn:e2e:mrn|nobody",
+        "Patient?identifier=urn:e2e:mrn|known",
+    ] {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": observation(criteria, "3"), "request": {"method": "POST", "url": "Observation"}}
+        ]});
+        let (status, outcome) = post_bundle(&s, &bundle).await?;
+        ensure!(status == 412, "{criteria}: {status} {outcome}");
+    }
+    s.stop().await
+}
+
+async fn transaction_refuses_malformed_bundles(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let patient = json!({"resourceType": "Patient", "active": true});
+    let cases = [
+        (
+            json!({"resourceType": "Bundle", "type": "collection"}),
+            400,
+            "Bundle.type",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": patient}]}),
+            400,
+            "Bundle.entry[0].request",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": patient, "request": {"method": "FETCH", "url": "Patient"}}]}),
+            400,
+            "Bundle.entry[0].request.method",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": patient, "request": {"method": "POST", "url": "Observation"}}]}),
+            400,
+            "Bundle.entry[0].resource.resourceType",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": observation("urn:uuid:99999999-9999-4999-8999-999999999999", "x"),
+             "request": {"method": "POST", "url": "Observation"}}]}),
+            400,
+            "Bundle.entry[0].resource",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "same"}, "request": {"method": "PUT", "url": "Patient/same"}},
+            {"request": {"method": "DELETE", "url": "Patient/same"}}]}),
+            400,
+            "Bundle.entry[1]",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Observation", "code": {"text": "x"}},
+             "request": {"method": "POST", "url": "Observation"}}]}),
+            422,
+            "Bundle.entry[0].resource.status",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "a"}, "request": {"method": "PUT", "url": "Patient/b"}}]}),
+            400,
+            "Bundle.entry[0].resource.id",
+        ),
+    ];
+    for (bundle, want, expression) in cases {
+        let (status, outcome) = post_bundle(&s, &bundle).await?;
+        ensure!(status == want, "{bundle}: {status} {outcome}");
+        ensure!(outcome["resourceType"] == "OperationOutcome", "{outcome}");
+        ensure!(
+            outcome["issue"][0]["expression"][0] == expression,
+            "{bundle}: {outcome}"
+        );
+    }
+    // Nothing of the above was written.
+    ensure!(s.search_all("Patient", 3).await?.is_empty());
+    // A bundle above the entry limit.
+    let small = TestServer::start(
+        &env.cluster,
+        gateway::Limits {
+            max_bundle_entries: 2,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let entry = json!({"resource": patient, "request": {"method": "POST", "url": "Patient"}});
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [entry, entry, entry]});
+    let (status, outcome) = post_bundle(&small, &bundle).await?;
+    ensure!(
+        status == 400 && outcome["issue"][0]["expression"][0] == "Bundle.entry",
+        "{status} {outcome}"
+    );
+    small.stop().await?;
+    s.stop().await
+}
+
+async fn batch_entries_stand_alone(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let existing = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Batch"}]}))
+        .await?;
+    let id = existing["id"].as_str().unwrap_or_default().to_owned();
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": {"resourceType": "Patient", "name": [{"family": "Fine"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Condition", "subject": {"reference": format!("Patient/{id}")},
+            "code": {"coding": [{"system": ICD10, "code": "J99.99"}]}},
+         "request": {"method": "POST", "url": "Condition"}},
+        {"request": {"method": "GET", "url": format!("Patient/{id}")}},
+        {"request": {"method": "GET", "url": "Patient/does-not-exist"}},
+        {"request": {"method": "DELETE", "url": format!("Patient/{id}")}},
+        {"resource": {"resourceType": "Bundle", "type": "batch"}, "request": {"method": "POST", "url": "/"}},
+        {"request": {"method": "GET"}}
+    ]});
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    ensure!(
+        status == 200 && response["type"] == "batch-response",
+        "{status} {response}"
+    );
+    let statuses: Vec<String> = (0..7).map(|i| status_of(&response, i)).collect();
+    // The GET runs after the DELETE (processing order): 410.
+    ensure!(
+        statuses
+            == [
+                "201 Created",
+                "422 Unprocessable Entity",
+                "410 Gone",
+                "404 Not Found",
+                "204 No Content",
+                "400 Bad Request",
+                "400 Bad Request"
+            ],
+        "{statuses:?}"
+    );
+    ensure!(
+        response["entry"][0]["resource"]["name"][0]["family"] == "Fine",
+        "{response}"
+    );
+    ensure!(response["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome");
+    ensure!(
+        response["entry"][6]["response"]["outcome"]["issue"][0]["expression"][0]
+            == "Bundle.entry[6].request.url"
+    );
+    let fine = location_id(&response, 0);
+    s.get_ok(&format!("Patient/{fine}")).await?;
+    ensure!(s.search_all("Condition", 3).await?.is_empty());
+    s.stop().await
+}
+
+async fn transaction_of_a_thousand_entries(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let mut entries = vec![
+        json!({"fullUrl": "urn:uuid:22222222-2222-4222-8222-222222222222",
+        "resource": {"resourceType": "Patient", "name": [{"family": "Thousand"}]},
+        "request": {"method": "POST", "url": "Patient"}}),
+    ];
+    for n in 0..999 {
+        entries.push(json!({
+            "resource": observation("urn:uuid:22222222-2222-4222-8222-222222222222", &format!("c{n}")),
+            "request": {"method": "POST", "url": "Observation"}}));
+    }
+    // Plus a hundred Practitioners, spread over both shards.
+    for n in 0..100 {
+        entries.push(json!({"resource": {"resourceType": "Practitioner", "name": [{"family": format!("P{n}")}]},
+            "request": {"method": "POST", "url": "Practitioner"}}));
+    }
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let started = Instant::now();
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    let took = started.elapsed();
+    ensure!(status == 200, "{status} {response}");
+    ensure!(response["entry"].as_array().map(Vec::len) == Some(1100));
+    let patient = location_id(&response, 0);
+    let (_, found) = s
+        .send(
+            Method::GET,
+            &format!("Observation?subject=Patient/{patient}&_total=accurate&_count=1"),
+            None,
+        )
+        .await?;
+    ensure!(found["total"] == 999, "{}", found["total"]);
+    let (_, found) = s
+        .send(Method::GET, "Practitioner?_total=accurate&_count=1", None)
+        .await?;
+    ensure!(found["total"] == 100, "{}", found["total"]);
+    eprintln!("transaction of 1100 entries over 2 shards: {took:?}");
+    s.stop().await
+}
+
+async fn conditional_update_and_delete(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let body = |family: &str| {
+        json!({"resourceType": "Patient", "identifier": [{"system": "urn:e2e:mrn", "value": "c1"}],
+               "name": [{"family": family}]})
+    };
+    let url = "Patient?identifier=urn:e2e:mrn|c1";
+    let (status, first) = s.send(Method::PUT, url, Some(&body("One"))).await?;
+    ensure!(status == 201, "no match: a create: {status} {first}");
+    let (status, second) = s.send(Method::PUT, url, Some(&body("Two"))).await?;
+    ensure!(status == 200, "one match: an update: {status} {second}");
+    ensure!(
+        second["id"] == first["id"] && second["meta"]["versionId"] == "2",
+        "{second}"
+    );
+    let mut wrong = body("Three");
+    wrong["id"] = json!("someone-else");
+    let (status, _) = s.send(Method::PUT, url, Some(&wrong)).await?;
+    ensure!(status == 400, "the body's id must be the match's: {status}");
+    let (status, _) = s.send(Method::PUT, "Patient", Some(&body("Four"))).await?;
+    ensure!(status == 405, "PUT on a type without criteria: {status}");
+    s.create(&body("Twin")).await?;
+    let (status, outcome) = s.send(Method::PUT, url, Some(&body("Five"))).await?;
+    ensure!(status == 412, "two matches: {status} {outcome}");
+    let (status, _) = s.send(Method::DELETE, url, None).await?;
+    ensure!(
+        status == 412,
+        "conditional delete with two matches: {status}"
+    );
+    let (status, _) = s.send(Method::DELETE, "Patient?name=Twin", None).await?;
+    ensure!(status == 204, "conditional delete of one: {status}");
+    let (status, _) = s.send(Method::DELETE, "Patient?name=Twin", None).await?;
+    ensure!(status == 204, "conditional delete of none: {status}");
+    ensure!(s.search_all(url, 3).await?.len() == 1);
+    let (status, _) = s.send(Method::DELETE, "Patient?bogus=1", None).await?;
+    ensure!(
+        status == 400,
+        "criteria the server cannot evaluate: {status}"
+    );
+    s.stop().await
+}
+
+async fn reads_answer_304_when_not_modified(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let p = s
+        .create(&json!({"resourceType": "Patient", "active": true}))
+        .await?;
+    let path = format!("Patient/{}", p["id"].as_str().unwrap_or_default());
+    let status_with = |name: &'static str, value: String| {
+        let req = s.req(Method::GET, &path).header(name, value);
+        async move { Ok::<u16, anyhow::Error>(req.send().await?.status().as_u16()) }
+    };
+    ensure!(status_with("if-none-match", "W/\"1\"".into()).await? == 304);
+    ensure!(status_with("if-none-match", "*".into()).await? == 304);
+    ensure!(status_with("if-none-match", "W/\"2\"".into()).await? == 200);
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let past = "Mon, 01 Jan 2001 00:00:00 GMT".to_owned();
+    ensure!(status_with("if-modified-since", future).await? == 304);
+    ensure!(status_with("if-modified-since", past).await? == 200);
+    ensure!(status_with("if-modified-since", "not a date".into()).await? == 200);
+    s.stop().await
+}
