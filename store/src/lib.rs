@@ -8,6 +8,7 @@
 //! keyset cursors. [`cluster`] starts local clusters for `fhirgate up` and the tests; the
 //! request path never reaches it.
 
+mod apply;
 pub mod audit;
 pub mod cluster;
 pub mod codec;
@@ -77,6 +78,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error itself, without the position [`StoreError::Entry`] wraps it in.
+    pub fn unwrap_entry(self) -> StoreError {
+        match self {
+            StoreError::Entry { error, .. } => *error,
+            other => other,
+        }
+    }
+
     /// Whether a concurrent writer held what this one needed (a lock wait ran out, a
     /// deadlock, a serialization failure): the caller may retry.
     pub fn is_contention(&self) -> bool {
@@ -369,7 +378,18 @@ impl Store {
         let bucket = self.place(entity).await?;
         let shard = self.inner.map.shard_of(bucket);
         let mut tx = self.pool(shard).begin().await?;
-        let written = apply_put(&mut tx, kind, entity, bucket, index, if_match).await?;
+        let op = apply::Op::Put {
+            kind,
+            entity,
+            index,
+            if_match,
+        };
+        let written = apply::apply_all(&mut tx, &[(op, bucket)])
+            .await
+            .map_err(StoreError::unwrap_entry)?
+            .pop()
+            .flatten()
+            .ok_or_else(|| StoreError::Corrupt("a write wrote nothing".into()))?;
         audit_record.version = Some(written.version);
         audit::append(&mut tx, audit_record).await?;
         tx.commit().await?;
@@ -390,7 +410,17 @@ impl Store {
         };
         let shard = self.inner.map.shard_of(bucket);
         let mut tx = self.pool(shard).begin().await?;
-        let Some(written) = apply_delete(&mut tx, rtype, id, bucket, if_match).await? else {
+        let op = apply::Op::Delete {
+            rtype,
+            id,
+            if_match,
+        };
+        let written = apply::apply_all(&mut tx, &[(op, bucket)])
+            .await
+            .map_err(StoreError::unwrap_entry)?
+            .pop()
+            .flatten();
+        let Some(written) = written else {
             return Ok(None);
         };
         audit_record.version = Some(written.version);
@@ -597,112 +627,4 @@ impl Store {
             shard.primary.close().await;
         }
     }
-}
-
-/// The current version of a resource and whether it is deleted, locking its row.
-async fn current_version(
-    conn: &mut PgConnection,
-    rtype: &str,
-    id: &str,
-) -> Result<Option<(u64, bool)>, StoreError> {
-    let row = sqlx::query(
-        "SELECT version, deleted FROM resources WHERE rtype = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(rtype)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(r) => Ok(Some((
-            r.try_get::<i64, _>("version")? as u64,
-            r.try_get("deleted")?,
-        ))),
-        None => Ok(None),
-    }
-}
-
-/// Writes a new version of `entity` in the caller's transaction.
-pub(crate) async fn apply_put(
-    conn: &mut PgConnection,
-    kind: WriteKind,
-    entity: &Entity,
-    bucket: u32,
-    index: &[IndexEntry],
-    if_match: Option<u64>,
-) -> Result<Written, StoreError> {
-    let current = current_version(conn, &entity.source_type, &entity.id).await?;
-    match (kind, current, if_match) {
-        (WriteKind::Create, Some(_), _) => return Err(StoreError::Contention),
-        (_, cur, Some(expected))
-            if cur.map(|c| c.0) != Some(expected) || cur.is_some_and(|c| c.1) =>
-        {
-            return Err(StoreError::VersionConflict {
-                expected,
-                current: cur.map(|c| c.0),
-            });
-        }
-        _ => {}
-    }
-    let version = current.map_or(1, |c| c.0 + 1);
-    let mut stored = entity.clone();
-    stored.version = version;
-    let body = codec::encode(&stored)?;
-    let op = if current.is_some() {
-        "update"
-    } else {
-        "create"
-    };
-    let updated_at = sql::put_version(conn, &stored, bucket, Some(&body), op).await?;
-    sql::replace_index(conn, &entity.source_type, &entity.id, index).await?;
-    Ok(Written {
-        version,
-        updated_at,
-        created: current.is_none(),
-    })
-}
-
-/// Writes a tombstone in the caller's transaction; `None` when there is nothing to delete.
-pub(crate) async fn apply_delete(
-    conn: &mut PgConnection,
-    rtype: &str,
-    id: &str,
-    bucket: u32,
-    if_match: Option<u64>,
-) -> Result<Option<Written>, StoreError> {
-    let Some((cur, deleted)) = current_version(conn, rtype, id).await? else {
-        return Ok(None);
-    };
-    if let Some(expected) = if_match
-        && expected != cur
-    {
-        return Err(StoreError::VersionConflict {
-            expected,
-            current: Some(cur),
-        });
-    }
-    if deleted {
-        return Ok(None);
-    }
-    let version = cur + 1;
-    let tombstone = Entity {
-        id: id.to_owned(),
-        source_type: rtype.to_owned(),
-        version,
-        patient: None,
-        codes: Vec::new(),
-        tags: Vec::new(),
-        body: model::Body::Generic,
-        remainder: model::Remainder {
-            model: String::new(),
-            data: Default::default(),
-            complete: true,
-        },
-    };
-    let updated_at = sql::put_version(conn, &tombstone, bucket, None, "delete").await?;
-    sql::replace_index(conn, rtype, id, &[]).await?;
-    Ok(Some(Written {
-        version,
-        updated_at,
-        created: false,
-    }))
 }

@@ -1,43 +1,52 @@
 //! The SQL of writes, index maintenance and search. Every value is bound, never pasted.
 
 use chrono::{DateTime, Utc};
-use model::Entity;
 use model::index::IndexEntry;
 use model::query::{Predicate, Prefix, Query, StringMatch, SystemMatch};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
+use crate::apply::VersionRow;
 use crate::{StoreError, Stored, codec};
 
-/// Writes a version: the current row, its history row and a change-feed row, in one
-/// statement. Returns the commit-side timestamp it was given.
-pub(crate) async fn put_version(
+/// Writes versions: each one's current row, history row and change-feed row, all in one
+/// statement. Returns the commit-side timestamp they were given.
+pub(crate) async fn put_versions(
     conn: &mut PgConnection,
-    entity: &Entity,
-    bucket: u32,
-    body: Option<&[u8]>,
-    op: &str,
+    rows: &[VersionRow<'_>],
 ) -> Result<DateTime<Utc>, StoreError> {
+    let rtypes: Vec<&str> = rows.iter().map(|r| r.rtype).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
+    let buckets: Vec<i32> = rows.iter().map(|r| r.bucket).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
+    let deleted: Vec<bool> = rows.iter().map(|r| r.body.is_none()).collect();
+    let patients: Vec<Option<&str>> = rows.iter().map(|r| r.patient).collect();
+    let bodies: Vec<Option<&[u8]>> = rows.iter().map(|r| r.body.as_deref()).collect();
+    let ops: Vec<&str> = rows.iter().map(|r| r.op).collect();
     let row = sqlx::query(
         "WITH now AS (SELECT date_trunc('microseconds', clock_timestamp()) AS t), \
+         v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bool[], \
+                                    $6::text[], $7::bytea[], $8::text[]) \
+               AS v(rtype, id, bucket, version, deleted, patient, body, op)), \
          cur AS (INSERT INTO resources (rtype, id, bucket, version, deleted, updated_at, patient, body) \
-                 SELECT $1, $2, $3, $4, $5, now.t, $6, $7 FROM now \
+                 SELECT v.rtype, v.id, v.bucket, v.version, v.deleted, now.t, v.patient, v.body FROM v, now \
                  ON CONFLICT (rtype, id) DO UPDATE SET version = EXCLUDED.version, \
                    deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at, \
                    patient = EXCLUDED.patient, body = EXCLUDED.body), \
          hist AS (INSERT INTO history (rtype, id, version, bucket, deleted, updated_at, body) \
-                 SELECT $1, $2, $4, $3, $5, now.t, $7 FROM now), \
-         feed AS (INSERT INTO changes (rtype, id, version, op, at) SELECT $1, $2, $4, $8, now.t FROM now) \
+                 SELECT v.rtype, v.id, v.version, v.bucket, v.deleted, now.t, v.body FROM v, now), \
+         feed AS (INSERT INTO changes (rtype, id, version, op, at) \
+                 SELECT v.rtype, v.id, v.version, v.op, now.t FROM v, now) \
          SELECT t FROM now",
     )
-    .bind(&entity.source_type)
-    .bind(&entity.id)
-    .bind(bucket as i32)
-    .bind(entity.version as i64)
-    .bind(body.is_none())
-    .bind(&entity.patient)
-    .bind(body)
-    .bind(op)
+    .bind(&rtypes)
+    .bind(&ids)
+    .bind(&buckets)
+    .bind(&versions)
+    .bind(&deleted)
+    .bind(&patients)
+    .bind(&bodies)
+    .bind(&ops)
     .fetch_one(&mut *conn)
     .await?;
     Ok(row.try_get("t")?)
@@ -57,6 +66,22 @@ pub struct IndexColumns<'a> {
 }
 
 impl<'a> IndexColumns<'a> {
+    fn append(&mut self, other: IndexColumns<'a>) {
+        let IndexColumns { tok, st, dt, rf } = other;
+        self.tok.0.extend(tok.0);
+        self.tok.1.extend(tok.1);
+        self.tok.2.extend(tok.2);
+        self.st.0.extend(st.0);
+        self.st.1.extend(st.1);
+        self.st.2.extend(st.2);
+        self.dt.0.extend(dt.0);
+        self.dt.1.extend(dt.1);
+        self.dt.2.extend(dt.2);
+        self.rf.0.extend(rf.0);
+        self.rf.1.extend(rf.1);
+        self.rf.2.extend(rf.2);
+    }
+
     /// Splits entries by table.
     pub fn new(entries: &'a [IndexEntry]) -> IndexColumns<'a> {
         let mut c = IndexColumns::default();
@@ -100,47 +125,86 @@ impl<'a> IndexColumns<'a> {
     }
 }
 
-/// Replaces a resource's index entries, in one statement.
-pub(crate) async fn replace_index(
+/// Replaces the index entries of every resource in `rows` (a tombstone's are none), in one
+/// statement.
+pub(crate) async fn replace_indexes(
     conn: &mut PgConnection,
-    rtype: &str,
-    id: &str,
-    entries: &[IndexEntry],
+    rows: &[VersionRow<'_>],
 ) -> Result<(), StoreError> {
-    let IndexColumns { tok, st, dt, rf } = IndexColumns::new(entries);
+    let owners: (Vec<&str>, Vec<&str>) = rows.iter().map(|r| (r.rtype, r.id)).unzip();
+    // Each table's column arrays, with the owner of every entry.
+    let (mut tok_owner, mut st_owner, mut dt_owner, mut rf_owner) = (
+        Owners::default(),
+        Owners::default(),
+        Owners::default(),
+        Owners::default(),
+    );
+    let mut all = IndexColumns::default();
+    for r in rows {
+        let c = IndexColumns::new(r.index);
+        tok_owner.extend(r, c.tok.0.len());
+        st_owner.extend(r, c.st.0.len());
+        dt_owner.extend(r, c.dt.0.len());
+        rf_owner.extend(r, c.rf.0.len());
+        all.append(c);
+    }
+    let IndexColumns { tok, st, dt, rf } = all;
     // All sub-statements see one snapshot, so the deletes never touch the new rows.
     sqlx::query(
-        "WITH d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \
-         d2 AS (DELETE FROM idx_string WHERE rtype = $1 AND id = $2), \
-         d3 AS (DELETE FROM idx_date WHERE rtype = $1 AND id = $2), \
-         d4 AS (DELETE FROM idx_reference WHERE rtype = $1 AND id = $2), \
+        "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[]) AS o(rtype, id)), \
+         d1 AS (DELETE FROM idx_token x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
+         d2 AS (DELETE FROM idx_string x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
+         d3 AS (DELETE FROM idx_date x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
+         d4 AS (DELETE FROM idx_reference x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
-                SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
+                SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])), \
          i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
-                SELECT $1, $2, * FROM unnest($6::text[], $7::text[], $8::text[])), \
+                SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[])), \
          i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
-                SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])), \
+                SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[])), \
          i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
-                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])) \
+                SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[])) \
          SELECT 1",
     )
-    .bind(rtype)
-    .bind(id)
+    .bind(&owners.0)
+    .bind(&owners.1)
+    .bind(&tok_owner.rtype)
+    .bind(&tok_owner.id)
     .bind(&tok.0)
     .bind(&tok.1)
     .bind(&tok.2)
+    .bind(&st_owner.rtype)
+    .bind(&st_owner.id)
     .bind(&st.0)
     .bind(&st.1)
     .bind(&st.2)
+    .bind(&dt_owner.rtype)
+    .bind(&dt_owner.id)
     .bind(&dt.0)
     .bind(&dt.1)
     .bind(&dt.2)
+    .bind(&rf_owner.rtype)
+    .bind(&rf_owner.id)
     .bind(&rf.0)
     .bind(&rf.1)
     .bind(&rf.2)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The owner of each index row of one table.
+#[derive(Default)]
+struct Owners<'a> {
+    rtype: Vec<&'a str>,
+    id: Vec<&'a str>,
+}
+
+impl<'a> Owners<'a> {
+    fn extend(&mut self, row: &VersionRow<'a>, n: usize) {
+        self.rtype.extend(std::iter::repeat_n(row.rtype, n));
+        self.id.extend(std::iter::repeat_n(row.id, n));
+    }
 }
 
 /// A stored version from a row with `version`, `updated_at` and `body`.

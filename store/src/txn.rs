@@ -23,7 +23,8 @@ use model::Entity;
 use model::index::IndexEntry;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{AuditRecord, Store, StoreError, WriteKind, Written, apply_delete, apply_put, audit};
+use crate::apply::{Op, apply_all};
+use crate::{AuditRecord, Store, StoreError, WriteKind, Written, audit};
 
 /// A coordinator that has not decided within this time after preparing aborts instead.
 pub const DECISION_DEADLINE: Duration = Duration::from_secs(60);
@@ -57,6 +58,33 @@ pub enum Change {
         /// The version the caller expects to delete.
         if_match: Option<u64>,
     },
+}
+
+impl Change {
+    fn as_op(&self) -> Op<'_> {
+        match self {
+            Change::Put {
+                kind,
+                entity,
+                index,
+                if_match,
+            } => Op::Put {
+                kind: *kind,
+                entity,
+                index,
+                if_match: *if_match,
+            },
+            Change::Delete {
+                rtype,
+                id,
+                if_match,
+            } => Op::Delete {
+                rtype,
+                id,
+                if_match: *if_match,
+            },
+        }
+    }
 }
 
 /// Where a two-phase commit stops when a crash test asks it to (see [`crate::StoreConfig`]).
@@ -177,32 +205,19 @@ impl Store {
         sqlx::query("SET LOCAL lock_timeout = '10s'")
             .execute(&mut *tx)
             .await?;
-        let mut written = Vec::with_capacity(mine.len());
-        for i in mine {
-            let Some((_, bucket)) = placed[i] else {
-                continue;
-            };
-            let w = match &changes[i] {
-                Change::Put {
-                    kind,
-                    entity,
-                    index,
-                    if_match,
-                } => Some(
-                    apply_put(&mut tx, *kind, entity, bucket, index, *if_match)
-                        .await
-                        .map_err(at(i))?,
-                ),
-                Change::Delete {
-                    rtype,
-                    id,
-                    if_match,
-                } => apply_delete(&mut tx, rtype, id, bucket, *if_match)
-                    .await
-                    .map_err(at(i))?,
-            };
-            written.push((i, w));
-        }
+        let ops: Vec<(Op<'_>, u32)> = mine
+            .iter()
+            .filter_map(|&i| placed[i].map(|(_, bucket)| (changes[i].as_op(), bucket)))
+            .collect();
+        let results = apply_all(&mut tx, &ops).await.map_err(|e| match e {
+            // Positions within this part become positions in the transaction.
+            StoreError::Entry { index, error } => StoreError::Entry {
+                index: mine.get(index).copied().unwrap_or(index),
+                error,
+            },
+            other => other,
+        })?;
+        let written: Vec<(usize, Option<Written>)> = mine.into_iter().zip(results).collect();
         if let Some(record) = record {
             audit::append(&mut tx, record).await?;
         }
