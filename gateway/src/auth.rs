@@ -11,6 +11,8 @@ use std::path::Path;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use model::query::{Access, Restriction};
+
 use crate::outcome::ApiError;
 
 /// The token settings.
@@ -146,31 +148,108 @@ impl Action {
     }
 }
 
-/// Roles whose access model is in force today.
-const ROLES_IN_FORCE: &[&str] = &["system", "registry"];
+/// Roles that reach clinical data through the FHIR API.
+const CLINICAL_ROLES: &[&str] = &["system", "registry", "gp", "specialist"];
+
+/// Types outside every patient's compartment that relationship-restricted callers (GPs,
+/// specialists, patient-context apps) may still read: who and where care is given, and
+/// definitions. Any other resource without a patient is invisible to them (deny by default:
+/// a clinical type whose patient link the mapping does not know stays hidden).
+pub const SHARED_TYPES: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "HealthcareService",
+    "Endpoint",
+    "Medication",
+    "Substance",
+    "CodeSystem",
+    "ValueSet",
+    "ConceptMap",
+    "NamingSystem",
+    "StructureDefinition",
+    "SearchParameter",
+    "OperationDefinition",
+    "CapabilityStatement",
+    "Questionnaire",
+    "PlanDefinition",
+    "ActivityDefinition",
+    "Library",
+    "Measure",
+    "ObservationDefinition",
+    "SpecimenDefinition",
+];
+
+/// The id in a reference-like claim value (`Practitioner/12`, a full URL, or a bare id).
+fn claim_id(value: &str, rtype: &str) -> String {
+    match value.rsplit_once(&format!("{rtype}/")) {
+        Some((_, id)) => id.trim_end_matches('/').to_owned(),
+        None => value.to_owned(),
+    }
+}
 
 impl Principal {
-    /// Checks that the principal may perform `action` on `resource`.
-    pub fn authorize(&self, resource: &str, action: Action) -> Result<(), ApiError> {
-        if !ROLES_IN_FORCE.contains(&self.role.as_str()) {
-            return Err(ApiError::Forbidden(format!(
-                "role {} has no access to clinical data through this interface",
-                self.role
-            )));
+    /// Checks that the principal may perform `action` on `resource`, and returns what it may
+    /// see while doing so: its role's relationships (a GP's patients, a specialist's grants)
+    /// and, when only `patient/` scopes grant the action, the patient in context.
+    pub fn authorize(&self, resource: &str, action: Action) -> Result<Access, ApiError> {
+        if !CLINICAL_ROLES.contains(&self.role.as_str()) {
+            return Err(ApiError::Forbidden(match self.role.as_str() {
+                "statistician" => {
+                    "the statistician role sees de-identified exports only, never records".into()
+                }
+                "auditor" => "the auditor role reads the audit log only".into(),
+                "admin" => "the admin role has no access to clinical data".into(),
+                other => format!("role {other:?} has no access to clinical data"),
+            }));
         }
-        let granted = self.scopes.iter().any(|s| {
-            (s.context == "system" || s.context == "user")
-                && (s.resource == "*" || s.resource == resource)
-                && s.actions.contains(action.letter())
-        });
-        if granted {
-            Ok(())
+        let grants = |contexts: &[&str]| {
+            self.scopes.iter().any(|s| {
+                contexts.contains(&s.context.as_str())
+                    && (s.resource == "*" || s.resource == resource)
+                    && s.actions.contains(action.letter())
+            })
+        };
+        let mut all_of = Vec::new();
+        if !grants(&["system", "user"]) {
+            if !grants(&["patient"]) {
+                return Err(ApiError::Forbidden(format!(
+                    "the token's scopes do not allow '{}' on {resource}",
+                    action.letter()
+                )));
+            }
+            let patient = self.patient.as_deref().ok_or_else(|| {
+                ApiError::Forbidden("patient/ scopes need a patient in context".into())
+            })?;
+            all_of.push(Restriction::Patients(vec![claim_id(patient, "Patient")]));
+        }
+        match self.role.as_str() {
+            "gp" | "specialist" => {
+                let practitioner = self.practitioner.as_deref().ok_or_else(|| {
+                    ApiError::Forbidden(format!(
+                        "a {} token must name the practitioner it acts as",
+                        self.role
+                    ))
+                })?;
+                let id = claim_id(practitioner, "Practitioner");
+                all_of.push(if self.role == "gp" {
+                    Restriction::GpOf(id)
+                } else {
+                    Restriction::GrantsOf(id)
+                });
+            }
+            _ => {}
+        }
+        let shared_types = if all_of.is_empty() {
+            Vec::new()
         } else {
-            Err(ApiError::Forbidden(format!(
-                "the token's scopes do not allow '{}' on {resource}",
-                action.letter()
-            )))
-        }
+            SHARED_TYPES.iter().map(|t| (*t).to_owned()).collect()
+        };
+        Ok(Access {
+            all_of,
+            shared_types,
+        })
     }
 }
 

@@ -258,6 +258,7 @@ impl From<store::StoreError> for ApiError {
                 })
             }
             E::Entry { index, error } => ApiError::from(*error).in_entry(index, None),
+            E::Forbidden(text) => ApiError::Forbidden(text),
             e if e.is_contention() => {
                 ApiError::Conflict("a concurrent write to the same resource won; retry".into())
             }

@@ -44,6 +44,8 @@ pub(crate) struct Ctx {
     pub(crate) peer: IpAddr,
     /// An entry of a batch or transaction (which may not hold another).
     pub(crate) nested: bool,
+    /// What the caller may see, from the authorization of this request.
+    pub(crate) access: model::query::Access,
 }
 
 pub(crate) async fn healthz() -> &'static str {
@@ -156,6 +158,11 @@ pub(crate) fn run_request<'a>(
             warnings: Vec::new(),
             peer,
             nested,
+            // Nothing until the request is authorized.
+            access: model::query::Access {
+                all_of: vec![model::query::Restriction::Patients(Vec::new())],
+                shared_types: Vec::new(),
+            },
         };
         let result = handle(state, method, uri, headers, body, &mut ctx).await;
         let response = match result {
@@ -250,7 +257,7 @@ async fn handle(
             let instance = rest.first().filter(|_| rest.len() == 2).copied();
             ctx.audit.resource_id = instance.map(str::to_owned);
             let operation = terminology_ops::parse_operation(rtype, op)?;
-            principal.authorize(rtype, Action::Read)?;
+            ctx.access = principal.authorize(rtype, Action::Read)?;
             let parameters = match *method {
                 Method::GET => None,
                 Method::POST => {
@@ -278,7 +285,7 @@ async fn handle(
         (Method::GET, [id]) if rtype == "CodeSystem" && terminology_ops::is_builtin_id(id) => {
             ctx.audit.interaction = "read".into();
             ctx.audit.resource_id = Some((*id).to_owned());
-            principal.authorize(rtype, Action::Read)?;
+            ctx.access = principal.authorize(rtype, Action::Read)?;
             let summary = terminology_ops::code_system(&state.terminology, id)?;
             Ok(json_response(StatusCode::OK, summary.to_string()))
         }
@@ -290,7 +297,7 @@ async fn handle(
         }
         (Method::POST, []) => {
             ctx.audit.interaction = "create".into();
-            principal.authorize(rtype, Action::Create)?;
+            ctx.access = principal.authorize(rtype, Action::Create)?;
             let bytes = read_body(state, headers, body).await?;
             create(state, rtype, &bytes, headers, ctx).await
         }
@@ -298,7 +305,7 @@ async fn handle(
             if *method == Method::GET || rest == ["_search"] =>
         {
             ctx.audit.interaction = "search-type".into();
-            principal.authorize(rtype, Action::Search)?;
+            ctx.access = principal.authorize(rtype, Action::Search)?;
             let mut all = pairs.clone();
             if *method == Method::POST {
                 all.extend(decode_pairs(&read_form(state, headers, body).await?));
@@ -312,51 +319,51 @@ async fn handle(
         }
         (Method::PUT, []) => {
             ctx.audit.interaction = "update".into();
-            principal.authorize(rtype, Action::Update)?;
+            ctx.access = principal.authorize(rtype, Action::Update)?;
             let criteria = uri.query().unwrap_or("").to_owned();
             let bytes = read_body(state, headers, body).await?;
             conditional_update(state, rtype, &criteria, &bytes, headers, ctx).await
         }
         (Method::DELETE, []) => {
             ctx.audit.interaction = "delete".into();
-            principal.authorize(rtype, Action::Delete)?;
+            ctx.access = principal.authorize(rtype, Action::Delete)?;
             let criteria = uri.query().unwrap_or("").to_owned();
             conditional_delete(state, rtype, &criteria, headers, ctx).await
         }
         (Method::GET, ["_history"]) => {
             ctx.audit.interaction = "history-type".into();
-            principal.authorize(rtype, Action::Search)?;
+            ctx.access = principal.authorize(rtype, Action::Search)?;
             history(state, rtype, None, &pairs, ctx).await
         }
         (Method::GET, [id]) => {
             ctx.audit.interaction = "read".into();
             note_target(ctx, rtype, id)?;
-            principal.authorize(rtype, Action::Read)?;
+            ctx.access = principal.authorize(rtype, Action::Read)?;
             read(state, rtype, id, None, headers, ctx).await
         }
         (Method::PUT, [id]) => {
             ctx.audit.interaction = "update".into();
             note_target(ctx, rtype, id)?;
-            principal.authorize(rtype, Action::Update)?;
+            ctx.access = principal.authorize(rtype, Action::Update)?;
             let bytes = read_body(state, headers, body).await?;
             update(state, rtype, id, &bytes, headers, ctx).await
         }
         (Method::DELETE, [id]) => {
             ctx.audit.interaction = "delete".into();
             note_target(ctx, rtype, id)?;
-            principal.authorize(rtype, Action::Delete)?;
+            ctx.access = principal.authorize(rtype, Action::Delete)?;
             delete(state, rtype, id, headers, ctx).await
         }
         (Method::GET, [id, "_history"]) => {
             ctx.audit.interaction = "history-instance".into();
             note_target(ctx, rtype, id)?;
-            principal.authorize(rtype, Action::Read)?;
+            ctx.access = principal.authorize(rtype, Action::Read)?;
             history(state, rtype, Some(id), &pairs, ctx).await
         }
         (Method::GET, [id, "_history", vid]) => {
             ctx.audit.interaction = "vread".into();
             note_target(ctx, rtype, id)?;
-            principal.authorize(rtype, Action::Read)?;
+            ctx.access = principal.authorize(rtype, Action::Read)?;
             let version = vid
                 .parse::<u64>()
                 .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
@@ -636,7 +643,7 @@ async fn create(
         .trim_start_matches('?')
         .to_owned();
     under_match_lock(state, rtype, &criteria, async {
-        match conditional_match(state, rtype, &criteria, "If-None-Exist").await? {
+        match conditional_match(state, rtype, &criteria, "If-None-Exist", &ctx.access).await? {
             None => create_parsed(state, rtype, resource, headers, ctx).await,
             Some(existing) => {
                 ctx.audit.resource_id = existing.entity.as_ref().map(|e| e.id.clone());
@@ -730,7 +737,7 @@ async fn conditional_update(
     }
     let resource = parse_checked(state, rtype, bytes)?;
     under_match_lock(state, rtype, criteria, async {
-        let found = conditional_match(state, rtype, criteria, "url").await?;
+        let found = conditional_match(state, rtype, criteria, "url", &ctx.access).await?;
         let target = found.and_then(|s| s.entity.map(|e| e.id));
         match (target, resource.id().map(str::to_owned)) {
             (Some(id), Some(body_id)) if id != body_id => Err(ApiError::bad(
@@ -764,7 +771,7 @@ async fn conditional_delete(
         ));
     }
     under_match_lock(state, rtype, criteria, async {
-        match conditional_match(state, rtype, criteria, "url").await? {
+        match conditional_match(state, rtype, criteria, "url", &ctx.access).await? {
             Some(Stored {
                 entity: Some(existing),
                 ..
@@ -854,7 +861,7 @@ async fn write(
     ctx.audit.outcome = if kind == WriteKind::Create { 201 } else { 200 };
     let written = state
         .store
-        .write(kind, &entity, &index, expected, &mut ctx.audit)
+        .write(kind, &entity, &index, expected, &mut ctx.audit, &ctx.access)
         .await?;
     ctx.recorded = true;
     let status = if written.created {
@@ -922,7 +929,7 @@ async fn delete(
     ctx.audit.outcome = 204;
     match state
         .store
-        .delete(rtype, id, expected, &mut ctx.audit)
+        .delete(rtype, id, expected, &mut ctx.audit, &ctx.access)
         .await?
     {
         Some(written) => {
@@ -946,8 +953,8 @@ async fn read(
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
     let stored = match version {
-        None => state.store.read(rtype, id).await?,
-        Some(v) => state.store.vread(rtype, id, v).await?,
+        None => state.store.read(rtype, id, &ctx.access).await?,
+        Some(v) => state.store.vread(rtype, id, v, &ctx.access).await?,
     };
     let Some(stored) = stored else {
         return Err(ApiError::NotFound(match version {
@@ -998,6 +1005,7 @@ async fn search_bundle(
     };
     let mut parsed = parse_query(rtype, pairs, &limits).map_err(ApiError::Malformed)?;
     expand_hierarchies(&state.terminology, &mut parsed.query)?;
+    parsed.query.access = ctx.access.clone();
     let page = state.store.search(&parsed.query).await?;
     let mut patients: Vec<String> = page
         .items
@@ -1038,6 +1046,7 @@ pub(crate) async fn conditional_match(
     rtype: &str,
     criteria: &str,
     what: &str,
+    access: &model::query::Access,
 ) -> Result<Option<Stored>, ApiError> {
     let pairs = decode_pairs(criteria.trim_start_matches('?').as_bytes());
     if pairs.is_empty() {
@@ -1056,6 +1065,7 @@ pub(crate) async fn conditional_match(
     }
     parsed.query.count = 2;
     parsed.query.after_id = None;
+    parsed.query.access = access.clone();
     expand_hierarchies(&state.terminology, &mut parsed.query)?;
     let mut page = state.store.search(&parsed.query).await?;
     match page.items.len() {
@@ -1135,7 +1145,7 @@ async fn history(
                 .transpose()?;
             let page = state
                 .store
-                .history_instance(rtype, id, count, before)
+                .history_instance(rtype, id, count, before, &ctx.access)
                 .await?;
             if page.items.is_empty() && before.is_none() {
                 return Err(ApiError::NotFound(format!("{rtype}/{id} is not known")));
@@ -1144,7 +1154,7 @@ async fn history(
         }
         None => state
             .store
-            .history_type(rtype, count, cursor.as_deref())
+            .history_type(rtype, count, cursor.as_deref(), &ctx.access)
             .await
             .map_err(|e| match e {
                 store::StoreError::Config(t) => ApiError::bad("_cursor", t),

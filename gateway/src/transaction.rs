@@ -454,6 +454,7 @@ async fn transaction(
 ) -> Result<Response, ApiError> {
     // 1. What each entry targets, and whether the caller may do it.
     let mut lock_keys = Vec::new();
+    let mut combined = model::query::Access::everything();
     for (i, entry) in entries.iter().enumerate() {
         let (rtype, action) = match entry.verb {
             Verb::Get | Verb::Head => continue,
@@ -495,10 +496,20 @@ async fn transaction(
                 (rtype, action)
             }
         };
-        principal
+        let access = principal
             .authorize(&rtype, action)
             .map_err(|e| e.in_entry(i, Some(&rtype)))?;
+        // One access for the whole transaction: every entry's restrictions at once.
+        for r in access.all_of {
+            if !combined.all_of.contains(&r) {
+                combined.all_of.push(r);
+            }
+        }
+        if combined.shared_types.is_empty() {
+            combined.shared_types = access.shared_types;
+        }
     }
+    ctx.access = combined;
     let lock = if lock_keys.is_empty() {
         None
     } else {
@@ -533,6 +544,7 @@ async fn run_transaction(
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Vec<Value>, ApiError> {
+    let access = ctx.access.clone();
     // 2. Conditions, and the identity each entry gets.
     let mut plans: Vec<Plan> = Vec::with_capacity(entries.len());
     let mut resources: Vec<Option<Map<String, Value>>> = Vec::with_capacity(entries.len());
@@ -546,9 +558,11 @@ async fn run_transaction(
                 let rtype = entry.url.trim_matches('/').to_owned();
                 let resource = entry_resource(i, entry, &rtype)?;
                 let existing = match &entry.if_none_exist {
-                    Some(criteria) => conditional_match(state, &rtype, criteria, "If-None-Exist")
-                        .await
-                        .map_err(|e| in_entry(e, &rtype))?,
+                    Some(criteria) => {
+                        conditional_match(state, &rtype, criteria, "If-None-Exist", &access)
+                            .await
+                            .map_err(|e| in_entry(e, &rtype))?
+                    }
                     None => None,
                 };
                 match existing {
@@ -578,7 +592,7 @@ async fn run_transaction(
                 let (rtype, id) = match target {
                     Target::Instance(t, id) => (t, Some(id)),
                     Target::Conditional(t, criteria) => {
-                        let found = conditional_match(state, &t, &criteria, "url")
+                        let found = conditional_match(state, &t, &criteria, "url", &access)
                             .await
                             .map_err(|e| in_entry(e, &t))?;
                         let id = found.and_then(|s| s.entity.map(|e| e.id));
@@ -625,7 +639,7 @@ async fn run_transaction(
                     )
                 }
                 Target::Conditional(rtype, criteria) => {
-                    let found = conditional_match(state, &rtype, &criteria, "url")
+                    let found = conditional_match(state, &rtype, &criteria, "url", &access)
                         .await
                         .map_err(|e| in_entry(e, &rtype))?;
                     match found.and_then(|s| s.entity) {
@@ -707,7 +721,7 @@ async fn run_transaction(
             }
             let (rtype, criteria) = reference.split_once('?').unwrap_or((&reference, ""));
             let expr = format!("conditional reference {reference:?}");
-            let matched = conditional_match(state, rtype, criteria, &expr)
+            let matched = conditional_match(state, rtype, criteria, &expr, &access)
                 .await
                 .map_err(|e| e.in_entry(i, None))?;
             let Some(target) = matched.and_then(|s| s.entity) else {
@@ -793,7 +807,7 @@ async fn run_transaction(
     let (positions, changes): (Vec<usize>, Vec<Change>) = changes.into_iter().unzip();
     let written = state
         .store
-        .transact(&changes, &ctx.audit)
+        .transact(&changes, &ctx.audit, &access)
         .await
         .map_err(|e| match e {
             StoreError::Entry { index, error } => {
@@ -852,7 +866,7 @@ async fn run_transaction(
                 if representation
                     && let Some(r) = state
                         .store
-                        .vread(rtype, id, w.version)
+                        .vread(rtype, id, w.version, &access)
                         .await
                         .ok()
                         .flatten()

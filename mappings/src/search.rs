@@ -125,6 +125,48 @@ pub const PARAMS: &[SearchParam] = &[
     p("Encounter", "status", Token, &["status"]),
     p("Encounter", "class", Token, &["class"]),
     p("Encounter", "type", Token, &["type"]),
+    p(
+        "Encounter",
+        "participant",
+        Reference,
+        &["participant.individual"],
+    ),
+    p("Encounter", "based-on", Reference, &["basedOn"]),
+    p(
+        "Encounter",
+        "episode-of-care",
+        Reference,
+        &["episodeOfCare"],
+    ),
+    p("ServiceRequest", "subject", Reference, &["subject"]),
+    patient_of("ServiceRequest"),
+    p("ServiceRequest", "performer", Reference, &["performer"]),
+    p("ServiceRequest", "requester", Reference, &["requester"]),
+    p("ServiceRequest", "encounter", Reference, &["encounter"]),
+    p("ServiceRequest", "status", Token, &["status"]),
+    p("CareTeam", "subject", Reference, &["subject"]),
+    patient_of("CareTeam"),
+    p(
+        "CareTeam",
+        "participant",
+        Reference,
+        &["participant.member"],
+    ),
+    p("CareTeam", "encounter", Reference, &["encounter"]),
+    p("EpisodeOfCare", "patient", Reference, &["patient"]),
+    p("EpisodeOfCare", "care-manager", Reference, &["careManager"]),
+    p("EpisodeOfCare", "status", Token, &["status"]),
+    p("DiagnosticReport", "subject", Reference, &["subject"]),
+    patient_of("DiagnosticReport"),
+    p("DiagnosticReport", "encounter", Reference, &["encounter"]),
+    p("DiagnosticReport", "code", Token, &["code"]),
+    p("Procedure", "subject", Reference, &["subject"]),
+    patient_of("Procedure"),
+    p("Procedure", "encounter", Reference, &["encounter"]),
+    p("Procedure", "code", Token, &["code"]),
+    p("MedicationRequest", "subject", Reference, &["subject"]),
+    patient_of("MedicationRequest"),
+    p("MedicationRequest", "encounter", Reference, &["encounter"]),
 ];
 
 /// The parameters of one resource type.
@@ -334,6 +376,7 @@ pub fn parse_query(
         count: limits.default_count,
         after_id: None,
         total: false,
+        access: Default::default(),
     };
     let mut used = Vec::new();
     let mut ignored = Vec::new();

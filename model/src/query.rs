@@ -14,6 +14,49 @@ pub struct Query {
     pub after_id: Option<String>,
     /// Whether to count all matches.
     pub total: bool,
+    /// What the caller may see: the search returns, counts and pages nothing else.
+    pub access: Access,
+}
+
+/// What a caller may see and change. Every restriction must hold; none means everything.
+/// The store compiles it into the SQL of every read, search, history and write, so nothing
+/// is filtered after paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Restrictions, all of which apply.
+    pub all_of: Vec<Restriction>,
+    /// Types a restricted caller sees although they sit in no patient's compartment
+    /// (practitioners, organizations, definitions). A restricted caller sees no other
+    /// resource outside a compartment.
+    pub shared_types: Vec<String>,
+}
+
+impl Access {
+    /// Everything (the default).
+    pub fn everything() -> Access {
+        Access::default()
+    }
+
+    /// Whether nothing is restricted.
+    pub fn is_everything(&self) -> bool {
+        self.all_of.is_empty()
+    }
+}
+
+/// One restriction of what a caller may see, read from the data's own relationships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restriction {
+    /// The compartments of these patients (a SMART patient context).
+    Patients(Vec<String>),
+    /// The compartments of the patients whose `generalPractitioner` is this practitioner.
+    GpOf(String),
+    /// What this practitioner's grants reach: the Encounters they were referred to (a
+    /// ServiceRequest with them as `performer`, which the Encounter is `basedOn`), take part
+    /// in (`participant`), whose episode they manage (`EpisodeOfCare.careManager`) or whose
+    /// care team they are on (`CareTeam.participant` with `CareTeam.encounter`); what hangs
+    /// from those Encounters (an `encounter` reference); those EpisodesOfCare, referrals and
+    /// care teams; and the Patient resources of the granted Encounters.
+    GrantsOf(String),
 }
 
 /// How a range compares with the range searched for (FHIR's prefixes).

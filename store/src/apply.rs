@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use model::Entity;
 use model::index::IndexEntry;
-use sqlx::{PgConnection, Row};
+use model::query::Access;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::{StoreError, WriteKind, Written, codec, sql};
 
@@ -54,9 +55,14 @@ pub(crate) struct VersionRow<'a> {
 /// Applies `ops` (each with its bucket; all on this connection's shard) in the caller's
 /// transaction. One result per op, in order: `None` for a delete that found nothing. An op
 /// that cannot be applied fails the whole call with [`StoreError::Entry`] at its position.
+///
+/// Under a restricted `access`, an op on an existing resource the caller may not see fails
+/// with [`StoreError::NotFound`] (its existence is not revealed), and a write whose result the
+/// caller could not see (a GP writing outside their patients) with [`StoreError::Forbidden`].
 pub(crate) async fn apply_all(
     conn: &mut PgConnection,
     ops: &[(Op<'_>, u32)],
+    access: &Access,
 ) -> Result<Vec<Option<Written>>, StoreError> {
     let mut seen = HashMap::with_capacity(ops.len());
     for (i, (op, _)) in ops.iter().enumerate() {
@@ -70,17 +76,28 @@ pub(crate) async fn apply_all(
             });
         }
     }
-    let current = lock_current(conn, ops).await?;
+    let current = lock_current(conn, ops, access).await?;
     let mut rows: Vec<VersionRow<'_>> = Vec::with_capacity(ops.len());
     // For each op: the index of its row, and whether it created the resource.
     let mut plan: Vec<Option<(usize, bool)>> = Vec::with_capacity(ops.len());
     for (i, (op, bucket)) in ops.iter().enumerate() {
         let (rtype, id) = op.key();
-        let cur = current.get(&(rtype.to_owned(), id.to_owned())).copied();
+        let found = current.get(&(rtype.to_owned(), id.to_owned()));
         let fail = |error: StoreError| StoreError::Entry {
             index: i,
             error: Box::new(error),
         };
+        if found.is_some_and(|f| !f.visible) {
+            // What the caller may not see does not exist for them: a delete finds nothing,
+            // a write is refused as if the id were unknown.
+            if matches!(op, Op::Delete { .. }) {
+                plan.push(None);
+                continue;
+            }
+            return Err(fail(StoreError::NotFound));
+        }
+        let cur = found.map(|f| (f.version, f.deleted));
+        let cur_patient = found.and_then(|f| f.patient.as_deref());
         match *op {
             Op::Put {
                 kind,
@@ -140,7 +157,8 @@ pub(crate) async fn apply_all(
                     id,
                     bucket: *bucket as i32,
                     version: version as i64 + 1,
-                    patient: None,
+                    // A tombstone stays in its compartment, so its history stays as visible.
+                    patient: cur_patient,
                     body: None,
                     op: "delete",
                     index: &[],
@@ -154,6 +172,19 @@ pub(crate) async fn apply_all(
     }
     let updated_at: DateTime<Utc> = sql::put_versions(conn, &rows).await?;
     sql::replace_indexes(conn, &rows).await?;
+    if let Some(row) = written_invisible(conn, &rows, access).await? {
+        let index = plan
+            .iter()
+            .position(|p| p.is_some_and(|(r, _)| r == row))
+            .unwrap_or(row);
+        return Err(StoreError::Entry {
+            index,
+            error: Box::new(StoreError::Forbidden(format!(
+                "{}/{} would be outside the records you may see",
+                rows[row].rtype, rows[row].id
+            ))),
+        });
+    }
     Ok(plan
         .into_iter()
         .map(|p| {
@@ -166,31 +197,81 @@ pub(crate) async fn apply_all(
         .collect())
 }
 
-/// The current version and deletion flag of every resource `ops` touch, locking their rows
-/// (in key order, so that two writers lock alike).
+/// A resource's current row, as a write finds it.
+struct Current {
+    version: u64,
+    deleted: bool,
+    patient: Option<String>,
+    /// Whether the caller may see it.
+    visible: bool,
+}
+
+/// The current rows of every resource `ops` touch, locked (in key order, so that two
+/// writers lock alike), with whether the caller may see each.
 async fn lock_current(
     conn: &mut PgConnection,
     ops: &[(Op<'_>, u32)],
-) -> Result<HashMap<(String, String), (u64, bool)>, StoreError> {
+    access: &Access,
+) -> Result<HashMap<(String, String), Current>, StoreError> {
     let (rtypes, ids): (Vec<&str>, Vec<&str>) = ops.iter().map(|(op, _)| op.key()).unzip();
-    let rows = sqlx::query(
-        "SELECT r.rtype, r.id, r.version, r.deleted FROM resources r \
-         JOIN unnest($1::text[], $2::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id \
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT r.rtype, r.id, r.version, r.deleted, r.patient, (TRUE",
+    );
+    sql::push_access(&mut qb, access);
+    qb.push(") AS visible FROM resources r JOIN unnest(")
+        .push_bind(rtypes)
+        .push("::text[], ")
+        .push_bind(ids)
+        .push(
+            "::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id \
          ORDER BY r.rtype, r.id FOR UPDATE OF r",
-    )
-    .bind(&rtypes)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
+        );
+    let rows = qb.build().fetch_all(&mut *conn).await?;
     let mut found = HashMap::with_capacity(rows.len());
     for row in rows {
         found.insert(
             (row.try_get("rtype")?, row.try_get("id")?),
-            (
-                row.try_get::<i64, _>("version")? as u64,
-                row.try_get("deleted")?,
-            ),
+            Current {
+                version: row.try_get::<i64, _>("version")? as u64,
+                deleted: row.try_get("deleted")?,
+                patient: row.try_get("patient")?,
+                visible: row.try_get::<Option<bool>, _>("visible")?.unwrap_or(false),
+            },
         );
     }
     Ok(found)
+}
+
+/// Under a restricted access, every version written (tombstones aside) must be one the
+/// caller may see: a write may not move data out of their reach or into someone else's.
+/// Returns the position in `rows` of one that is not.
+async fn written_invisible(
+    conn: &mut PgConnection,
+    rows: &[VersionRow<'_>],
+    access: &Access,
+) -> Result<Option<usize>, StoreError> {
+    if access.is_everything() {
+        return Ok(None);
+    }
+    let (rtypes, ids): (Vec<&str>, Vec<&str>) = rows
+        .iter()
+        .filter(|r| r.body.is_some())
+        .map(|r| (r.rtype, r.id))
+        .unzip();
+    if rtypes.is_empty() {
+        return Ok(None);
+    }
+    let mut qb =
+        QueryBuilder::<Postgres>::new("SELECT r.rtype, r.id FROM resources r JOIN unnest(");
+    qb.push_bind(rtypes).push("::text[], ").push_bind(ids).push(
+        "::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id WHERE NOT coalesce((TRUE",
+    );
+    sql::push_access(&mut qb, access);
+    qb.push("), FALSE) LIMIT 1");
+    let Some(row) = qb.build().fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let rtype: String = row.try_get("rtype")?;
+    let id: String = row.try_get("id")?;
+    Ok(rows.iter().position(|r| r.rtype == rtype && r.id == id))
 }

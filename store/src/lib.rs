@@ -24,9 +24,10 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use model::Entity;
 use model::index::IndexEntry;
-use model::query::Query;
+use model::query::{Access, Query};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Postgres, QueryBuilder};
 
 pub use audit::{AuditRecord, BrokenLink};
 pub use placement::ShardMap;
@@ -49,6 +50,9 @@ pub enum StoreError {
         /// The current version, if the resource exists.
         current: Option<u64>,
     },
+    /// The caller may not make this change (the result would be outside what they may see).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A concurrent write got there first; the caller may retry.
     #[error("concurrent write conflict")]
     Contention,
@@ -374,6 +378,7 @@ impl Store {
         index: &[IndexEntry],
         if_match: Option<u64>,
         audit_record: &mut AuditRecord,
+        access: &Access,
     ) -> Result<Written, StoreError> {
         let bucket = self.place(entity).await?;
         let shard = self.inner.map.shard_of(bucket);
@@ -384,7 +389,7 @@ impl Store {
             index,
             if_match,
         };
-        let written = apply::apply_all(&mut tx, &[(op, bucket)])
+        let written = apply::apply_all(&mut tx, &[(op, bucket)], access)
             .await
             .map_err(StoreError::unwrap_entry)?
             .pop()
@@ -404,6 +409,7 @@ impl Store {
         id: &str,
         if_match: Option<u64>,
         audit_record: &mut AuditRecord,
+        access: &Access,
     ) -> Result<Option<Written>, StoreError> {
         let Some(bucket) = self.bucket_of(rtype, id).await? else {
             return Ok(None);
@@ -415,7 +421,7 @@ impl Store {
             id,
             if_match,
         };
-        let written = apply::apply_all(&mut tx, &[(op, bucket)])
+        let written = apply::apply_all(&mut tx, &[(op, bucket)], access)
             .await
             .map_err(StoreError::unwrap_entry)?
             .pop()
@@ -430,38 +436,45 @@ impl Store {
     }
 
     /// Reads the current version (a tombstone comes back with `entity: None`).
-    pub async fn read(&self, rtype: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+    pub async fn read(
+        &self,
+        rtype: &str,
+        id: &str,
+        access: &Access,
+    ) -> Result<Option<Stored>, StoreError> {
         let Some(shard) = self.locate(rtype, id).await? else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT version, updated_at, body FROM resources WHERE rtype = $1 AND id = $2",
-        )
-        .bind(rtype)
-        .bind(id)
-        .fetch_optional(self.pool(shard))
-        .await?;
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT r.version, r.updated_at, r.body FROM resources r WHERE r.rtype = ",
+        );
+        qb.push_bind(rtype).push(" AND r.id = ").push_bind(id);
+        sql::push_access(&mut qb, access);
+        let row = qb.build().fetch_optional(self.pool(shard)).await?;
         row.map(|r| sql::stored_from_row(&r)).transpose()
     }
 
-    /// Reads one version.
+    /// Reads one version (visible as its resource is now).
     pub async fn vread(
         &self,
         rtype: &str,
         id: &str,
         version: u64,
+        access: &Access,
     ) -> Result<Option<Stored>, StoreError> {
         let Some(shard) = self.locate(rtype, id).await? else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT version, updated_at, body FROM history WHERE rtype = $1 AND id = $2 AND version = $3",
-        )
-        .bind(rtype)
-        .bind(id)
-        .bind(version as i64)
-        .fetch_optional(self.pool(shard))
-        .await?;
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT version, updated_at, body FROM history WHERE rtype = ",
+        );
+        qb.push_bind(rtype)
+            .push(" AND id = ")
+            .push_bind(id)
+            .push(" AND version = ")
+            .push_bind(version as i64);
+        sql::push_visible_history(&mut qb, access);
+        let row = qb.build().fetch_optional(self.pool(shard)).await?;
         row.map(|r| sql::stored_from_row(&r)).transpose()
     }
 
@@ -501,6 +514,7 @@ impl Store {
         id: &str,
         count: usize,
         before: Option<u64>,
+        access: &Access,
     ) -> Result<HistoryPage, StoreError> {
         let Some(shard) = self.locate(rtype, id).await? else {
             return Ok(HistoryPage {
@@ -508,16 +522,18 @@ impl Store {
                 next: None,
             });
         };
-        let rows = sqlx::query(
-            "SELECT rtype, id, version, updated_at, body FROM history \
-             WHERE rtype = $1 AND id = $2 AND version < $3 ORDER BY version DESC LIMIT $4",
-        )
-        .bind(rtype)
-        .bind(id)
-        .bind(before.map_or(i64::MAX, |b| b as i64))
-        .bind((count + 1) as i64)
-        .fetch_all(self.pool(shard))
-        .await?;
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT rtype, id, version, updated_at, body FROM history WHERE rtype = ",
+        );
+        qb.push_bind(rtype)
+            .push(" AND id = ")
+            .push_bind(id)
+            .push(" AND version < ")
+            .push_bind(before.map_or(i64::MAX, |b| b as i64));
+        sql::push_visible_history(&mut qb, access);
+        qb.push(" ORDER BY version DESC LIMIT ")
+            .push_bind((count + 1) as i64);
+        let rows = qb.build().fetch_all(self.pool(shard)).await?;
         let mut items = rows
             .iter()
             .map(|r| Ok((rtype.to_owned(), id.to_owned(), sql::stored_from_row(r)?)))
@@ -538,10 +554,11 @@ impl Store {
         rtype: &str,
         count: usize,
         cursor: Option<&str>,
+        access: &Access,
     ) -> Result<HistoryPage, StoreError> {
         let after = cursor.map(sql::HistoryCursor::parse).transpose()?;
         let futures = (0..self.n_shards()).map(|shard| {
-            sql::history_type_shard(self.pool(shard), rtype, count + 1, after.as_ref())
+            sql::history_type_shard(self.pool(shard), rtype, count + 1, after.as_ref(), access)
         });
         let mut items = Vec::new();
         for result in join_all(futures).await {

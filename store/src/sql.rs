@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use model::index::IndexEntry;
-use model::query::{Predicate, Prefix, Query, StringMatch, SystemMatch};
+use model::query::{Access, Predicate, Prefix, Query, Restriction, StringMatch, SystemMatch};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
@@ -452,6 +452,103 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
     }
 }
 
+/// Pushes ` AND <what the caller may see>` about the resources row aliased `r` (nothing
+/// when access is unrestricted). Every relationship is read from the same shard: a
+/// patient's compartment is placed together.
+pub(crate) fn push_access(qb: &mut QueryBuilder<Postgres>, access: &Access) {
+    if access.is_everything() {
+        return;
+    }
+    for restriction in &access.all_of {
+        qb.push(" AND ((r.patient IS NULL AND r.rtype = ANY(")
+            .push_bind(access.shared_types.clone())
+            .push(")) OR ");
+        match restriction {
+            Restriction::Patients(patients) => {
+                qb.push("r.patient = ANY(")
+                    .push_bind(patients.clone())
+                    .push(")");
+            }
+            Restriction::GpOf(practitioner) => {
+                qb.push(
+                    "r.patient IN (SELECT g.id FROM idx_reference g WHERE g.rtype = 'Patient' \
+                     AND g.param = 'general-practitioner' AND g.target_type = 'Practitioner' \
+                     AND g.target_id = ",
+                )
+                .push_bind(practitioner.clone())
+                .push(")");
+            }
+            Restriction::GrantsOf(practitioner) => push_grants(qb, practitioner),
+        }
+        qb.push(")");
+    }
+}
+
+/// References to a practitioner from `rtype`'s `param`: the ids of the referring resources.
+fn push_referrers(qb: &mut QueryBuilder<Postgres>, rtype: &str, param: &str, practitioner: &str) {
+    qb.push("SELECT x.id FROM idx_reference x WHERE x.rtype = ")
+        .push_bind(rtype.to_owned())
+        .push(" AND x.param = ")
+        .push_bind(param.to_owned())
+        .push(" AND x.target_type = 'Practitioner' AND x.target_id = ")
+        .push_bind(practitioner.to_owned());
+}
+
+/// The Encounters a practitioner's grants reach (see [`Restriction::GrantsOf`]).
+fn push_granted_encounters(qb: &mut QueryBuilder<Postgres>, practitioner: &str) {
+    qb.push("SELECT e.id FROM idx_reference e WHERE e.rtype = 'Encounter' AND (");
+    qb.push("(e.param = 'participant' AND e.target_type = 'Practitioner' AND e.target_id = ")
+        .push_bind(practitioner.to_owned())
+        .push(")");
+    qb.push(" OR (e.param = 'based-on' AND e.target_type = 'ServiceRequest' AND e.target_id IN (");
+    push_referrers(qb, "ServiceRequest", "performer", practitioner);
+    qb.push(")) OR (e.param = 'episode-of-care' AND e.target_type = 'EpisodeOfCare' AND e.target_id IN (");
+    push_referrers(qb, "EpisodeOfCare", "care-manager", practitioner);
+    qb.push(")))");
+    qb.push(
+        " UNION SELECT t.target_id FROM idx_reference t WHERE t.rtype = 'CareTeam' \
+         AND t.param = 'encounter' AND t.target_type = 'Encounter' AND t.id IN (",
+    );
+    push_referrers(qb, "CareTeam", "participant", practitioner);
+    qb.push(")");
+}
+
+fn push_grants(qb: &mut QueryBuilder<Postgres>, practitioner: &str) {
+    qb.push("(r.rtype = 'Encounter' AND r.id IN (");
+    push_granted_encounters(qb, practitioner);
+    qb.push(")) OR (r.rtype = 'EpisodeOfCare' AND r.id IN (");
+    push_referrers(qb, "EpisodeOfCare", "care-manager", practitioner);
+    qb.push(")) OR (r.rtype = 'ServiceRequest' AND r.id IN (");
+    push_referrers(qb, "ServiceRequest", "performer", practitioner);
+    qb.push(")) OR (r.rtype = 'CareTeam' AND r.id IN (");
+    push_referrers(qb, "CareTeam", "participant", practitioner);
+    qb.push(
+        ")) OR EXISTS (SELECT 1 FROM idx_reference h WHERE h.rtype = r.rtype AND h.id = r.id \
+         AND h.param = 'encounter' AND h.target_type = 'Encounter' AND h.target_id IN (",
+    );
+    push_granted_encounters(qb, practitioner);
+    qb.push(
+        ")) OR (r.rtype = 'Patient' AND r.id IN (SELECT s.target_id FROM idx_reference s \
+         WHERE s.rtype = 'Encounter' AND s.param = 'subject' AND s.target_type = 'Patient' \
+         AND s.id IN (",
+    );
+    push_granted_encounters(qb, practitioner);
+    qb.push(")))");
+}
+
+/// Pushes ` AND <the history row's resource is visible now>` (a history row is as visible as
+/// its resource's current version, whose tombstone keeps the patient).
+pub(crate) fn push_visible_history(qb: &mut QueryBuilder<Postgres>, access: &Access) {
+    if access.is_everything() {
+        return;
+    }
+    qb.push(
+        " AND EXISTS (SELECT 1 FROM resources r WHERE r.rtype = history.rtype AND r.id = history.id",
+    );
+    push_access(qb, access);
+    qb.push(")");
+}
+
 /// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
 /// and the shard's count of all matches when asked.
 pub(crate) async fn search_shard(
@@ -460,6 +557,7 @@ pub(crate) async fn search_shard(
 ) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
     let mut qb = QueryBuilder::new("");
     push_search(&mut qb, "r.id, r.version, r.updated_at, r.body", query);
+    push_access(&mut qb, &query.access);
     if let Some(after) = &query.after_id {
         qb.push(" AND r.id > ").push_bind(after.clone());
     }
@@ -473,6 +571,7 @@ pub(crate) async fn search_shard(
     let total = if query.total {
         let mut qb = QueryBuilder::new("");
         push_search(&mut qb, "count(*) AS n", query);
+        push_access(&mut qb, &query.access);
         let row = qb.build().fetch_one(pool).await?;
         Some(row.try_get::<i64, _>("n")? as u64)
     } else {
@@ -515,11 +614,13 @@ pub(crate) async fn history_type_shard(
     rtype: &str,
     limit: usize,
     after: Option<&HistoryCursor>,
+    access: &Access,
 ) -> Result<Vec<(String, String, Stored)>, StoreError> {
     let mut qb = QueryBuilder::new(
         "SELECT rtype, id, version, updated_at, body FROM history WHERE rtype = ",
     );
     qb.push_bind(rtype.to_owned());
+    push_visible_history(&mut qb, access);
     if let Some(c) = after {
         let at = DateTime::<Utc>::from_timestamp_micros(c.micros)
             .ok_or_else(|| StoreError::Config("history cursor out of range".into()))?;

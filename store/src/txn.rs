@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use model::Entity;
 use model::index::IndexEntry;
+use model::query::Access;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::apply::{Op, apply_all};
@@ -127,6 +128,7 @@ impl Store {
         &self,
         changes: &[Change],
         audit_record: &AuditRecord,
+        access: &Access,
     ) -> Result<Vec<Option<Written>>, StoreError> {
         // Place every change; deletes of unknown resources do nothing.
         let mut placed: Vec<Option<(usize, u32)>> = Vec::with_capacity(changes.len());
@@ -153,7 +155,7 @@ impl Store {
                 .filter(|&i| placed[i].is_some_and(|(s, _)| s == shard))
                 .collect();
             let record = (n == 0).then_some(audit_record);
-            self.run_part(shard, changes, &placed, mine, record)
+            self.run_part(shard, changes, &placed, mine, record, access)
         });
         let mut results: Vec<Option<Written>> = vec![None; changes.len()];
         let mut open: Vec<(usize, Tx)> = Vec::new();
@@ -198,6 +200,7 @@ impl Store {
         placed: &[Option<(usize, u32)>],
         mine: Vec<usize>,
         record: Option<&AuditRecord>,
+        access: &Access,
     ) -> Result<(Tx, Vec<(usize, Option<Written>)>), StoreError> {
         let mut tx = self.pool(shard).begin().await?;
         // Parts on different shards wait for each other at commit, out of sight of any one
@@ -209,14 +212,16 @@ impl Store {
             .iter()
             .filter_map(|&i| placed[i].map(|(_, bucket)| (changes[i].as_op(), bucket)))
             .collect();
-        let results = apply_all(&mut tx, &ops).await.map_err(|e| match e {
-            // Positions within this part become positions in the transaction.
-            StoreError::Entry { index, error } => StoreError::Entry {
-                index: mine.get(index).copied().unwrap_or(index),
-                error,
-            },
-            other => other,
-        })?;
+        let results = apply_all(&mut tx, &ops, access)
+            .await
+            .map_err(|e| match e {
+                // Positions within this part become positions in the transaction.
+                StoreError::Entry { index, error } => StoreError::Entry {
+                    index: mine.get(index).copied().unwrap_or(index),
+                    error,
+                },
+                other => other,
+            })?;
         let written: Vec<(usize, Option<Written>)> = mine.into_iter().zip(results).collect();
         if let Some(record) = record {
             audit::append(&mut tx, record).await?;

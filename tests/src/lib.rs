@@ -137,6 +137,18 @@ impl TestServer {
 
     /// A token with the given role and scopes, valid for `ttl` seconds (negative: expired).
     pub fn token(&self, role: &str, scope: &str, ttl: i64) -> String {
+        self.token_for(role, scope, None, None, ttl)
+    }
+
+    /// A token acting as `practitioner` and/or with `patient` in context.
+    pub fn token_for(
+        &self,
+        role: &str,
+        scope: &str,
+        practitioner: Option<&str>,
+        patient: Option<&str>,
+        ttl: i64,
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         self.auth
             .mint(&Claims {
@@ -148,8 +160,8 @@ impl TestServer {
                 nbf: None,
                 role: role.into(),
                 scope: scope.into(),
-                practitioner: None,
-                patient: None,
+                practitioner: practitioner.map(str::to_owned),
+                patient: patient.map(str::to_owned),
             })
             .unwrap_or_default()
     }
@@ -164,6 +176,36 @@ impl TestServer {
         self.http
             .request(method, url)
             .bearer_auth(self.system_token())
+    }
+
+    /// Sends a request with `token` (instead of the system token).
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        };
+        let mut req = self.http.request(method, url).bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("response is not JSON: {text}"))?
+        };
+        Ok((status, json))
     }
 
     /// Sends a request with a JSON body and returns status and parsed body.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tests::TestCluster;
 
+mod access;
 mod audit;
 mod cli;
 mod errors;
@@ -50,6 +51,7 @@ fn main() {
     let mut trials: Vec<(&'static str, TestFn)> = Vec::new();
     for group in [
         rest::all(),
+        access::all(),
         search::all(),
         errors::all(),
         audit::all(),

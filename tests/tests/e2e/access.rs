@@ -1,0 +1,466 @@
+//! Access by role and relationship: a GP sees their patients, a specialist the episodes they
+//! were referred to, a patient-context app its patient, a statistician no record at all.
+//! What a caller may not see answers 404, never 403, so its existence is not revealed.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Result, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::Env;
+
+crate::tests![
+    gp_sees_their_patients_only,
+    specialist_sees_the_referred_episode_only,
+    patient_context_stays_in_its_compartment,
+    roles_without_clinical_access_get_403
+];
+
+/// Ids of the scenario's resources by name.
+struct World {
+    ids: std::collections::HashMap<String, String>,
+}
+
+impl World {
+    fn id(&self, name: &str) -> &str {
+        self.ids.get(name).map(String::as_str).unwrap_or("missing")
+    }
+}
+
+fn entry(name: &str, resource: Value) -> Value {
+    let rtype = resource["resourceType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    json!({"fullUrl": format!("urn:uuid:{name}"), "resource": resource,
+           "request": {"method": "POST", "url": rtype}})
+}
+
+fn obs(patient: &str, encounter: Option<&str>, code: &str) -> Value {
+    let mut o = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": format!("urn:uuid:{patient}")}});
+    if let Some(e) = encounter {
+        o["encounter"] = json!({"reference": format!("urn:uuid:{e}")});
+    }
+    o
+}
+
+/// Two GPs and a specialist; patient A of gp1 with an episode referred to the specialist
+/// (e1) and one not (e2); patient B of gp2.
+async fn world(s: &TestServer) -> Result<World> {
+    let amb = json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"});
+    let entries = vec![
+        entry(
+            "00000000-0000-4000-8000-0000000000a1",
+            json!({"resourceType": "Practitioner", "name": [{"family": "Gp-One"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000a2",
+            json!({"resourceType": "Practitioner", "name": [{"family": "Gp-Two"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000a3",
+            json!({"resourceType": "Practitioner", "name": [{"family": "Specialist"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000b1",
+            json!({"resourceType": "Patient", "name": [{"family": "Alpha"}],
+            "generalPractitioner": [{"reference": "urn:uuid:00000000-0000-4000-8000-0000000000a1"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000b2",
+            json!({"resourceType": "Patient", "name": [{"family": "Beta"}],
+            "generalPractitioner": [{"reference": "urn:uuid:00000000-0000-4000-8000-0000000000a2"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000c1",
+            json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000b1"},
+            "performer": [{"reference": "urn:uuid:00000000-0000-4000-8000-0000000000a3"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000d1",
+            json!({"resourceType": "Encounter", "status": "finished", "class": amb,
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000b1"},
+            "basedOn": [{"reference": "urn:uuid:00000000-0000-4000-8000-0000000000c1"}]}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000d2",
+            json!({"resourceType": "Encounter", "status": "finished", "class": amb,
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000b1"}}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000e1",
+            obs(
+                "00000000-0000-4000-8000-0000000000b1",
+                Some("00000000-0000-4000-8000-0000000000d1"),
+                "o1",
+            ),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000e2",
+            obs(
+                "00000000-0000-4000-8000-0000000000b1",
+                Some("00000000-0000-4000-8000-0000000000d2"),
+                "o2",
+            ),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000e3",
+            json!({"resourceType": "Condition",
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000b1"},
+            "encounter": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000d1"},
+            "code": {"text": "referred problem"}}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000e4",
+            json!({"resourceType": "Condition",
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000b1"}, "code": {"text": "other problem"}}),
+        ),
+        entry(
+            "00000000-0000-4000-8000-0000000000e5",
+            obs("00000000-0000-4000-8000-0000000000b2", None, "ob"),
+        ),
+    ];
+    let names = [
+        "gp1", "gp2", "spec", "A", "B", "referral", "e1", "e2", "o1", "o2", "c1", "c2", "oB",
+    ];
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let (status, response) = s.send(Method::POST, "", Some(&bundle)).await?;
+    ensure!(status == 200, "{status} {response}");
+    let mut ids = std::collections::HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let location = response["entry"][i]["response"]["location"]
+            .as_str()
+            .unwrap_or_default();
+        ids.insert(
+            (*name).to_owned(),
+            location.split('/').nth(1).unwrap_or_default().to_owned(),
+        );
+    }
+    Ok(World { ids })
+}
+
+async fn status(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<u16> {
+    Ok(s.send_as(token, method, path, body).await?.0)
+}
+
+/// The ids a search returns (every page), and its `total`.
+async fn search_ids(s: &TestServer, token: &str, path: &str) -> Result<(BTreeSet<String>, Value)> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (code, bundle) = s
+        .send_as(
+            token,
+            Method::GET,
+            &format!("{path}{sep}_total=accurate&_count=1"),
+            None,
+        )
+        .await?;
+    ensure!(code == 200, "{path}: {code} {bundle}");
+    let total = bundle["total"].clone();
+    let mut ids = BTreeSet::new();
+    let mut page = bundle;
+    for _ in 0..50 {
+        for e in page["entry"].as_array().into_iter().flatten() {
+            if e["search"]["mode"] == "match" {
+                ids.insert(e["resource"]["id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        let Some(next) = tests::next_link(&page) else {
+            break;
+        };
+        let (code, next_page) = s.send_as(token, Method::GET, &next, None).await?;
+        ensure!(code == 200, "{next}: {code}");
+        page = next_page;
+    }
+    Ok((ids, total))
+}
+
+fn set(w: &World, names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| w.id(n).to_owned()).collect()
+}
+
+async fn gp_sees_their_patients_only(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let w = world(&s).await?;
+    let gp = s.token_for(
+        "gp",
+        "user/*.cruds",
+        Some(&format!("Practitioner/{}", w.id("gp1"))),
+        None,
+        600,
+    );
+    for name in [
+        "A", "o1", "o2", "c1", "c2", "e1", "e2", "referral", "gp2", "spec",
+    ] {
+        let rtype = match name {
+            "A" => "Patient",
+            "o1" | "o2" => "Observation",
+            "c1" | "c2" => "Condition",
+            "e1" | "e2" => "Encounter",
+            "referral" => "ServiceRequest",
+            _ => "Practitioner",
+        };
+        let code = status(
+            &s,
+            &gp,
+            Method::GET,
+            &format!("{rtype}/{}", w.id(name)),
+            None,
+        )
+        .await?;
+        ensure!(code == 200, "gp reads {name}: {code}");
+    }
+    for (rtype, name) in [("Patient", "B"), ("Observation", "oB")] {
+        for path in [
+            format!("{rtype}/{}", w.id(name)),
+            format!("{rtype}/{}/_history", w.id(name)),
+            format!("{rtype}/{}/_history/1", w.id(name)),
+        ] {
+            let code = status(&s, &gp, Method::GET, &path, None).await?;
+            ensure!(
+                code == 404,
+                "gp reads {path} of another GP's patient: {code}"
+            );
+        }
+    }
+    let (ids, total) = search_ids(&s, &gp, "Observation").await?;
+    ensure!(
+        ids == set(&w, &["o1", "o2"]) && total == 2,
+        "{ids:?} total {total}"
+    );
+    let (ids, total) = search_ids(&s, &gp, "Patient").await?;
+    ensure!(
+        ids == set(&w, &["A"]) && total == 1,
+        "{ids:?} total {total}"
+    );
+    let (ids, _) = search_ids(&s, &gp, "Patient?name=Beta").await?;
+    ensure!(
+        ids.is_empty(),
+        "a search by the other patient's name finds nothing"
+    );
+    let (code, history) = s
+        .send_as(&gp, Method::GET, "Observation/_history", None)
+        .await?;
+    ensure!(code == 200, "{code}");
+    let seen: BTreeSet<String> = history["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+        .collect();
+    ensure!(seen == set(&w, &["o1", "o2"]), "type history: {seen:?}");
+    // Writes: for their patient, yes; for another's, no; another's records cannot be touched.
+    let mine = json!({"resourceType": "Observation", "status": "final", "code": {"text": "bp"},
+        "subject": {"reference": format!("Patient/{}", w.id("A"))}});
+    ensure!(status(&s, &gp, Method::POST, "Observation", Some(&mine)).await? == 201);
+    let theirs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "bp"},
+        "subject": {"reference": format!("Patient/{}", w.id("B"))}});
+    ensure!(status(&s, &gp, Method::POST, "Observation", Some(&theirs)).await? == 403);
+    let mut update = theirs.clone();
+    update["id"] = json!(w.id("oB"));
+    let code = status(
+        &s,
+        &gp,
+        Method::PUT,
+        &format!("Observation/{}", w.id("oB")),
+        Some(&update),
+    )
+    .await?;
+    ensure!(code == 404, "update of another GP's record: {code}");
+    let code = status(
+        &s,
+        &gp,
+        Method::DELETE,
+        &format!("Observation/{}", w.id("oB")),
+        None,
+    )
+    .await?;
+    ensure!(
+        code == 204,
+        "delete of an invisible record is a delete of nothing: {code}"
+    );
+    s.get_ok(&format!("Observation/{}", w.id("oB"))).await?;
+    // Moving their own patient's record to another patient is refused too.
+    let mut moved = theirs.clone();
+    moved["id"] = json!(w.id("o2"));
+    let code = status(
+        &s,
+        &gp,
+        Method::PUT,
+        &format!("Observation/{}", w.id("o2")),
+        Some(&moved),
+    )
+    .await?;
+    ensure!(code == 403, "moving a record out of reach: {code}");
+    // Through a batch, the same answers.
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": format!("Observation/{}", w.id("oB"))}},
+        {"request": {"method": "GET", "url": format!("Observation/{}", w.id("o1"))}}]});
+    let (code, response) = s.send_as(&gp, Method::POST, "", Some(&batch)).await?;
+    ensure!(code == 200, "{code}");
+    ensure!(
+        response["entry"][0]["response"]["status"] == "404 Not Found",
+        "{response}"
+    );
+    ensure!(
+        response["entry"][1]["response"]["status"] == "200 OK",
+        "{response}"
+    );
+    s.stop().await
+}
+
+async fn specialist_sees_the_referred_episode_only(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let w = world(&s).await?;
+    let spec = s.token_for(
+        "specialist",
+        "user/*.cruds",
+        Some(&format!("Practitioner/{}", w.id("spec"))),
+        None,
+        600,
+    );
+    let visible = [
+        ("Encounter", "e1"),
+        ("Observation", "o1"),
+        ("Condition", "c1"),
+        ("Patient", "A"),
+        ("ServiceRequest", "referral"),
+    ];
+    for (rtype, name) in visible {
+        let code = status(
+            &s,
+            &spec,
+            Method::GET,
+            &format!("{rtype}/{}", w.id(name)),
+            None,
+        )
+        .await?;
+        ensure!(code == 200, "specialist reads {name}: {code}");
+    }
+    let hidden = [
+        ("Encounter", "e2"),
+        ("Observation", "o2"),
+        ("Condition", "c2"),
+        ("Patient", "B"),
+        ("Observation", "oB"),
+    ];
+    for (rtype, name) in hidden {
+        let code = status(
+            &s,
+            &spec,
+            Method::GET,
+            &format!("{rtype}/{}", w.id(name)),
+            None,
+        )
+        .await?;
+        ensure!(code == 404, "specialist reads {name}: {code}");
+    }
+    let (ids, total) = search_ids(&s, &spec, "Observation").await?;
+    ensure!(
+        ids == set(&w, &["o1"]) && total == 1,
+        "{ids:?} total {total}"
+    );
+    let (ids, _) = search_ids(
+        &s,
+        &spec,
+        &format!("Observation?subject=Patient/{}", w.id("A")),
+    )
+    .await?;
+    ensure!(ids == set(&w, &["o1"]), "{ids:?}");
+    let (ids, total) = search_ids(&s, &spec, "Encounter").await?;
+    ensure!(
+        ids == set(&w, &["e1"]) && total == 1,
+        "{ids:?} total {total}"
+    );
+    let (ids, _) = search_ids(&s, &spec, "Condition").await?;
+    ensure!(ids == set(&w, &["c1"]), "{ids:?}");
+    // A finding in the referred episode may be recorded; one outside it may not.
+    let within = json!({"resourceType": "Observation", "status": "final", "code": {"text": "finding"},
+        "subject": {"reference": format!("Patient/{}", w.id("A"))},
+        "encounter": {"reference": format!("Encounter/{}", w.id("e1"))}});
+    ensure!(status(&s, &spec, Method::POST, "Observation", Some(&within)).await? == 201);
+    let outside = json!({"resourceType": "Observation", "status": "final", "code": {"text": "finding"},
+        "subject": {"reference": format!("Patient/{}", w.id("A"))}});
+    ensure!(status(&s, &spec, Method::POST, "Observation", Some(&outside)).await? == 403);
+    // The GP of the patient sees the specialist's finding too.
+    let gp = s.token_for("gp", "user/*.cruds", Some(w.id("gp1")), None, 600);
+    let (ids, _) = search_ids(&s, &gp, "Observation").await?;
+    ensure!(ids.len() == 3, "{ids:?}");
+    s.stop().await
+}
+
+async fn patient_context_stays_in_its_compartment(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let w = world(&s).await?;
+    let app = s.token_for(
+        "registry",
+        "patient/*.rs",
+        None,
+        Some(&format!("Patient/{}", w.id("A"))),
+        600,
+    );
+    ensure!(
+        status(
+            &s,
+            &app,
+            Method::GET,
+            &format!("Observation/{}", w.id("o2")),
+            None
+        )
+        .await?
+            == 200
+    );
+    ensure!(
+        status(
+            &s,
+            &app,
+            Method::GET,
+            &format!("Observation/{}", w.id("oB")),
+            None
+        )
+        .await?
+            == 404
+    );
+    let (ids, _) = search_ids(&s, &app, "Observation").await?;
+    ensure!(ids == set(&w, &["o1", "o2"]), "{ids:?}");
+    // patient/ scopes without a patient in context grant nothing.
+    let lost = s.token("registry", "patient/*.rs", 600);
+    ensure!(status(&s, &lost, Method::GET, "Observation", None).await? == 403);
+    // Read-only scopes do not write.
+    let body = obs("x", None, "y");
+    ensure!(status(&s, &app, Method::POST, "Observation", Some(&body)).await? == 403);
+    s.stop().await
+}
+
+async fn roles_without_clinical_access_get_403(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let w = world(&s).await?;
+    for role in ["statistician", "auditor", "admin", "nurse"] {
+        let token = s.token(role, "user/*.cruds", 600);
+        for path in [
+            format!("Patient/{}", w.id("A")),
+            "Observation".to_owned(),
+            "Patient?name=Alpha".to_owned(),
+        ] {
+            let (code, outcome) = s.send_as(&token, Method::GET, &path, None).await?;
+            ensure!(
+                code == 403 && outcome["resourceType"] == "OperationOutcome",
+                "{role} {path}: {code}"
+            );
+        }
+    }
+    // A GP token that names no practitioner is refused, not widened.
+    let anonymous = s.token("gp", "user/*.cruds", 600);
+    ensure!(status(&s, &anonymous, Method::GET, "Observation", None).await? == 403);
+    s.stop().await
+}
