@@ -20,12 +20,20 @@ use crate::outcome::ApiError;
 pub struct AuthConfig {
     /// Expected `iss`.
     pub issuer: String,
-    /// Expected `aud`.
+    /// Expected `aud` (a token's `aud` may be a list that contains it).
     pub audience: String,
-    /// Allowed clock skew, seconds.
+    /// Allowed clock skew for `exp` and `nbf`, seconds.
     pub leeway_secs: u64,
-    /// The HS256 secret (development mode).
-    pub hs256_secret: Vec<u8>,
+    /// The keys that verify tokens. Each accepts only its own algorithm.
+    pub keys: Vec<VerifyKey>,
+    /// Where the role sits in the claims: a dotted path (`realm_access.roles`) to a string, or
+    /// to an array whose first known role is taken.
+    pub role_claim: String,
+    /// The development HS256 secret (development mode only; `fhirgate token` signs with it).
+    pub dev_secret: Option<Vec<u8>>,
+    /// The identity provider's authorization and token endpoints, for
+    /// `.well-known/smart-configuration`.
+    pub endpoints: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -34,8 +42,128 @@ impl std::fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
+            .field("keys", &self.keys)
+            .field("role_claim", &self.role_claim)
+            .field("dev", &self.dev_secret.is_some())
+            .finish()
+    }
+}
+
+/// A key that verifies tokens signed with one algorithm.
+#[derive(Clone)]
+pub struct VerifyKey {
+    /// The key id tokens name in their header, if the key has one.
+    pub kid: Option<String>,
+    /// The one algorithm this key verifies.
+    pub alg: Algorithm,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
             .finish_non_exhaustive()
     }
+}
+
+/// Why keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key material is unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl VerifyKey {
+    /// The development HS256 key.
+    pub fn hs256_dev(secret: &[u8]) -> VerifyKey {
+        VerifyKey {
+            kid: None,
+            alg: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// A PEM public key for `alg` (`RS256`, `ES256` or `EdDSA`).
+    pub fn from_pem(alg: &str, kid: Option<String>, pem: &[u8]) -> Result<VerifyKey, KeyError> {
+        let bad = |e: jsonwebtoken::errors::Error| KeyError::Invalid(format!("{alg} key: {e}"));
+        let (alg, key) = match alg {
+            "RS256" => (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_pem(pem).map_err(bad)?,
+            ),
+            "ES256" => (
+                Algorithm::ES256,
+                DecodingKey::from_ec_pem(pem).map_err(bad)?,
+            ),
+            "EdDSA" => (
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_pem(pem).map_err(bad)?,
+            ),
+            other => {
+                return Err(KeyError::Invalid(format!(
+                    "algorithm {other:?} is not accepted (RS256, ES256 or EdDSA)"
+                )));
+            }
+        };
+        Ok(VerifyKey { kid, alg, key })
+    }
+
+    /// Every usable key of a JWKS document (RSA → RS256, EC P-256 → ES256, OKP Ed25519 →
+    /// EdDSA, unless the key names its `alg`). Symmetric keys are refused.
+    pub fn from_jwks(json: &[u8]) -> Result<Vec<VerifyKey>, KeyError> {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+        let set: JwkSet = serde_json::from_slice(json)
+            .map_err(|e| KeyError::Invalid(format!("not a JWKS document: {e}")))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let kid = jwk.common.key_id.clone();
+            let named = jwk.common.key_algorithm;
+            let alg = match (&jwk.algorithm, named) {
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
+                    if p.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
+                    if p.curve == EllipticCurve::Ed25519 =>
+                {
+                    Algorithm::EdDSA
+                }
+                _ => {
+                    return Err(KeyError::Invalid(format!(
+                        "JWKS key {kid:?}: only RSA (RS256), EC P-256 (ES256) and Ed25519 (EdDSA) public keys are accepted"
+                    )));
+                }
+            };
+            let key = DecodingKey::from_jwk(jwk)
+                .map_err(|e| KeyError::Invalid(format!("JWKS key {kid:?}: {e}")))?;
+            keys.push(VerifyKey { kid, alg, key });
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Invalid("the JWKS document holds no key".into()));
+        }
+        Ok(keys)
+    }
+}
+
+/// Reads a file for key loading.
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// The claims fhirgate reads.
@@ -253,41 +381,164 @@ impl Principal {
     }
 }
 
+/// Roles the role claim may name; an array claim yields the first of these it holds.
+const KNOWN_ROLES: &[&str] = &[
+    "system",
+    "registry",
+    "gp",
+    "specialist",
+    "statistician",
+    "auditor",
+    "admin",
+];
+
 impl AuthConfig {
-    /// Verifies a bearer token.
+    /// A development configuration: HS256 with `secret`, role in the `role` claim.
+    pub fn dev(issuer: &str, audience: &str, secret: Vec<u8>) -> AuthConfig {
+        AuthConfig {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway_secs: 30,
+            keys: vec![VerifyKey::hs256_dev(&secret)],
+            role_claim: "role".into(),
+            dev_secret: Some(secret),
+            endpoints: None,
+        }
+    }
+
+    /// Verifies a bearer token: a known key (by `kid`, else by algorithm) of the very
+    /// algorithm the header names, signature, `typ`, issuer, audience, `exp`, `nbf` (with the
+    /// configured leeway) and `sub`.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = self.leeway_secs;
-        validation.validate_nbf = true;
-        let data = jsonwebtoken::decode::<Claims>(
-            token,
-            &DecodingKey::from_secret(&self.hs256_secret),
-            &validation,
-        )
-        .map_err(|e| ApiError::Unauthorized(format!("invalid bearer token: {e}")))?;
-        let claims = data.claims;
-        Ok(Principal {
-            subject: claims.sub,
-            role: claims.role,
-            scopes: claims
-                .scope
-                .split_whitespace()
+        let bad = |why: String| ApiError::Unauthorized(format!("invalid bearer token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|e| bad(e.to_string()))?;
+        if let Some(typ) = header.typ.as_deref()
+            && !matches!(
+                typ.to_ascii_lowercase().as_str(),
+                "jwt" | "at+jwt" | "application/at+jwt"
+            )
+        {
+            return Err(bad(format!("typ {typ:?} is not a JWT access token")));
+        }
+        let by_kid: Vec<&VerifyKey> = match &header.kid {
+            Some(kid) => {
+                let found: Vec<&VerifyKey> = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+                    .collect();
+                if found.is_empty() {
+                    return Err(bad(format!("unknown key id {kid:?}")));
+                }
+                found
+            }
+            None => self.keys.iter().collect(),
+        };
+        // A key verifies only its own algorithm: no RS256 key is ever used as an HS256 secret.
+        let keys: Vec<&VerifyKey> = by_kid.into_iter().filter(|k| k.alg == header.alg).collect();
+        if keys.is_empty() {
+            return Err(bad(format!(
+                "algorithm {:?} is not accepted for this key",
+                header.alg
+            )));
+        }
+        let mut last = String::new();
+        for key in keys {
+            let mut validation = Validation::new(key.alg);
+            validation.algorithms = vec![key.alg];
+            validation.set_issuer(&[&self.issuer]);
+            validation.set_audience(&[&self.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.leeway = self.leeway_secs;
+            validation.validate_nbf = true;
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token,
+                &key.key,
+                &validation,
+            ) {
+                Ok(data) => return self.principal(&data.claims),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(bad(last))
+    }
+
+    fn principal(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Principal, ApiError> {
+        use serde_json::Value;
+        let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+        let subject = text("sub").filter(|s| !s.is_empty()).ok_or_else(|| {
+            ApiError::Unauthorized("invalid bearer token: sub must be a string".into())
+        })?;
+        let mut node = claims.get(self.role_claim.split('.').next().unwrap_or(""));
+        for part in self.role_claim.split('.').skip(1) {
+            node = node.and_then(|n| n.get(part));
+        }
+        let role = match node {
+            Some(Value::String(r)) => r.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|r| KNOWN_ROLES.contains(r))
+                .unwrap_or("")
+                .to_owned(),
+            _ => String::new(),
+        };
+        let scopes: Vec<Scope> = match claims.get("scope").or_else(|| claims.get("scp")) {
+            Some(Value::String(s)) => s.split_whitespace().filter_map(Scope::parse).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
                 .filter_map(Scope::parse)
                 .collect(),
-            practitioner: claims.practitioner,
-            patient: claims.patient,
+            _ => Vec::new(),
+        };
+        let practitioner = text("fhirUser")
+            .filter(|u| u.contains("Practitioner/"))
+            .or_else(|| text("practitioner"));
+        Ok(Principal {
+            subject,
+            role,
+            scopes,
+            practitioner,
+            patient: text("patient"),
         })
     }
 
-    /// Mints a token (development mode).
+    /// The SMART App Launch v2 discovery document (`[base]/.well-known/smart-configuration`).
+    pub fn smart_configuration(&self) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "issuer": self.issuer,
+            "capabilities": [
+                "permission-v1", "permission-v2", "permission-patient", "permission-user",
+                "client-confidential-asymmetric"
+            ],
+            "scopes_supported": [
+                "system/*.cruds", "user/*.cruds", "patient/*.rs", "fhirUser", "launch/patient"
+            ],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "code_challenge_methods_supported": ["S256"],
+        });
+        if let Some((authorize, token)) = &self.endpoints {
+            doc["authorization_endpoint"] = serde_json::json!(authorize);
+            doc["token_endpoint"] = serde_json::json!(token);
+            doc["grant_types_supported"] =
+                serde_json::json!(["authorization_code", "client_credentials"]);
+        }
+        doc
+    }
+
+    /// Mints a token with the development secret (development mode only).
     pub fn mint(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        let secret = self.dev_secret.as_deref().ok_or_else(|| {
+            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
+        })?;
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             claims,
-            &EncodingKey::from_secret(&self.hs256_secret),
+            &EncodingKey::from_secret(secret),
         )
     }
 }
@@ -327,12 +578,7 @@ mod tests {
     use super::*;
 
     fn config() -> AuthConfig {
-        AuthConfig {
-            issuer: "fhirgate-dev".into(),
-            audience: "fhirgate".into(),
-            leeway_secs: 5,
-            hs256_secret: vec![7; 32],
-        }
+        AuthConfig::dev("fhirgate-dev", "fhirgate", vec![7; 32])
     }
 
     fn claims(role: &str, scope: &str, exp_in: i64) -> Claims {
@@ -392,8 +638,7 @@ mod tests {
             .mint(&claims("system", "system/*.cruds", -120))
             .unwrap_or_default();
         assert!(cfg.verify(&expired).is_err());
-        let mut other = config();
-        other.hs256_secret = vec![8; 32];
+        let other = AuthConfig::dev("fhirgate-dev", "fhirgate", vec![8; 32]);
         let forged = other
             .mint(&claims("system", "system/*.cruds", 60))
             .unwrap_or_default();

@@ -67,6 +67,11 @@ pub struct GatewayConfig {
     pub base_url: Option<String>,
     /// How codes of loaded code systems are checked on write.
     pub terminology_policy: TerminologyPolicy,
+    /// Proxies whose `X-Forwarded-For` is believed (the client address is the last one
+    /// before them); any other peer is the client itself.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long a break-glass window stays open after a clinician states a reason.
+    pub break_glass_window: std::time::Duration,
 }
 
 /// What every handler shares.

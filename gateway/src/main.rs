@@ -127,6 +127,70 @@ fn cli() -> Command {
                         .value_parser(value_parser!(usize)),
                 )
                 .arg(
+                    Arg::new("trusted-proxy")
+                        .long("trusted-proxy")
+                        .value_name("IP")
+                        .action(ArgAction::Append)
+                        .value_parser(value_parser!(std::net::IpAddr))
+                        .help("a proxy whose X-Forwarded-For is believed (repeatable)"),
+                )
+                .arg(
+                    Arg::new("break-glass-minutes")
+                        .long("break-glass-minutes")
+                        .env("FHIRGATE_BREAK_GLASS_MINUTES")
+                        .default_value("60")
+                        .value_parser(value_parser!(u64))
+                        .help("how long a stated break-glass reason opens access"),
+                )
+                .arg(
+                    Arg::new("jwks")
+                        .long("jwks")
+                        .env("FHIRGATE_JWKS")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("verify tokens with the public keys of this JWKS file (production mode)"),
+                )
+                .arg(
+                    Arg::new("jwt-key")
+                        .long("jwt-key")
+                        .value_name("ALG[:KID]=PEM")
+                        .action(ArgAction::Append)
+                        .help("verify tokens with this PEM public key (RS256, ES256 or EdDSA; production mode; repeatable)"),
+                )
+                .arg(
+                    Arg::new("jwt-issuer")
+                        .long("jwt-issuer")
+                        .env("FHIRGATE_JWT_ISSUER")
+                        .help("the `iss` tokens must carry (required with --jwks or --jwt-key)"),
+                )
+                .arg(
+                    Arg::new("jwt-audience")
+                        .long("jwt-audience")
+                        .env("FHIRGATE_JWT_AUDIENCE")
+                        .default_value("fhirgate")
+                        .help("the `aud` tokens must carry"),
+                )
+                .arg(
+                    Arg::new("role-claim")
+                        .long("role-claim")
+                        .env("FHIRGATE_ROLE_CLAIM")
+                        .default_value("role")
+                        .help("dotted path of the claim holding the role (e.g. realm_access.roles)"),
+                )
+                .arg(
+                    Arg::new("jwt-leeway")
+                        .long("jwt-leeway")
+                        .env("FHIRGATE_JWT_LEEWAY")
+                        .default_value("30")
+                        .value_parser(value_parser!(u64))
+                        .help("allowed clock skew for exp and nbf, seconds"),
+                )
+                .arg(
+                    Arg::new("smart-endpoints")
+                        .long("smart-endpoints")
+                        .value_name("AUTHORIZE_URL,TOKEN_URL")
+                        .help("the identity provider's endpoints, for .well-known/smart-configuration"),
+                )
+                .arg(
                     Arg::new("max-bundle-entries")
                         .long("max-bundle-entries")
                         .env("FHIRGATE_MAX_BUNDLE_ENTRIES")
@@ -163,6 +227,11 @@ fn cli() -> Command {
                     Command::new("verify")
                         .about("walk every audit chain; exit 1 at the first broken link")
                         .arg(data()),
+                )
+                .subcommand(
+                    Command::new("break-glass")
+                        .about("list every request made under break-glass, oldest first")
+                        .arg(data()),
                 ),
         )
 }
@@ -188,6 +257,51 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The token settings of production mode (`--jwks` / `--jwt-key`); `None` in development mode.
+fn production_auth(m: &ArgMatches) -> Result<Option<gateway::AuthConfig>> {
+    use gateway::auth::{VerifyKey, read_key_file};
+    let mut keys = Vec::new();
+    if let Some(path) = m.get_one::<PathBuf>("jwks") {
+        keys.extend(VerifyKey::from_jwks(&read_key_file(path)?)?);
+    }
+    for spec in m.get_many::<String>("jwt-key").into_iter().flatten() {
+        let (alg_kid, path) = spec
+            .split_once('=')
+            .context("--jwt-key takes ALG[:KID]=PEM-FILE")?;
+        let (alg, kid) = match alg_kid.split_once(':') {
+            Some((a, k)) => (a, Some(k.to_owned())),
+            None => (alg_kid, None),
+        };
+        let pem = read_key_file(std::path::Path::new(path))?;
+        keys.push(VerifyKey::from_pem(alg, kid, &pem)?);
+    }
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let issuer: String = m
+        .get_one::<String>("jwt-issuer")
+        .cloned()
+        .context("--jwt-issuer is required with --jwks or --jwt-key")?;
+    let endpoints = match m.get_one::<String>("smart-endpoints") {
+        Some(both) => {
+            let (a, t) = both
+                .split_once(',')
+                .context("--smart-endpoints takes AUTHORIZE_URL,TOKEN_URL")?;
+            Some((a.to_owned(), t.to_owned()))
+        }
+        None => None,
+    };
+    Ok(Some(gateway::AuthConfig {
+        issuer,
+        audience: get(m, "jwt-audience")?,
+        leeway_secs: get(m, "jwt-leeway")?,
+        keys,
+        role_claim: get(m, "role-claim")?,
+        dev_secret: None,
+        endpoints,
+    }))
 }
 
 fn run() -> Result<ExitCode> {
@@ -229,6 +343,16 @@ fn run() -> Result<ExitCode> {
                     max_count: get(m, "max-count")?,
                     max_bundle_entries: get(m, "max-bundle-entries")?,
                 },
+                auth: production_auth(m)?,
+                trusted_proxies: m
+                    .get_many::<std::net::IpAddr>("trusted-proxy")
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect(),
+                break_glass_window: std::time::Duration::from_secs(
+                    60 * get::<u64>(m, "break-glass-minutes")?,
+                ),
                 // Crash tests of two-phase commit (debug builds only; release builds ignore it).
                 crash_at: if cfg!(debug_assertions) {
                     std::env::var("FHIRGATE_CRASH_AT")
@@ -281,6 +405,25 @@ fn run() -> Result<ExitCode> {
                         Ok(ExitCode::FAILURE)
                     }
                 }
+            }
+            Some(("break-glass", m)) => {
+                let data: PathBuf = get(m, "data")?;
+                let records = runtime.block_on(up::audit_break_glass(&data))?;
+                for r in &records {
+                    let a = &r.record;
+                    println!(
+                        "{}\t{}\t{}\t{} {}\t{}\t{:?}",
+                        r.at.to_rfc3339(),
+                        a.subject.as_deref().unwrap_or("-"),
+                        a.role.as_deref().unwrap_or("-"),
+                        a.method,
+                        a.path,
+                        a.outcome,
+                        a.break_glass.as_deref().unwrap_or("")
+                    );
+                }
+                println!("{} request(s) under break-glass", records.len());
+                Ok(ExitCode::SUCCESS)
             }
             _ => bail!("unknown audit command"),
         },

@@ -46,6 +46,8 @@ pub(crate) struct Ctx {
     pub(crate) nested: bool,
     /// What the caller may see, from the authorization of this request.
     pub(crate) access: model::query::Access,
+    /// The caller reads under an open break-glass window.
+    pub(crate) break_glass: bool,
 }
 
 pub(crate) async fn healthz() -> &'static str {
@@ -138,14 +140,14 @@ pub(crate) fn run_request<'a>(
                 header_str(header::HOST).unwrap_or_else(|| "localhost".into())
             ),
         };
+        let request_id = request_id(headers);
         let mut ctx = Ctx {
             audit: AuditRecord {
-                client_ip: Some(peer.to_string()),
+                client_ip: Some(
+                    client_ip(peer, headers, &state.config.trusted_proxies).to_string(),
+                ),
                 user_agent: header_str(header::USER_AGENT),
-                request_id: headers
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
+                request_id: Some(request_id.clone()),
                 method: method.to_string(),
                 path: uri.path().to_owned(),
                 query: uri.query().map(str::to_owned),
@@ -158,6 +160,7 @@ pub(crate) fn run_request<'a>(
             warnings: Vec::new(),
             peer,
             nested,
+            break_glass: false,
             // Nothing until the request is authorized.
             access: model::query::Access {
                 all_of: vec![model::query::Restriction::Patients(Vec::new())],
@@ -174,6 +177,10 @@ pub(crate) fn run_request<'a>(
                 err.into_response()
             }
         };
+        let mut response = response;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", v);
+        }
         if !ctx.recorded {
             ctx.audit.outcome = response.status().as_u16();
             let near = ctx.near.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
@@ -210,6 +217,19 @@ async fn handle(
     } else {
         path.split('/').collect()
     };
+    if segments.as_slice() == [".well-known", "smart-configuration"] {
+        ctx.audit.interaction = "smart-configuration".into();
+        return match *method {
+            Method::GET => Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                state.config.auth.smart_configuration().to_string(),
+            )
+                .into_response()),
+            _ => Err(ApiError::MethodNotAllowed(
+                "the SMART configuration is read with GET".into(),
+            )),
+        };
+    }
     if segments.as_slice() == ["metadata"] {
         ctx.audit.interaction = "capabilities".into();
         return match *method {
@@ -226,6 +246,9 @@ async fn handle(
     ctx.audit.subject = Some(principal.subject.clone());
     ctx.audit.role = Some(principal.role.clone());
     ctx.audit.practitioner = principal.practitioner.clone();
+    let reason = break_glass(state, &principal, headers).await?;
+    ctx.break_glass = reason.is_some();
+    ctx.audit.break_glass = reason;
 
     let Some((&rtype, rest)) = segments.split_first() else {
         return match *method {
@@ -257,7 +280,7 @@ async fn handle(
             let instance = rest.first().filter(|_| rest.len() == 2).copied();
             ctx.audit.resource_id = instance.map(str::to_owned);
             let operation = terminology_ops::parse_operation(rtype, op)?;
-            ctx.access = principal.authorize(rtype, Action::Read)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
             let parameters = match *method {
                 Method::GET => None,
                 Method::POST => {
@@ -285,7 +308,7 @@ async fn handle(
         (Method::GET, [id]) if rtype == "CodeSystem" && terminology_ops::is_builtin_id(id) => {
             ctx.audit.interaction = "read".into();
             ctx.audit.resource_id = Some((*id).to_owned());
-            ctx.access = principal.authorize(rtype, Action::Read)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
             let summary = terminology_ops::code_system(&state.terminology, id)?;
             Ok(json_response(StatusCode::OK, summary.to_string()))
         }
@@ -305,7 +328,7 @@ async fn handle(
             if *method == Method::GET || rest == ["_search"] =>
         {
             ctx.audit.interaction = "search-type".into();
-            ctx.access = principal.authorize(rtype, Action::Search)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Search)?);
             let mut all = pairs.clone();
             if *method == Method::POST {
                 all.extend(decode_pairs(&read_form(state, headers, body).await?));
@@ -332,13 +355,13 @@ async fn handle(
         }
         (Method::GET, ["_history"]) => {
             ctx.audit.interaction = "history-type".into();
-            ctx.access = principal.authorize(rtype, Action::Search)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Search)?);
             history(state, rtype, None, &pairs, ctx).await
         }
         (Method::GET, [id]) => {
             ctx.audit.interaction = "read".into();
             note_target(ctx, rtype, id)?;
-            ctx.access = principal.authorize(rtype, Action::Read)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
             read(state, rtype, id, None, headers, ctx).await
         }
         (Method::PUT, [id]) => {
@@ -357,13 +380,13 @@ async fn handle(
         (Method::GET, [id, "_history"]) => {
             ctx.audit.interaction = "history-instance".into();
             note_target(ctx, rtype, id)?;
-            ctx.access = principal.authorize(rtype, Action::Read)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
             history(state, rtype, Some(id), &pairs, ctx).await
         }
         (Method::GET, [id, "_history", vid]) => {
             ctx.audit.interaction = "vread".into();
             note_target(ctx, rtype, id)?;
-            ctx.access = principal.authorize(rtype, Action::Read)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
             let version = vid
                 .parse::<u64>()
                 .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
@@ -380,6 +403,83 @@ async fn handle(
 }
 
 /// Decodes `application/x-www-form-urlencoded` (a query string or a form body) into pairs.
+/// The request's id: the client's `X-Request-Id` when it is a sane token, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
+}
+
+/// The break-glass reason in force for this request: a stated `X-Break-Glass-Reason` opens
+/// a window (clinicians only); a clinician's open window applies to requests without it.
+async fn break_glass(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let clinician = matches!(principal.role.as_str(), "gp" | "specialist");
+    let Some(value) = headers.get("x-break-glass-reason") else {
+        if !clinician {
+            return Ok(None);
+        }
+        return Ok(state.store.break_glass_reason(&principal.subject).await?);
+    };
+    let reason = value.to_str().map(str::trim).unwrap_or("").to_owned();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::bad(
+            "X-Break-Glass-Reason",
+            "state the reason for break-glass access in 1 to 500 characters",
+        ));
+    }
+    if !clinician {
+        return Err(ApiError::Forbidden(
+            "break-glass access is for clinicians (gp, specialist)".into(),
+        ));
+    }
+    state
+        .store
+        .open_break_glass(&principal.subject, &reason, state.config.break_glass_window)
+        .await?;
+    tracing::warn!(subject = %principal.subject, reason = %reason, "break-glass window opened");
+    Ok(Some(reason))
+}
+
+/// The access of a read or search: under break-glass, every record.
+fn read_access(ctx: &Ctx, access: model::query::Access) -> model::query::Access {
+    if ctx.break_glass {
+        model::query::Access::everything()
+    } else {
+        access
+    }
+}
+
 pub(crate) fn decode_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))

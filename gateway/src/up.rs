@@ -73,6 +73,13 @@ pub struct UpOptions {
     pub terminology_policy: TerminologyPolicy,
     /// Crash tests only: abort at this point of every two-phase commit.
     pub crash_at: Option<store::CrashPoint>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long a break-glass window stays open.
+    pub break_glass_window: Duration,
+    /// Production token settings; `None` runs development mode (an HS256 key in the data
+    /// folder, tokens from `fhirgate token`).
+    pub auth: Option<AuthConfig>,
 }
 
 /// What a running `up` publishes for other commands on the same data folder.
@@ -134,12 +141,7 @@ pub fn dev_auth(data: &Path, create: bool) -> Result<AuthConfig, UpError> {
         "reading the development signing key {}",
         crate::auth::dev_key_path(data).display()
     )))?;
-    Ok(AuthConfig {
-        issuer: DEV_ISSUER.into(),
-        audience: DEV_AUDIENCE.into(),
-        leeway_secs: 30,
-        hs256_secret: key,
-    })
+    Ok(AuthConfig::dev(DEV_ISSUER, DEV_AUDIENCE, key))
 }
 
 /// Starts the local cluster under `data` (blocking work runs off the async threads).
@@ -191,8 +193,16 @@ pub async fn run(options: UpOptions) -> Result<(), UpError> {
             );
         }
     }
-    let auth = dev_auth(&options.data, true)?;
+    let auth = match &options.auth {
+        Some(auth) => auth.clone(),
+        None => dev_auth(&options.data, true)?,
+    };
     let cluster = start_cluster(&options.data, &options.spec).await?;
+    if options.auth.is_none() {
+        tracing::warn!(
+            "development mode: tokens are HS256 with the key in the data folder; give --jwks or --jwt-key in production"
+        );
+    }
     let result = serve_on(&options, &cluster, auth, terminology).await;
     stop_cluster(cluster).await;
     let _ = std::fs::remove_file(run_file_path(&options.data));
@@ -245,6 +255,8 @@ async fn serve_on(
             auth,
             base_url: None,
             terminology_policy: options.terminology_policy.clone(),
+            trusted_proxies: options.trusted_proxies.clone(),
+            break_glass_window: options.break_glass_window,
         }),
         terminology: Arc::new(terminology),
     };
@@ -292,9 +304,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Verifies every audit chain of the data folder's cluster: through the running `up` when
-/// there is one, else by starting the cluster for the check and stopping it after.
-pub async fn audit_verify(data: &Path) -> Result<Result<u64, store::BrokenLink>, UpError> {
+/// Runs `work` on the data folder's store: through the running `up` when there is one, else
+/// by starting the cluster for it and stopping it after.
+async fn with_store<T>(
+    data: &Path,
+    work: impl AsyncFnOnce(&store::Store) -> Result<T, UpError>,
+) -> Result<T, UpError> {
     if let Some(run) = running(data) {
         let store = store::Store::connect(&StoreConfig {
             shards: run
@@ -310,17 +325,29 @@ pub async fn audit_verify(data: &Path) -> Result<Result<u64, store::BrokenLink>,
             acquire_timeout: Duration::from_secs(10),
             crash_at: None,
         })?;
-        return Ok(store.verify_audit().await?);
+        let result = work(&store).await;
+        store.close().await;
+        return result;
     }
     let cluster = start_cluster(data, &ClusterSpec::default()).await?;
     let result = async {
         migrate(&cluster, DATABASE).await?;
         let store = store::Store::connect(&store_config(&cluster, DATABASE))?;
-        let verdict = store.verify_audit().await?;
+        let result = work(&store).await;
         store.close().await;
-        Ok::<_, UpError>(verdict)
+        result
     }
     .await;
     stop_cluster(cluster).await;
     result
+}
+
+/// Verifies every audit chain of the data folder's cluster.
+pub async fn audit_verify(data: &Path) -> Result<Result<u64, store::BrokenLink>, UpError> {
+    with_store(data, async |store| Ok(store.verify_audit().await?)).await
+}
+
+/// Every audit record made under break-glass, oldest first.
+pub async fn audit_break_glass(data: &Path) -> Result<Vec<store::audit::StoredAudit>, UpError> {
+    with_store(data, async |store| Ok(store.break_glass_records().await?)).await
 }

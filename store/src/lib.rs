@@ -638,6 +638,63 @@ impl Store {
         Ok(out)
     }
 
+    /// Opens a break-glass window for `subject` lasting `window`, with its stated reason.
+    pub async fn open_break_glass(
+        &self,
+        subject: &str,
+        reason: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO break_glass (subject, reason, until) \
+             VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))",
+        )
+        .bind(subject)
+        .bind(reason)
+        .bind(window.as_secs_f64())
+        .execute(self.pool(0))
+        .await?;
+        Ok(())
+    }
+
+    /// The reason of `subject`'s open break-glass window, if one is open.
+    pub async fn break_glass_reason(&self, subject: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT reason FROM break_glass WHERE subject = $1 AND until > clock_timestamp() \
+             ORDER BY until DESC LIMIT 1",
+        )
+        .bind(subject)
+        .fetch_optional(self.pool(0))
+        .await?;
+        Ok(row.map(|r| r.try_get("reason")).transpose()?)
+    }
+
+    /// Every audit record made under break-glass, on every shard, oldest first.
+    pub async fn break_glass_records(&self) -> Result<Vec<audit::StoredAudit>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..self.n_shards() {
+            let rows = sqlx::query(
+                "SELECT chain, seq, at, record FROM audit \
+                 WHERE (convert_from(record, 'UTF8')::jsonb ->> 'break_glass') IS NOT NULL",
+            )
+            .fetch_all(self.pool(shard))
+            .await?;
+            for row in rows {
+                let record: Vec<u8> = row.try_get("record")?;
+                out.push(audit::StoredAudit {
+                    shard,
+                    chain: row.try_get("chain")?,
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    record: serde_json::from_slice(&record)
+                        .map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?,
+                });
+            }
+        }
+        out.sort_by_key(|r| r.at);
+        Ok(out)
+    }
+
     /// Closes every pool.
     pub async fn close(&self) {
         for shard in &self.inner.shards {

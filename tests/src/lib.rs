@@ -92,23 +92,53 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a gateway on a free port over a fresh database.
     pub async fn start(cluster: &TestCluster, limits: Limits) -> Result<TestServer> {
-        let db = cluster.fresh_database().await?;
-        let store = store::Store::connect(&gateway::up::store_config(&cluster.cluster, &db))?;
-        let auth = AuthConfig {
-            issuer: gateway::up::DEV_ISSUER.into(),
-            audience: gateway::up::DEV_AUDIENCE.into(),
-            leeway_secs: 5,
-            hs256_secret: rand::random::<[u8; 32]>().to_vec(),
-        };
-        let terminology = terminology::Terminology::load_dir(&shared_dir().join("terminology"))?;
-        let state = AppState {
-            store: store.clone(),
-            config: Arc::new(GatewayConfig {
+        TestServer::start_with_auth(cluster, limits, TestServer::dev_auth()).await
+    }
+
+    /// Development token settings with a fresh random key.
+    pub fn dev_auth() -> AuthConfig {
+        let mut auth = AuthConfig::dev(
+            gateway::up::DEV_ISSUER,
+            gateway::up::DEV_AUDIENCE,
+            rand::random::<[u8; 32]>().to_vec(),
+        );
+        auth.leeway_secs = 5;
+        auth
+    }
+
+    /// Starts a gateway that verifies tokens with `auth`.
+    pub async fn start_with_auth(
+        cluster: &TestCluster,
+        limits: Limits,
+        auth: AuthConfig,
+    ) -> Result<TestServer> {
+        TestServer::start_configured(
+            cluster,
+            GatewayConfig {
                 limits,
-                auth: auth.clone(),
+                auth,
                 base_url: None,
                 terminology_policy: Default::default(),
-            }),
+                trusted_proxies: Vec::new(),
+                break_glass_window: std::time::Duration::from_secs(3600),
+            },
+        )
+        .await
+    }
+
+    /// Starts a gateway with `config` (its `auth` must be able to mint development tokens for
+    /// [`TestServer::token`] to work).
+    pub async fn start_configured(
+        cluster: &TestCluster,
+        config: GatewayConfig,
+    ) -> Result<TestServer> {
+        let db = cluster.fresh_database().await?;
+        let store = store::Store::connect(&gateway::up::store_config(&cluster.cluster, &db))?;
+        let terminology = terminology::Terminology::load_dir(&shared_dir().join("terminology"))?;
+        let auth = config.auth.clone();
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(config),
             terminology: Arc::new(terminology),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -15,7 +15,9 @@ crate::tests![
     gp_sees_their_patients_only,
     specialist_sees_the_referred_episode_only,
     patient_context_stays_in_its_compartment,
-    roles_without_clinical_access_get_403
+    roles_without_clinical_access_get_403,
+    break_glass_opens_is_flagged_and_expires,
+    request_ids_and_forwarded_clients
 ];
 
 /// Ids of the scenario's resources by name.
@@ -462,5 +464,158 @@ async fn roles_without_clinical_access_get_403(env: &Env) -> Result<()> {
     // A GP token that names no practitioner is refused, not widened.
     let anonymous = s.token("gp", "user/*.cruds", 600);
     ensure!(status(&s, &anonymous, Method::GET, "Observation", None).await? == 403);
+    s.stop().await
+}
+
+async fn break_glass_opens_is_flagged_and_expires(env: &Env) -> Result<()> {
+    let window = std::time::Duration::from_secs(3);
+    let s = TestServer::start_configured(
+        &env.cluster,
+        gateway::GatewayConfig {
+            limits: Default::default(),
+            auth: TestServer::dev_auth(),
+            base_url: None,
+            terminology_policy: Default::default(),
+            trusted_proxies: Vec::new(),
+            break_glass_window: window,
+        },
+    )
+    .await?;
+    let w = world(&s).await?;
+    let gp = s.token_for("gp", "user/*.cruds", Some(w.id("gp1")), None, 600);
+    let b = format!("Patient/{}", w.id("B"));
+    ensure!(status(&s, &gp, Method::GET, &b, None).await? == 404);
+    let reason = "unconscious patient in the emergency room";
+    let with_reason = |path: &str| {
+        s.http
+            .get(format!("{}/{path}", s.base))
+            .bearer_auth(&gp)
+            .header("x-break-glass-reason", reason)
+            .send()
+    };
+    let opened = std::time::Instant::now();
+    ensure!(with_reason(&b).await?.status() == 200, "break-glass read");
+    // The window stays open for requests without the header.
+    let ob = format!("Observation/{}", w.id("oB"));
+    ensure!(status(&s, &gp, Method::GET, &ob, None).await? == 200);
+    let (ids, _) = search_ids(&s, &gp, "Observation").await?;
+    ensure!(
+        ids.contains(w.id("oB")),
+        "a search under break-glass sees every patient"
+    );
+    // It opens reading only: writes keep the relationships.
+    let theirs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "bp"},
+        "subject": {"reference": b.clone()}});
+    ensure!(status(&s, &gp, Method::POST, "Observation", Some(&theirs)).await? == 403);
+    let flagged = s
+        .store
+        .audit_records(10_000)
+        .await?
+        .into_iter()
+        .filter(|r| r.record.break_glass.as_deref() == Some(reason))
+        .count();
+    ensure!(
+        flagged >= 4,
+        "every request under the window is flagged: {flagged}"
+    );
+    // A reason must be stated, and only clinicians may break the glass.
+    let blank = s
+        .http
+        .get(format!("{}/{b}", s.base))
+        .bearer_auth(&gp)
+        .header("x-break-glass-reason", "  ")
+        .send()
+        .await?;
+    ensure!(blank.status() == 400, "{}", blank.status());
+    let system = s
+        .http
+        .get(format!("{}/{b}", s.base))
+        .bearer_auth(s.system_token())
+        .header("x-break-glass-reason", reason)
+        .send()
+        .await?;
+    ensure!(system.status() == 403, "{}", system.status());
+    // Expiry.
+    if let Some(rest) = window.checked_sub(opened.elapsed()) {
+        tokio::time::sleep(rest + std::time::Duration::from_millis(500)).await;
+    }
+    ensure!(
+        status(&s, &gp, Method::GET, &b, None).await? == 404,
+        "the window closed"
+    );
+    s.stop().await
+}
+
+async fn request_ids_and_forwarded_clients(env: &Env) -> Result<()> {
+    let s = TestServer::start_configured(
+        &env.cluster,
+        gateway::GatewayConfig {
+            limits: Default::default(),
+            auth: TestServer::dev_auth(),
+            base_url: None,
+            terminology_policy: Default::default(),
+            trusted_proxies: vec!["127.0.0.1".parse()?],
+            break_glass_window: std::time::Duration::from_secs(60),
+        },
+    )
+    .await?;
+    let resp = s
+        .req(Method::GET, "Patient")
+        .header("x-request-id", "req-123")
+        .header("x-forwarded-for", "198.51.100.9, 203.0.113.7")
+        .send()
+        .await?;
+    ensure!(
+        resp.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            == Some("req-123")
+    );
+    let resp = s
+        .req(Method::GET, "Patient")
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await?;
+    let generated = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    ensure!(
+        generated.len() == 32 && generated != "bad id with spaces",
+        "{generated}"
+    );
+    let records = s.store.audit_records(1000).await?;
+    let first = records
+        .iter()
+        .find(|r| r.record.request_id.as_deref() == Some("req-123"));
+    ensure!(
+        first.is_some_and(|r| r.record.client_ip.as_deref() == Some("203.0.113.7")),
+        "the client is the last address before the trusted proxy: {:?}",
+        first.map(|r| &r.record.client_ip)
+    );
+    ensure!(
+        records
+            .iter()
+            .any(|r| r.record.request_id.as_deref() == Some(generated.as_str()))
+    );
+    s.stop().await?;
+    // Without trusted proxies, X-Forwarded-For is the client's word and is ignored.
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    s.req(Method::GET, "Patient")
+        .header("x-request-id", "req-456")
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await?;
+    let records = s.store.audit_records(1000).await?;
+    let r = records
+        .iter()
+        .find(|r| r.record.request_id.as_deref() == Some("req-456"));
+    ensure!(
+        r.is_some_and(|r| r.record.client_ip.as_deref() == Some("127.0.0.1")),
+        "{:?}",
+        r.map(|r| &r.record.client_ip)
+    );
     s.stop().await
 }

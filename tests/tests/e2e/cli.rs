@@ -162,6 +162,39 @@ async fn scenario(data: &Path) -> Result<()> {
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     let (ok, out) = fhirgate(&["audit", "verify"], data)?;
     ensure!(ok, "audit verify while running: {out}");
+    // A GP outside their relationships: 404, until they state a reason; the command lists it.
+    let (ok, gp) = fhirgate(
+        &[
+            "token",
+            "--role",
+            "gp",
+            "--practitioner",
+            "Practitioner/dr-who",
+            "--scope",
+            "user/*.rs",
+        ],
+        data,
+    )?;
+    ensure!(ok, "gp token: {gp}");
+    let url = format!("{}/Patient/{id}", up.base);
+    let resp = http.get(&url).bearer_auth(&gp).send().await?;
+    ensure!(
+        resp.status() == 404,
+        "gp outside relationships: {}",
+        resp.status()
+    );
+    let resp = http
+        .get(&url)
+        .bearer_auth(&gp)
+        .header("x-break-glass-reason", "cli test emergency")
+        .send()
+        .await?;
+    ensure!(resp.status() == 200, "break-glass read: {}", resp.status());
+    let (ok, out) = fhirgate(&["audit", "break-glass"], data)?;
+    ensure!(
+        ok && out.contains("cli test emergency") && out.contains("1 request(s)"),
+        "audit break-glass: {out}"
+    );
     stop_up(up).await?;
 
     let up = start_up(data).await?;

@@ -22,6 +22,7 @@ mod rest;
 mod search;
 mod terminology;
 mod terminology_ops;
+mod tokens;
 mod topology;
 mod transaction;
 
@@ -61,6 +62,7 @@ fn main() {
         terminology::all(),
         terminology_ops::all(),
         transaction::all(),
+        tokens::all(),
     ] {
         trials.extend(group);
     }
