@@ -14,7 +14,8 @@ use crate::Env;
 crate::tests![
     up_serves_survives_restart_and_leaves_no_orphans,
     missing_postgres_is_one_clear_line,
-    two_phase_commit_survives_a_crash_at_either_step
+    two_phase_commit_survives_a_crash_at_either_step,
+    production_mode_verifies_with_configured_keys
 ];
 
 fn binary() -> Result<PathBuf> {
@@ -55,11 +56,20 @@ async fn start_up(data: &Path) -> Result<Up> {
     start_up_with(data, &[]).await
 }
 
+async fn start_up_with_args(data: &Path, args: &[&str]) -> Result<Up> {
+    start_up_full(data, &[], args).await
+}
+
 async fn start_up_with(data: &Path, env: &[(&str, &str)]) -> Result<Up> {
+    start_up_full(data, env, &[]).await
+}
+
+async fn start_up_full(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Result<Up> {
     let child = Command::new(binary()?)
         .args(["up", "--data"])
         .arg(data)
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -395,4 +405,70 @@ async fn crash_scenario(data: &Path) -> Result<()> {
         stop_up(up).await?;
     }
     Ok(())
+}
+
+/// `fhirgate up --jwt-key …`: tokens of the configured identity provider work, the
+/// development key does not exist, and the SMART configuration names the issuer.
+async fn production_mode_verifies_with_configured_keys(_env: &Env) -> Result<()> {
+    let data = tests::temp_dir("fhirgate-prod");
+    let result = production_scenario(&data).await;
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+async fn production_scenario(data: &Path) -> Result<()> {
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+    let issuer = "https://idp.example.org/realms/health";
+    let pem = format!("ES256:ec-1={}", keys.join("ec-public.pem").display());
+    let up = start_up_with_args(
+        data,
+        &[
+            "--jwt-key",
+            &pem,
+            "--jwt-issuer",
+            issuer,
+            "--role-claim",
+            "realm_access.roles",
+        ],
+    )
+    .await?;
+    let result = async {
+        let (ok, out) = fhirgate(
+            &["token", "--role", "system", "--scope", "system/*.cruds"],
+            data,
+        )?;
+        ensure!(
+            !ok,
+            "production mode has no development key, yet `token` printed {out}"
+        );
+        let now = chrono::Utc::now().timestamp();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("ec-1".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &json!({"iss": issuer, "aud": "fhirgate", "sub": "svc", "exp": now + 300,
+                    "realm_access": {"roles": ["registry"]}, "scope": "system/*.cruds"}),
+            &jsonwebtoken::EncodingKey::from_ec_pem(&std::fs::read(
+                keys.join("ec-private-pk8.pem"),
+            )?)?,
+        )?;
+        let http = reqwest::Client::new();
+        let resp = http
+            .get(format!("{}/Patient", up.base))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        ensure!(resp.status() == 200, "IdP token: {}", resp.status());
+        let smart: Value = http
+            .get(format!("{}/.well-known/smart-configuration", up.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(smart["issuer"] == issuer, "{smart}");
+        Ok(())
+    }
+    .await;
+    stop_up(up).await?;
+    result
 }

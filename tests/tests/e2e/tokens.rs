@@ -28,11 +28,8 @@ fn auth() -> Result<AuthConfig> {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         leeway_secs: 30,
-        keys: vec![
-            VerifyKey::from_pem("RS256", Some("rsa-1".into()), &key_file("rsa-public.pem")?)?,
-            VerifyKey::from_pem("ES256", Some("ec-1".into()), &key_file("ec-public.pem")?)?,
-            VerifyKey::from_pem("EdDSA", Some("ed-1".into()), &key_file("ed-public.pem")?)?,
-        ],
+        // The identity provider's JWKS (the same keys as PEM are loaded by the CLI test).
+        keys: VerifyKey::from_jwks(&key_file("jwks.json")?)?,
         role_claim: "realm_access.roles".into(),
         dev_secret: None,
         endpoints: None,
