@@ -7,6 +7,7 @@
 pub mod auth;
 mod bundle;
 pub mod capability;
+pub mod checkpoint;
 pub mod outcome;
 mod rest;
 mod terminology_ops;

@@ -10,6 +10,22 @@ use gateway::up::{self, UpOptions};
 use gateway::{Icd10Undotted, Limits, Strictness, TerminologyPolicy, VersionMismatch};
 use store::cluster::ClusterSpec;
 
+fn checkpoint_dir() -> Arg {
+    Arg::new("audit-checkpoint-dir")
+        .long("audit-checkpoint-dir")
+        .env("FHIRGATE_AUDIT_CHECKPOINT_DIR")
+        .value_parser(value_parser!(PathBuf))
+        .help("where audit checkpoints are written (default DIR/audit-checkpoints)")
+}
+
+fn checkpoint_key() -> Arg {
+    Arg::new("audit-checkpoint-key")
+        .long("audit-checkpoint-key")
+        .env("FHIRGATE_AUDIT_CHECKPOINT_KEY")
+        .value_parser(value_parser!(PathBuf))
+        .help("the key that signs them (default DIR/secrets/audit-checkpoint.key)")
+}
+
 fn cli() -> Command {
     let data = || {
         Arg::new("data")
@@ -126,6 +142,16 @@ fn cli() -> Command {
                         .default_value(limits.max_count.to_string())
                         .value_parser(value_parser!(usize)),
                 )
+                .arg(checkpoint_dir())
+                .arg(checkpoint_key())
+                .arg(
+                    Arg::new("audit-checkpoint-secs")
+                        .long("audit-checkpoint-secs")
+                        .env("FHIRGATE_AUDIT_CHECKPOINT_SECS")
+                        .default_value("10")
+                        .value_parser(value_parser!(u64))
+                        .help("how often the audit chain heads are checkpointed"),
+                )
                 .arg(
                     Arg::new("trusted-proxy")
                         .long("trusted-proxy")
@@ -225,8 +251,10 @@ fn cli() -> Command {
                 .subcommand_required(true)
                 .subcommand(
                     Command::new("verify")
-                        .about("walk every audit chain; exit 1 at the first broken link")
-                        .arg(data()),
+                        .about("walk every audit chain and check the latest checkpoint; exit 1 at the first broken link")
+                        .arg(data())
+                        .arg(checkpoint_dir())
+                        .arg(checkpoint_key()),
                 )
                 .subcommand(
                     Command::new("break-glass")
@@ -344,6 +372,11 @@ fn run() -> Result<ExitCode> {
                     max_bundle_entries: get(m, "max-bundle-entries")?,
                 },
                 auth: production_auth(m)?,
+                checkpoint_dir: m.get_one::<PathBuf>("audit-checkpoint-dir").cloned(),
+                checkpoint_key: m.get_one::<PathBuf>("audit-checkpoint-key").cloned(),
+                checkpoint_every: std::time::Duration::from_secs(
+                    get::<u64>(m, "audit-checkpoint-secs")?.max(1),
+                ),
                 trusted_proxies: m
                     .get_many::<std::net::IpAddr>("trusted-proxy")
                     .into_iter()
@@ -395,9 +428,30 @@ fn run() -> Result<ExitCode> {
         Some(("audit", m)) => match m.subcommand() {
             Some(("verify", m)) => {
                 let data: PathBuf = get(m, "data")?;
-                match runtime.block_on(up::audit_verify(&data))? {
-                    Ok(n) => {
-                        println!("audit log intact: {n} records in every chain verified");
+                let checkpoints = up::checkpoints(
+                    &data,
+                    m.get_one::<PathBuf>("audit-checkpoint-dir")
+                        .map(PathBuf::as_path),
+                    m.get_one::<PathBuf>("audit-checkpoint-key")
+                        .map(PathBuf::as_path),
+                    // A missing key is made anew: it verifies no old checkpoint, which is
+                    // then reported as broken, never silently skipped.
+                    true,
+                )?;
+                match runtime.block_on(up::audit_verify(&data, &checkpoints))? {
+                    Ok((n, verdict)) => {
+                        let checkpoint = match verdict {
+                            gateway::checkpoint::Verdict::Holds(at) => {
+                                let when = chrono::DateTime::from_timestamp(at, 0)
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_default();
+                                format!("the checkpoint of {when} holds")
+                            }
+                            _ => "no checkpoint yet".to_owned(),
+                        };
+                        println!(
+                            "audit log intact: {n} records in every chain verified; {checkpoint}"
+                        );
                         Ok(ExitCode::SUCCESS)
                     }
                     Err(broken) => {

@@ -41,6 +41,9 @@ pub enum UpError {
         /// The cause.
         source: std::io::Error,
     },
+    /// An audit checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// Another `fhirgate up` serves this data folder.
     #[error("fhirgate up is already running on {dir} (pid {pid})")]
     AlreadyRunning {
@@ -77,6 +80,12 @@ pub struct UpOptions {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long a break-glass window stays open.
     pub break_glass_window: Duration,
+    /// Where audit checkpoints go (default `DIR/audit-checkpoints`).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The key that signs them (default `DIR/secrets/audit-checkpoint.key`).
+    pub checkpoint_key: Option<PathBuf>,
+    /// How often a checkpoint is written.
+    pub checkpoint_every: Duration,
     /// Production token settings; `None` runs development mode (an HS256 key in the data
     /// folder, tokens from `fhirgate token`).
     pub auth: Option<AuthConfig>,
@@ -229,6 +238,15 @@ async fn serve_on(
         );
     }
     store.spawn_recovery(Duration::from_secs(10), Duration::from_secs(60));
+    let checkpoints = checkpoints(
+        &options.data,
+        options.checkpoint_dir.as_deref(),
+        options.checkpoint_key.as_deref(),
+        true,
+    )?;
+    checkpoints
+        .clone()
+        .spawn(store.clone(), options.checkpoint_every);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(io(format!("listening on {}", options.listen)))?;
@@ -269,6 +287,9 @@ async fn serve_on(
     crate::serve(listener, state, shutdown_signal())
         .await
         .map_err(io("serving"))?;
+    if let Err(e) = checkpoints.write(&store).await {
+        tracing::error!(error = %e, "the last audit checkpoint");
+    }
     store.close().await;
     println!("fhirgate stopping");
     Ok(())
@@ -302,6 +323,21 @@ pub async fn shutdown_signal() {
             let _ = ctrl_c.await;
         }
     }
+}
+
+/// The audit checkpoints of a data folder, at the given or the default places.
+pub fn checkpoints(
+    data: &Path,
+    dir: Option<&Path>,
+    key: Option<&Path>,
+    create: bool,
+) -> Result<crate::checkpoint::Checkpoints, UpError> {
+    let dir = dir.map_or_else(|| data.join("audit-checkpoints"), Path::to_owned);
+    let key = key.map_or_else(
+        || data.join("secrets").join("audit-checkpoint.key"),
+        Path::to_owned,
+    );
+    Ok(crate::checkpoint::Checkpoints::open(&dir, &key, create)?)
 }
 
 /// Runs `work` on the data folder's store: through the running `up` when there is one, else
@@ -342,9 +378,22 @@ async fn with_store<T>(
     result
 }
 
-/// Verifies every audit chain of the data folder's cluster.
-pub async fn audit_verify(data: &Path) -> Result<Result<u64, store::BrokenLink>, UpError> {
-    with_store(data, async |store| Ok(store.verify_audit().await?)).await
+/// Verifies every audit chain of the data folder's cluster, then the latest checkpoint.
+pub async fn audit_verify(
+    data: &Path,
+    checkpoints: &crate::checkpoint::Checkpoints,
+) -> Result<Result<(u64, crate::checkpoint::Verdict), store::BrokenLink>, UpError> {
+    with_store(data, async |store| {
+        let n = match store.verify_audit().await? {
+            Ok(n) => n,
+            Err(broken) => return Ok(Err(broken)),
+        };
+        Ok(match checkpoints.verify(store).await? {
+            crate::checkpoint::Verdict::Broken(broken) => Err(broken),
+            verdict => Ok((n, verdict)),
+        })
+    })
+    .await
 }
 
 /// Every audit record made under break-glass, oldest first.

@@ -57,6 +57,19 @@ pub struct AuditRecord {
     pub entries: Vec<String>,
 }
 
+/// The head of one audit chain: its last record's number and hash (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// Shard index.
+    pub shard: usize,
+    /// Chain within the shard.
+    pub chain: i32,
+    /// The last record's number (0: empty chain).
+    pub seq: i64,
+    /// The last record's hash, hex.
+    pub hash: String,
+}
+
 /// A record as stored, with its place in a chain.
 #[derive(Debug, Clone)]
 pub struct StoredAudit {

@@ -613,6 +613,70 @@ impl Store {
         Ok(Ok(total))
     }
 
+    /// The head of every audit chain of every shard (what a checkpoint records).
+    pub async fn audit_heads(&self) -> Result<Vec<audit::ChainHead>, StoreError> {
+        let mut heads = Vec::new();
+        for shard in 0..self.n_shards() {
+            let rows = sqlx::query("SELECT chain, seq, hash FROM audit_heads ORDER BY chain")
+                .fetch_all(self.pool(shard))
+                .await?;
+            for row in rows {
+                let hash: Vec<u8> = row.try_get("hash")?;
+                heads.push(audit::ChainHead {
+                    shard,
+                    chain: row.try_get("chain")?,
+                    seq: row.try_get("seq")?,
+                    hash: hex::encode(hash),
+                });
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Checks that every record a checkpoint names is still in its chain, unchanged: a
+    /// chain cut below its checkpointed head, or a checkpointed record rewritten, is a
+    /// broken link. (The chain walk of [`Store::verify_audit`] proves the rest.)
+    pub async fn check_audit_checkpoint(
+        &self,
+        heads: &[audit::ChainHead],
+    ) -> Result<Result<(), BrokenLink>, StoreError> {
+        for head in heads.iter().filter(|h| h.seq > 0) {
+            if head.shard >= self.n_shards() {
+                return Err(StoreError::Config(format!(
+                    "the checkpoint names shard {}, the store has {}",
+                    head.shard,
+                    self.n_shards()
+                )));
+            }
+            let found: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT hash FROM audit WHERE chain = $1 AND seq = $2")
+                    .bind(head.chain)
+                    .bind(head.seq)
+                    .fetch_optional(self.pool(head.shard))
+                    .await?;
+            let broken = |reason: &str| BrokenLink {
+                shard: head.shard,
+                chain: head.chain,
+                seq: head.seq,
+                reason: reason.into(),
+            };
+            match found {
+                None => {
+                    return Ok(Err(broken(
+                        "a checkpointed record is gone (the chain was cut)",
+                    )));
+                }
+                Some(hash) if hex::encode(&hash) != head.hash => {
+                    return Ok(Err(broken(
+                        "a checkpointed record differs from the checkpoint",
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Reads audit records, newest first within each chain, up to `limit` per shard.
     pub async fn audit_records(&self, limit: i64) -> Result<Vec<audit::StoredAudit>, StoreError> {
         let mut out = Vec::new();
@@ -693,6 +757,11 @@ impl Store {
         }
         out.sort_by_key(|r| r.at);
         Ok(out)
+    }
+
+    /// Whether the store has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.pool(0).is_closed()
     }
 
     /// Closes every pool.

@@ -316,7 +316,7 @@ impl Store {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if store.pool(0).is_closed() {
+                if store.is_closed() {
                     break;
                 }
                 if let Err(e) = store.recover_in_doubt(min_age).await {

@@ -15,7 +15,8 @@ crate::tests![
     up_serves_survives_restart_and_leaves_no_orphans,
     missing_postgres_is_one_clear_line,
     two_phase_commit_survives_a_crash_at_either_step,
-    production_mode_verifies_with_configured_keys
+    production_mode_verifies_with_configured_keys,
+    audit_tampering_and_truncation_are_detected
 ];
 
 fn binary() -> Result<PathBuf> {
@@ -466,6 +467,134 @@ async fn production_scenario(data: &Path) -> Result<()> {
             .json()
             .await?;
         ensure!(smart["issuer"] == issuer, "{smart}");
+        Ok(())
+    }
+    .await;
+    stop_up(up).await?;
+    result
+}
+
+async fn audit_tampering_and_truncation_are_detected(_env: &Env) -> Result<()> {
+    let data = tests::temp_dir("fhirgate-tamper");
+    let result = tamper_scenario(&data).await;
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+/// Superuser connections to each shard of a running `up`.
+async fn superuser_connections(data: &Path) -> Result<Vec<PgConnection>> {
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("secrets/run.json"))?)?;
+    let password = std::fs::read_to_string(data.join("secrets/superuser_password"))?;
+    let mut out = Vec::new();
+    for url in run["shard_urls"].as_array().into_iter().flatten() {
+        let url = url.as_str().unwrap_or_default();
+        let host = url.rsplit_once('@').map(|(_, h)| h).unwrap_or_default();
+        let su = format!("postgres://postgres:{}@{host}", password.trim());
+        out.push(PgConnection::connect(&su).await?);
+    }
+    Ok(out)
+}
+
+/// Runs `sql` as the superuser with the audit table's triggers off, in one transaction.
+async fn tamper(conn: &mut PgConnection, sql: &str) -> Result<()> {
+    let script = format!(
+        "BEGIN; ALTER TABLE audit DISABLE TRIGGER USER; {sql}; ALTER TABLE audit ENABLE TRIGGER USER; COMMIT"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn tamper_scenario(data: &Path) -> Result<()> {
+    let up = start_up_with_args(data, &["--audit-checkpoint-secs", "1"]).await?;
+    let result = async {
+        let (ok, token) = fhirgate(&["token", "--role", "system", "--scope", "system/*.cruds"], data)?;
+        ensure!(ok, "token: {token}");
+        let http = reqwest::Client::new();
+        for n in 0..24 {
+            let resp = http
+                .post(format!("{}/Patient", up.base))
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(json!({"resourceType": "Patient", "name": [{"family": format!("T{n}")}]}).to_string())
+                .send()
+                .await?;
+            ensure!(resp.status() == 201, "create: {}", resp.status());
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+        ensure!(ok && out.contains("holds"), "before tampering: {out}");
+        // A chain with at least three records.
+        let mut conns = superuser_connections(data).await?;
+        let mut target = None;
+        for (shard, conn) in conns.iter_mut().enumerate() {
+            let row: Option<(i32, i64)> = sqlx::query_as(
+                "SELECT chain, seq FROM audit_heads WHERE seq >= 3 ORDER BY seq DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(r) = row {
+                target = Some((shard, r));
+                break;
+            }
+        }
+        let Some((shard, (chain, head))) = target else {
+            anyhow::bail!("no chain with three records");
+        };
+        let conn = &mut conns[shard];
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TEMP TABLE keep AS SELECT * FROM audit WHERE chain = {chain}; \
+             CREATE TEMP TABLE keep_head AS SELECT * FROM audit_heads WHERE chain = {chain}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let restore = format!(
+            "DELETE FROM audit WHERE chain = {chain}; INSERT INTO audit SELECT * FROM keep; \
+             UPDATE audit_heads h SET seq = k.seq, hash = k.hash FROM keep_head k WHERE h.chain = k.chain"
+        );
+        let cases = [
+            (
+                "cut the newest record (and its head)",
+                format!(
+                    "DELETE FROM audit WHERE chain = {chain} AND seq = {head}; \
+                     UPDATE audit_heads SET seq = {prev}, hash = (SELECT hash FROM audit WHERE chain = {chain} AND seq = {prev}) WHERE chain = {chain}",
+                    prev = head - 1
+                ),
+                "cut",
+            ),
+            (
+                "edit a record",
+                format!("UPDATE audit SET record = convert_to('{{}}', 'UTF8') WHERE chain = {chain} AND seq = 2"),
+                "content",
+            ),
+            (
+                "delete a record in the middle",
+                format!("DELETE FROM audit WHERE chain = {chain} AND seq = 2"),
+                "missing",
+            ),
+            (
+                "swap two records",
+                format!(
+                    "UPDATE audit SET seq = -1 WHERE chain = {chain} AND seq = 1; \
+                     UPDATE audit SET seq = 1 WHERE chain = {chain} AND seq = 2; \
+                     UPDATE audit SET seq = 2 WHERE chain = {chain} AND seq = -1"
+                ),
+                "link",
+            ),
+        ];
+        for (what, sql, expect) in cases {
+            tamper(conn, &sql).await?;
+            let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+            ensure!(
+                !ok && out.contains("BROKEN") && out.contains(&format!("chain {chain}")) && out.contains(expect),
+                "{what}: audit verify said {out}"
+            );
+            tamper(conn, &restore).await?;
+            let (ok, out) = fhirgate(&["audit", "verify"], data)?;
+            ensure!(ok, "after restoring ({what}): {out}");
+        }
         Ok(())
     }
     .await;
