@@ -4,6 +4,7 @@
 //! mappings (FHIR ⇄ model), store (PostgreSQL shards) and terminology together.
 //! [`app`] builds the router that `fhirgate up` serves and that the tests start.
 
+mod audit_events;
 pub mod auth;
 mod bundle;
 pub mod capability;

@@ -273,6 +273,9 @@ async fn handle(
         return Err(ApiError::NotFound(format!("unknown resource type {rtype}")));
     }
     ctx.audit.resource_type = Some(rtype.to_owned());
+    if rtype == "AuditEvent" {
+        return crate::audit_events::handle(state, &principal, method, rest, &pairs, ctx).await;
+    }
     match (method.clone(), rest) {
         // Terminology operations, answered from the loaded tables (terminology_ops).
         (_, [.., op]) if rest.len() <= 2 && terminology_ops::is_operation(op) => {

@@ -304,3 +304,145 @@ pub async fn verify_shard(
     }
     Ok(Ok(checked))
 }
+
+/// Which audit records an auditor asks for; every field given must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// A patient whose data the request touched.
+    pub patient: Option<String>,
+    /// The caller: token subject or acting practitioner.
+    pub agent: Option<String>,
+    /// The interactions (`read`, `create`, `search-type`, …), any of them.
+    pub interactions: Option<Vec<String>>,
+    /// Recorded at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub to: Option<DateTime<Utc>>,
+    /// Only records older than this place (paging).
+    pub before: Option<AuditCursor>,
+}
+
+/// A record's place in the merged, newest-first order of every chain of every shard.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuditCursor {
+    /// When it was recorded, µs since the epoch.
+    pub micros: i64,
+    /// Shard index.
+    pub shard: usize,
+    /// Chain.
+    pub chain: i32,
+    /// Number in the chain.
+    pub seq: i64,
+}
+
+impl AuditCursor {
+    /// The place of a record.
+    pub fn of(r: &StoredAudit) -> AuditCursor {
+        AuditCursor {
+            micros: r.at.timestamp_micros(),
+            shard: r.shard,
+            chain: r.chain,
+            seq: r.seq,
+        }
+    }
+}
+
+impl std::fmt::Display for AuditCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{}-{}-{}",
+            self.micros, self.shard, self.chain, self.seq
+        )
+    }
+}
+
+impl std::str::FromStr for AuditCursor {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<AuditCursor, StoreError> {
+        let bad = || StoreError::Config(format!("invalid audit cursor {text:?}"));
+        let mut parts = text.split('-');
+        let mut next = || parts.next().ok_or_else(bad);
+        Ok(AuditCursor {
+            micros: next()?.parse().map_err(|_| bad())?,
+            shard: next()?.parse().map_err(|_| bad())?,
+            chain: next()?.parse().map_err(|_| bad())?,
+            seq: next()?.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A stored record from a row with `chain`, `seq`, `at` and `record`.
+pub(crate) fn stored_from_row(
+    shard: usize,
+    row: &sqlx::postgres::PgRow,
+) -> Result<StoredAudit, StoreError> {
+    let record: Vec<u8> = row.try_get("record")?;
+    Ok(StoredAudit {
+        shard,
+        chain: row.try_get("chain")?,
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        record: serde_json::from_slice(&record)
+            .map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?,
+    })
+}
+
+/// One shard's records matching `filter`, newest first, at most `limit`. The real chains only
+/// (those with a head), every value bound.
+pub(crate) async fn search_shard(
+    pool: &sqlx::PgPool,
+    shard: usize,
+    filter: &AuditFilter,
+    limit: usize,
+) -> Result<Vec<StoredAudit>, StoreError> {
+    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT a.chain, a.seq, a.at, a.record FROM audit a \
+         CROSS JOIN LATERAL (SELECT convert_from(a.record, 'UTF8')::jsonb AS j) r \
+         WHERE a.chain IN (SELECT chain FROM audit_heads)",
+    );
+    if let Some(p) = &filter.patient {
+        qb.push(" AND r.j -> 'patients' ? ").push_bind(p.clone());
+    }
+    if let Some(agent) = &filter.agent {
+        qb.push(" AND (r.j ->> 'subject' = ")
+            .push_bind(agent.clone())
+            .push(" OR r.j ->> 'practitioner' = ")
+            .push_bind(agent.clone())
+            .push(")");
+    }
+    if let Some(interactions) = &filter.interactions {
+        qb.push(" AND r.j ->> 'interaction' = ANY(")
+            .push_bind(interactions.clone())
+            .push(")");
+    }
+    if let Some(from) = filter.from {
+        qb.push(" AND a.at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        qb.push(" AND a.at < ").push_bind(to);
+    }
+    if let Some(c) = &filter.before {
+        let at = DateTime::<Utc>::from_timestamp_micros(c.micros)
+            .ok_or_else(|| StoreError::Config("audit cursor out of range".into()))?;
+        // Newest first by (at, shard, chain, seq): within this shard, strictly older places.
+        qb.push(" AND (a.at < ").push_bind(at);
+        qb.push(" OR (a.at = ").push_bind(at);
+        if shard < c.shard {
+            qb.push("))");
+        } else if shard > c.shard {
+            qb.push(" AND FALSE))");
+        } else {
+            qb.push(" AND (a.chain, a.seq) < (")
+                .push_bind(c.chain)
+                .push(", ")
+                .push_bind(c.seq)
+                .push(")))");
+        }
+    }
+    qb.push(" ORDER BY a.at DESC, a.chain DESC, a.seq DESC LIMIT ")
+        .push_bind(limit as i64);
+    let rows = qb.build().fetch_all(pool).await?;
+    rows.iter().map(|r| stored_from_row(shard, r)).collect()
+}

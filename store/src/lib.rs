@@ -759,6 +759,49 @@ impl Store {
         Ok(out)
     }
 
+    /// Audit records matching `filter`, newest first, merged across shards: up to `count`,
+    /// and the cursor of the next page.
+    pub async fn audit_search(
+        &self,
+        filter: &audit::AuditFilter,
+        count: usize,
+    ) -> Result<(Vec<audit::StoredAudit>, Option<audit::AuditCursor>), StoreError> {
+        let futures = (0..self.n_shards())
+            .map(|shard| audit::search_shard(self.pool(shard), shard, filter, count + 1));
+        let mut items = Vec::new();
+        for result in join_all(futures).await {
+            items.extend(result?);
+        }
+        items.sort_by(|a, b| audit::AuditCursor::of(b).cmp(&audit::AuditCursor::of(a)));
+        let more = items.len() > count;
+        items.truncate(count);
+        let next = if more {
+            items.last().map(audit::AuditCursor::of)
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// One audit record by its place.
+    pub async fn audit_record(
+        &self,
+        shard: usize,
+        chain: i32,
+        seq: i64,
+    ) -> Result<Option<audit::StoredAudit>, StoreError> {
+        if shard >= self.n_shards() {
+            return Ok(None);
+        }
+        let row =
+            sqlx::query("SELECT chain, seq, at, record FROM audit WHERE chain = $1 AND seq = $2")
+                .bind(chain)
+                .bind(seq)
+                .fetch_optional(self.pool(shard))
+                .await?;
+        row.map(|r| audit::stored_from_row(shard, &r)).transpose()
+    }
+
     /// Whether the store has been closed.
     pub fn is_closed(&self) -> bool {
         self.pool(0).is_closed()

@@ -71,6 +71,7 @@ const ICPC2: &[(&str, &str)] = &[
 struct Options {
     smoke: bool,
     scale_to: usize,
+    audit_records: usize,
     write_md: bool,
     seed: u64,
     phase_secs: u64,
@@ -82,6 +83,7 @@ fn parse_args() -> Result<Options> {
     let mut o = Options {
         smoke: false,
         scale_to: 0,
+        audit_records: 100_000,
         write_md: false,
         seed: 42,
         phase_secs: 10,
@@ -95,6 +97,7 @@ fn parse_args() -> Result<Options> {
             "--smoke" => o.smoke = true,
             "--write-md" => o.write_md = true,
             "--scale-to" => o.scale_to = value("--scale-to")?.parse()?,
+            "--audit-records" => o.audit_records = value("--audit-records")?.parse()?,
             "--seed" => o.seed = value("--seed")?.parse()?,
             "--phase-secs" => o.phase_secs = value("--phase-secs")?.parse()?,
             "--phase-ops" => o.phase_ops = value("--phase-ops")?.parse()?,
@@ -111,6 +114,7 @@ fn parse_args() -> Result<Options> {
         o.phase_secs = 2;
         o.phase_ops = 40;
         o.concurrency = vec![1, 4];
+        o.audit_records = o.audit_records.min(2000);
     }
     Ok(o)
 }
@@ -798,6 +802,72 @@ impl Bench {
     }
 }
 
+/// Appends `--audit-records` records of a realistic size to the real chains (through the
+/// store's own append, 1,000 per transaction), then times `audit verify` over every chain.
+async fn audit_verify_figures(bench: &Bench) -> Result<String> {
+    let target = bench.opts.audit_records;
+    let record = store::audit::encode(&store::AuditRecord {
+        subject: Some("bench".into()),
+        role: Some("system".into()),
+        client_ip: Some("127.0.0.1".into()),
+        user_agent: Some("fhirgate-bench".into()),
+        request_id: Some("0123456789abcdef0123456789abcdef".into()),
+        interaction: "read".into(),
+        method: "GET".into(),
+        path: "/fhir/Patient/0123456789abcdef0123456789abcdef".into(),
+        resource_type: Some("Patient".into()),
+        resource_id: Some("0123456789abcdef0123456789abcdef".into()),
+        version: Some(1),
+        patients: vec!["0123456789abcdef0123456789abcdef".into()],
+        outcome: 200,
+        ..Default::default()
+    })?;
+    let batch: Vec<Vec<u8>> = vec![record; 1000];
+    let started = Instant::now();
+    let mut written = 0;
+    let mut shard = 0;
+    while written < target {
+        let pool = &bench.baseline.pools[shard % bench.baseline.pools.len()];
+        let mut tx = pool.begin().await?;
+        let n = (target - written).min(batch.len());
+        store::audit::append_encoded(&mut tx, &batch[..n]).await?;
+        tx.commit().await?;
+        written += n;
+        shard += 1;
+    }
+    let append_secs = started.elapsed().as_secs_f64();
+    let store = store::Store::connect(&store::StoreConfig {
+        shards: bench
+            .gw
+            .shard_urls
+            .iter()
+            .map(|u| store::ShardConfig {
+                primary_url: u.clone(),
+                standby_urls: Vec::new(),
+            })
+            .collect(),
+        n_buckets: DEFAULT_BUCKETS,
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(30),
+        crash_at: None,
+    })?;
+    let started = Instant::now();
+    let verdict = store.verify_audit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    store.close().await;
+    let total = match verdict {
+        Ok(n) => n,
+        Err(broken) => bail!("the audit log of the bench is broken: {broken}"),
+    };
+    let line = json!({"phase": "audit verify", "records": total, "secs": round(secs),
+        "records_per_sec": round(total as f64 / secs.max(0.001))});
+    println!("{line}");
+    Ok(format!(
+        "Audit: `audit verify` walked {total} records (every chain of both shards; {target} of them appended for this in {append_secs:.0} s) in {secs:.1} s, {:.0} records/s.",
+        total as f64 / secs.max(0.001)
+    ))
+}
+
 async fn database_bytes(pools: &[PgPool]) -> Result<i64> {
     let mut total = 0i64;
     for pool in pools {
@@ -1207,6 +1277,7 @@ async fn main() -> Result<()> {
             )
             .await;
     }
+    notes.push(audit_verify_figures(&bench).await?);
     if bench.opts.write_md {
         write_benchmarks_md(&markdown(&bench.rows, &bench.opts, &notes))?;
     }

@@ -66,6 +66,12 @@ async fn every_example_round_trips_through_the_server(env: &Env) -> Result<()> {
                     );
                     return Ok(());
                 }
+                // AuditEvents are the server's own log, never written through the API; their
+                // mapping round trip is proven without the server (mappings::tests).
+                if name.starts_with("AuditEvent-") {
+                    ensure!(status == 405, "{name}: {status}");
+                    return Ok(());
+                }
                 if status != 201 {
                     bail!("{name}: PUT answered {status}: {body}");
                 }
