@@ -77,18 +77,25 @@ pub(crate) fn searchset(
 }
 
 /// A history Bundle for one page, newest first.
-pub(crate) fn history(base: &str, self_path: &str, count: usize, page: &HistoryPage) -> Value {
-    let mut links = vec![link("self", format!("{base}/{self_path}?_count={count}"))];
+pub(crate) fn history(
+    base: &str,
+    self_path: &str,
+    count: usize,
+    kept: &[(String, String)],
+    page: &HistoryPage,
+) -> Value {
+    let mut params = kept.to_vec();
+    params.push(("_count".into(), count.to_string()));
+    let mut links = vec![link(
+        "self",
+        format!("{base}/{self_path}?{}", encode(&params)),
+    )];
     if let Some(next) = &page.next {
+        let mut next_params = params.clone();
+        next_params.push(("_cursor".into(), next.clone()));
         links.push(link(
             "next",
-            format!(
-                "{base}/{self_path}?{}",
-                encode(&[
-                    ("_count".into(), count.to_string()),
-                    ("_cursor".into(), next.clone())
-                ])
-            ),
+            format!("{base}/{self_path}?{}", encode(&next_params)),
         ));
     }
     let entries: Vec<Value> = page

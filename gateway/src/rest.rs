@@ -264,11 +264,25 @@ async fn handle(
                 let bytes = read_body(state, headers, body).await?;
                 crate::transaction::process(state, &principal, &bytes, headers, ctx).await
             }
-            _ => Err(ApiError::NotFound(
-                "at the base only batch and transaction (POST) are supported yet".into(),
+            Method::GET => Err(ApiError::NotFound(
+                "a search across all types is not supported yet".into(),
+            )),
+            _ => Err(ApiError::MethodNotAllowed(
+                "at the base: POST a batch or transaction, GET _history".into(),
             )),
         };
     };
+    if segments.as_slice() == ["_history"] {
+        ctx.audit.interaction = "history-system".into();
+        if *method != Method::GET {
+            return Err(ApiError::MethodNotAllowed(
+                "history is read with GET".into(),
+            ));
+        }
+        // Every type at once: only a wildcard read scope grants it.
+        ctx.access = read_access(ctx, principal.authorize("*", Action::Read)?);
+        return history(state, None, None, &pairs, ctx).await;
+    }
     if !is_resource_type(rtype) {
         return Err(ApiError::NotFound(format!("unknown resource type {rtype}")));
     }
@@ -359,7 +373,7 @@ async fn handle(
         (Method::GET, ["_history"]) => {
             ctx.audit.interaction = "history-type".into();
             ctx.access = read_access(ctx, principal.authorize(rtype, Action::Search)?);
-            history(state, rtype, None, &pairs, ctx).await
+            history(state, Some(rtype), None, &pairs, ctx).await
         }
         (Method::GET, [id]) => {
             ctx.audit.interaction = "read".into();
@@ -384,7 +398,7 @@ async fn handle(
             ctx.audit.interaction = "history-instance".into();
             note_target(ctx, rtype, id)?;
             ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
-            history(state, rtype, Some(id), &pairs, ctx).await
+            history(state, Some(rtype), Some(id), &pairs, ctx).await
         }
         (Method::GET, [id, "_history", vid]) => {
             ctx.audit.interaction = "vread".into();
@@ -1218,13 +1232,24 @@ pub(crate) fn expand_hierarchies(
 
 async fn history(
     state: &AppState,
-    rtype: &str,
+    rtype: Option<&str>,
     id: Option<&str>,
     pairs: &[(String, String)],
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
     let mut count = state.config.limits.default_count;
     let mut cursor = None;
+    let mut window = store::HistoryWindow::default();
+    let instant = |name: &str, v: &str| {
+        mappings::dates::parse_range(v)
+            .and_then(|(low, high)| {
+                Some((
+                    chrono::DateTime::from_timestamp_micros(low)?,
+                    chrono::DateTime::from_timestamp_micros(high)?,
+                ))
+            })
+            .ok_or_else(|| ApiError::bad(name, format!("{v:?} is not a FHIR date or instant")))
+    };
     for (k, v) in pairs {
         match k.as_str() {
             "_count" => {
@@ -1234,11 +1259,13 @@ async fn history(
                     .min(state.config.limits.max_count)
             }
             "_cursor" => cursor = Some(v.clone()),
+            "_since" => window.since = Some(instant("_since", v)?.0),
+            "_at" => window.at = Some(instant("_at", v)?),
             _ => {}
         }
     }
-    let page = match id {
-        Some(id) => {
+    let page = match (rtype, id) {
+        (Some(rtype), Some(id)) => {
             let before = cursor
                 .as_deref()
                 .map(|c| {
@@ -1248,26 +1275,35 @@ async fn history(
                 .transpose()?;
             let page = state
                 .store
-                .history_instance(rtype, id, count, before, &ctx.access)
+                .history_instance(rtype, id, count, before, &ctx.access, &window)
                 .await?;
-            if page.items.is_empty() && before.is_none() {
+            if page.items.is_empty()
+                && before.is_none()
+                && state.store.read(rtype, id, &ctx.access).await?.is_none()
+            {
                 return Err(ApiError::NotFound(format!("{rtype}/{id} is not known")));
             }
             page
         }
-        None => state
+        _ => state
             .store
-            .history_type(rtype, count, cursor.as_deref(), &ctx.access)
+            .history_type(rtype, count, cursor.as_deref(), &ctx.access, &window)
             .await
             .map_err(|e| match e {
                 store::StoreError::Config(t) => ApiError::bad("_cursor", t),
                 other => other.into(),
             })?,
     };
-    let self_path = match id {
-        Some(id) => format!("{rtype}/{id}/_history"),
-        None => format!("{rtype}/_history"),
+    let self_path = match (rtype, id) {
+        (Some(rtype), Some(id)) => format!("{rtype}/{id}/_history"),
+        (Some(rtype), None) => format!("{rtype}/_history"),
+        _ => "_history".to_owned(),
     };
-    let body = bundle::history(&ctx.base, &self_path, count, &page);
+    let kept: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k == "_since" || k == "_at")
+        .cloned()
+        .collect();
+    let body = bundle::history(&ctx.base, &self_path, count, &kept, &page);
     Ok(json_response(StatusCode::OK, body.to_string()))
 }

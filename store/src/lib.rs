@@ -210,6 +210,15 @@ pub struct Page {
     pub total: Option<u64>,
 }
 
+/// Which versions a history asks for (`_since`, `_at`).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryWindow {
+    /// Versions written at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Versions that were current at some time in this period (inclusive).
+    pub at: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
 /// A page of history.
 #[derive(Debug, Clone)]
 pub struct HistoryPage {
@@ -515,6 +524,7 @@ impl Store {
         count: usize,
         before: Option<u64>,
         access: &Access,
+        window: &HistoryWindow,
     ) -> Result<HistoryPage, StoreError> {
         let Some(shard) = self.locate(rtype, id).await? else {
             return Ok(HistoryPage {
@@ -531,6 +541,7 @@ impl Store {
             .push(" AND version < ")
             .push_bind(before.map_or(i64::MAX, |b| b as i64));
         sql::push_visible_history(&mut qb, access);
+        sql::push_window(&mut qb, window);
         qb.push(" ORDER BY version DESC LIMIT ")
             .push_bind((count + 1) as i64);
         let rows = qb.build().fetch_all(self.pool(shard)).await?;
@@ -548,32 +559,47 @@ impl Store {
         Ok(HistoryPage { items, next })
     }
 
-    /// The history of every resource of a type, newest first, merged across shards.
+    /// The history of every resource of a type (or, with no type, of every resource),
+    /// newest first, merged across shards.
     pub async fn history_type(
         &self,
-        rtype: &str,
+        rtype: Option<&str>,
         count: usize,
         cursor: Option<&str>,
         access: &Access,
+        window: &HistoryWindow,
     ) -> Result<HistoryPage, StoreError> {
         let after = cursor.map(sql::HistoryCursor::parse).transpose()?;
         let futures = (0..self.n_shards()).map(|shard| {
-            sql::history_type_shard(self.pool(shard), rtype, count + 1, after.as_ref(), access)
+            sql::history_type_shard(
+                self.pool(shard),
+                rtype,
+                count + 1,
+                after.as_ref(),
+                access,
+                window,
+            )
         });
         let mut items = Vec::new();
         for result in join_all(futures).await {
             items.extend(result?);
         }
         items.sort_by(|a, b| {
-            (b.2.updated_at, &b.1, b.2.version).cmp(&(a.2.updated_at, &a.1, a.2.version))
+            (b.2.updated_at, &b.0, &b.1, b.2.version).cmp(&(
+                a.2.updated_at,
+                &a.0,
+                &a.1,
+                a.2.version,
+            ))
         });
         let more = items.len() > count;
         items.truncate(count);
         let next = if more {
-            items.last().map(|(_, id, s)| {
+            items.last().map(|(rtype, id, s)| {
                 sql::HistoryCursor {
                     micros: s.updated_at.timestamp_micros(),
                     version: s.version,
+                    rtype: rtype.clone(),
                     id: id.clone(),
                 }
                 .to_string()

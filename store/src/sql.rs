@@ -580,11 +580,12 @@ pub(crate) async fn search_shard(
     Ok((items, total))
 }
 
-/// Position in a type's history: after (older than) this version.
+/// Position in a history: after (older than) this version.
 #[derive(Debug, Clone)]
 pub(crate) struct HistoryCursor {
     pub micros: i64,
     pub version: u64,
+    pub rtype: String,
     pub id: String,
 }
 
@@ -594,45 +595,75 @@ impl HistoryCursor {
         let bad = || StoreError::Config(format!("invalid history cursor {text:?}"));
         let micros = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
         let version = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let id = parts.next().ok_or_else(bad)?.to_owned();
+        let (rtype, id) = parts
+            .next()
+            .and_then(|p| p.split_once('/'))
+            .ok_or_else(bad)?;
         Ok(HistoryCursor {
             micros,
             version,
-            id,
+            rtype: rtype.to_owned(),
+            id: id.to_owned(),
         })
     }
 }
 
 impl std::fmt::Display for HistoryCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}-{}", self.micros, self.version, self.id)
+        write!(
+            f,
+            "{}-{}-{}/{}",
+            self.micros, self.version, self.rtype, self.id
+        )
+    }
+}
+
+/// Pushes the `_since` / `_at` conditions on the `history` table.
+pub(crate) fn push_window(qb: &mut QueryBuilder<Postgres>, window: &crate::HistoryWindow) {
+    if let Some(since) = window.since {
+        qb.push(" AND history.updated_at >= ").push_bind(since);
+    }
+    if let Some((low, high)) = window.at {
+        // Current at some time in [low, high]: written by `high`, and not replaced by `low`.
+        qb.push(" AND history.updated_at <= ").push_bind(high);
+        qb.push(
+            " AND NOT EXISTS (SELECT 1 FROM history n WHERE n.rtype = history.rtype \
+             AND n.id = history.id AND n.version = history.version + 1 AND n.updated_at <= ",
+        )
+        .push_bind(low)
+        .push(")");
     }
 }
 
 pub(crate) async fn history_type_shard(
     pool: &PgPool,
-    rtype: &str,
+    rtype: Option<&str>,
     limit: usize,
     after: Option<&HistoryCursor>,
     access: &Access,
+    window: &crate::HistoryWindow,
 ) -> Result<Vec<(String, String, Stored)>, StoreError> {
-    let mut qb = QueryBuilder::new(
-        "SELECT rtype, id, version, updated_at, body FROM history WHERE rtype = ",
-    );
-    qb.push_bind(rtype.to_owned());
+    let mut qb =
+        QueryBuilder::new("SELECT rtype, id, version, updated_at, body FROM history WHERE TRUE");
+    if let Some(rtype) = rtype {
+        qb.push(" AND rtype = ").push_bind(rtype.to_owned());
+    }
     push_visible_history(&mut qb, access);
+    push_window(&mut qb, window);
     if let Some(c) = after {
         let at = DateTime::<Utc>::from_timestamp_micros(c.micros)
             .ok_or_else(|| StoreError::Config("history cursor out of range".into()))?;
-        qb.push(" AND (updated_at, id, version) < (")
+        qb.push(" AND (updated_at, rtype, id, version) < (")
             .push_bind(at)
+            .push(", ")
+            .push_bind(c.rtype.clone())
             .push(", ")
             .push_bind(c.id.clone())
             .push(", ")
             .push_bind(c.version as i64)
             .push(")");
     }
-    qb.push(" ORDER BY updated_at DESC, id DESC, version DESC LIMIT ")
+    qb.push(" ORDER BY updated_at DESC, rtype DESC, id DESC, version DESC LIMIT ")
         .push_bind(limit as i64);
     let rows = qb.build().fetch_all(pool).await?;
     rows.iter()

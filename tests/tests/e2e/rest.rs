@@ -11,7 +11,8 @@ crate::tests![
     crud_versions_and_history,
     concurrent_if_match_one_wins,
     update_as_create_and_metadata,
-    conditional_create_makes_one_resource
+    conditional_create_makes_one_resource,
+    system_history_since_and_at
 ];
 
 async fn server(env: &Env) -> Result<TestServer> {
@@ -284,5 +285,90 @@ async fn conditional_create_makes_one_resource(env: &Env) -> Result<()> {
     ensure!(status == 400, "unknown criteria: {status}");
     let all = s.get_ok("Patient?family=twin&_total=accurate").await?;
     ensure!(all["total"] == 2, "{all}");
+    s.stop().await
+}
+
+async fn system_history_since_and_at(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let v1 = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Hist"}]}))
+        .await?;
+    let id = v1["id"].as_str().unwrap_or_default().to_owned();
+    let mut body = v1.clone();
+    body["active"] = json!(true);
+    let (status, v2) = s
+        .send(Method::PUT, &format!("Patient/{id}"), Some(&body))
+        .await?;
+    ensure!(status == 200, "{status}");
+    let obs = s
+        .create(
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": format!("Patient/{id}")}}),
+        )
+        .await?;
+    let enc = |v: &serde_json::Value| {
+        form_urlencoded::byte_serialize(v["meta"]["lastUpdated"].as_str().unwrap_or("").as_bytes())
+            .collect::<String>()
+    };
+    let versions = |bundle: &serde_json::Value| -> Vec<String> {
+        bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}@{}",
+                    e["resource"]["resourceType"].as_str().unwrap_or(""),
+                    e["resource"]["meta"]["versionId"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    // Every type, newest first, one per page.
+    let mut seen = Vec::new();
+    let mut url = "_history?_count=1".to_owned();
+    for _ in 0..10 {
+        let page = s.get_ok(&url).await?;
+        seen.extend(versions(&page));
+        match next_link(&page) {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    ensure!(
+        seen == ["Observation@1", "Patient@2", "Patient@1"],
+        "{seen:?}"
+    );
+    let since = s.get_ok(&format!("_history?_since={}", enc(&v2))).await?;
+    ensure!(
+        versions(&since) == ["Observation@1", "Patient@2"],
+        "{since}"
+    );
+    let at_v1 = s
+        .get_ok(&format!("Patient/{id}/_history?_at={}", enc(&v1)))
+        .await?;
+    ensure!(versions(&at_v1) == ["Patient@1"], "{at_v1}");
+    let since_v2 = s
+        .get_ok(&format!("Patient/{id}/_history?_since={}", enc(&v2)))
+        .await?;
+    ensure!(versions(&since_v2) == ["Patient@2"], "{since_v2}");
+    let typed = s
+        .get_ok(&format!("Observation/_history?_since={}", enc(&obs)))
+        .await?;
+    ensure!(versions(&typed) == ["Observation@1"], "{typed}");
+    let (status, _) = s
+        .send(Method::GET, "_history?_since=yesterday", None)
+        .await?;
+    ensure!(status == 400);
+    // A GP with no patients sees no history; a token without a wildcard scope none at all.
+    let gp = s.token_for("gp", "user/*.rs", Some("Practitioner/nobody"), None, 600);
+    let (status, bundle) = s.send_as(&gp, Method::GET, "_history", None).await?;
+    ensure!(
+        status == 200 && versions(&bundle).is_empty(),
+        "{status} {bundle}"
+    );
+    let narrow = s.token("system", "system/Patient.rs", 600);
+    let (status, _) = s.send_as(&narrow, Method::GET, "_history", None).await?;
+    ensure!(status == 403, "{status}");
     s.stop().await
 }
