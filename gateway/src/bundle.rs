@@ -2,7 +2,9 @@
 
 use mappings::search::ParsedSearch;
 use serde_json::{Value, json};
-use store::{HistoryPage, Page};
+use store::{HistoryPage, Page, Stored};
+
+use crate::results::{Keyed, ResultParams};
 
 use crate::rest::render;
 
@@ -16,17 +18,23 @@ fn encode(pairs: &[(String, String)]) -> String {
         .finish()
 }
 
-/// A searchset Bundle for one page, with `self` and `next` links.
+/// A searchset Bundle for one page, with `self` and `next` links: the matches, then what the
+/// includes reached, then an OperationOutcome of warnings if any.
 pub(crate) fn searchset(
     base: &str,
     rtype: &str,
     parsed: &ParsedSearch,
     page: &Page,
+    included: &[Keyed],
+    results: &ResultParams,
     warning: Option<Value>,
 ) -> Value {
     let mut params = parsed.used.clone();
-    params.push(("_count".into(), parsed.query.count.to_string()));
-    if parsed.query.total {
+    params.extend(results.kept.iter().cloned());
+    if !results.summary_count {
+        params.push(("_count".into(), parsed.query.count.to_string()));
+    }
+    if parsed.query.total && !results.summary_count {
         params.push(("_total".into(), "accurate".into()));
     }
     let mut this = params.clone();
@@ -42,22 +50,27 @@ pub(crate) fn searchset(
             format!("{base}/{rtype}?{}", encode(&next_params)),
         ));
     }
+    let entry = |stored: &Stored, mode: &str| {
+        let mut resource = render(stored)?;
+        let id = resource.get("id").and_then(Value::as_str)?.to_owned();
+        let rt = resource
+            .get("resourceType")
+            .and_then(Value::as_str)?
+            .to_owned();
+        if let Some(elements) = &results.elements {
+            crate::results::subset(&mut resource, elements);
+        }
+        Some(json!({
+            "fullUrl": format!("{base}/{rt}/{id}"),
+            "resource": resource,
+            "search": { "mode": mode }
+        }))
+    };
     let mut entries: Vec<Value> = page
         .items
         .iter()
-        .filter_map(|s| {
-            let resource = render(s)?;
-            let id = resource
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            Some(json!({
-                "fullUrl": format!("{base}/{rtype}/{id}"),
-                "resource": resource,
-                "search": { "mode": "match" }
-            }))
-        })
+        .filter_map(|s| entry(s, "match"))
+        .chain(included.iter().filter_map(|(_, _, s)| entry(s, "include")))
         .collect();
     if let Some(outcome) = warning {
         entries.push(json!({ "resource": outcome, "search": { "mode": "outcome" } }));

@@ -11,6 +11,7 @@ pub mod capability;
 pub mod checkpoint;
 pub mod outcome;
 mod rest;
+mod results;
 mod terminology_ops;
 mod transaction;
 pub mod up;

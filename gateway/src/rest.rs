@@ -352,9 +352,9 @@ async fn handle(
             }
             // The built-in code systems answer next to the stored ones.
             if rtype == "CodeSystem" {
-                code_system_search(state, &all, ctx).await
+                code_system_search(state, &all, headers, ctx).await
             } else {
-                search(state, rtype, &all, ctx).await
+                search(state, rtype, &all, headers, ctx).await
             }
         }
         (Method::PUT, []) => {
@@ -1103,9 +1103,10 @@ async fn search(
     state: &AppState,
     rtype: &str,
     pairs: &[(String, String)],
+    headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
-    let body = search_bundle(state, rtype, pairs, ctx).await?;
+    let body = search_bundle(state, rtype, pairs, headers, ctx).await?;
     Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
@@ -1114,27 +1115,55 @@ async fn search_bundle(
     state: &AppState,
     rtype: &str,
     pairs: &[(String, String)],
+    headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Value, ApiError> {
     let limits = SearchLimits {
         default_count: state.config.limits.default_count,
         max_count: state.config.limits.max_count,
     };
-    let mut parsed = parse_query(rtype, pairs, &limits).map_err(ApiError::Malformed)?;
+    let (query_pairs, results) = crate::results::split(pairs)?;
+    let mut parsed = parse_query(rtype, &query_pairs, &limits).map_err(ApiError::Malformed)?;
+    let mut ignored = parsed.ignored.clone();
+    ignored.extend(results.ignored.iter().cloned());
+    // Unknown or unsupported parameters: refused under strict handling, else reported.
+    if crate::results::strict(headers) && !ignored.is_empty() {
+        return Err(ApiError::Malformed(ignored));
+    }
     expand_hierarchies(&state.terminology, &mut parsed.query)?;
     parsed.query.access = ctx.access.clone();
+    if results.summary_count {
+        parsed.query.total = true;
+        parsed.query.count = 0;
+    }
     let page = state.store.search(&parsed.query).await?;
-    let mut patients: Vec<String> = page
+    let matches: Vec<crate::results::Keyed> = page
         .items
         .iter()
-        .filter_map(|s| s.entity.as_ref().and_then(|e| e.patient.clone()))
+        .filter_map(|s| {
+            let e = s.entity.as_ref()?;
+            Some((e.source_type.clone(), e.id.clone(), s.clone()))
+        })
+        .collect();
+    let (included, include_warnings) = if results.summary_count {
+        (Vec::new(), Vec::new())
+    } else {
+        crate::results::included(state, &ctx.access, &matches, &results).await?
+    };
+    ignored.extend(include_warnings);
+    let mut patients: Vec<String> = matches
+        .iter()
+        .chain(&included)
+        .filter_map(|(_, _, s)| s.entity.as_ref().and_then(|e| e.patient.clone()))
         .collect();
     patients.sort();
     patients.dedup();
     ctx.audit.patients = patients;
-    let warnings: Vec<Value> = parsed.ignored.iter().map(issue_value).collect();
+    let warnings: Vec<Value> = ignored.iter().map(issue_value).collect();
     let warning = (!warnings.is_empty()).then(|| outcome(warnings));
-    Ok(bundle::searchset(&ctx.base, rtype, &parsed, &page, warning))
+    Ok(bundle::searchset(
+        &ctx.base, rtype, &parsed, &page, &included, &results, warning,
+    ))
 }
 
 /// A type-level CodeSystem search: the built-in code systems that match, ahead of the stored
@@ -1143,6 +1172,7 @@ async fn search_bundle(
 async fn code_system_search(
     state: &AppState,
     pairs: &[(String, String)],
+    headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
     let builtin = terminology_ops::search_builtin(&state.terminology, &ctx.base, pairs)?;
@@ -1150,7 +1180,7 @@ async fn code_system_search(
         let bundle = builtin.bundle(&ctx.base, pairs);
         return Ok(json_response(StatusCode::OK, bundle.to_string()));
     }
-    let mut bundle = search_bundle(state, "CodeSystem", pairs, ctx).await?;
+    let mut bundle = search_bundle(state, "CodeSystem", pairs, headers, ctx).await?;
     builtin.merge_into(&mut bundle);
     Ok(json_response(StatusCode::OK, bundle.to_string()))
 }

@@ -178,6 +178,36 @@ fn find_param(resource: &str, name: &str) -> Option<&'static SearchParam> {
     params_of(resource).find(|p| p.name == name)
 }
 
+/// A reference parameter as the index stores it: the parameter whose entries hold it, and
+/// the only target type it follows (e.g. `Observation:patient` is `subject` to Patients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReferenceParam {
+    /// The parameter's own name.
+    pub name: &'static str,
+    /// The parameter whose index entries hold the references.
+    pub stored: &'static str,
+    /// The target type it is restricted to, if any.
+    pub target: Option<&'static str>,
+}
+
+/// The reference parameter `name` of `resource` (for `_include` / `_revinclude`).
+pub fn reference_param(resource: &str, name: &str) -> Option<ReferenceParam> {
+    let p = find_param(resource, name).filter(|p| p.kind == ParamKind::Reference)?;
+    Some(ReferenceParam {
+        name: p.name,
+        stored: p.index_of.unwrap_or(p.name),
+        target: p.target,
+    })
+}
+
+/// Every reference parameter of `resource` (for `_include=Type:*`).
+pub fn reference_params(resource: &str) -> Vec<ReferenceParam> {
+    params_of(resource)
+        .filter(|p| p.kind == ParamKind::Reference && p.index_of.is_none())
+        .filter_map(|p| reference_param(resource, p.name))
+        .collect()
+}
+
 /// Lower case with accents folded: what string search compares.
 pub fn normalize(text: &str) -> String {
     text.nfd()

@@ -487,6 +487,175 @@ impl Store {
         row.map(|r| sql::stored_from_row(&r)).transpose()
     }
 
+    /// Reads the current versions of many resources at once (one query per shard), skipping
+    /// the unknown, the deleted and what `access` hides. Order is not kept.
+    pub async fn read_many(
+        &self,
+        keys: &[(String, String)],
+        access: &Access,
+    ) -> Result<Vec<(String, String, Stored)>, StoreError> {
+        let mut per_shard: Vec<(Vec<&str>, Vec<&str>)> =
+            vec![(Vec::new(), Vec::new()); self.n_shards()];
+        for (rtype, id) in keys {
+            if let Some(shard) = self.locate(rtype, id).await? {
+                per_shard[shard].0.push(rtype);
+                per_shard[shard].1.push(id);
+            }
+        }
+        let futures = per_shard.into_iter().enumerate().filter(|(_, k)| !k.0.is_empty()).map(
+            |(shard, (types, ids))| async move {
+                let mut qb = QueryBuilder::<Postgres>::new(
+                    "SELECT r.rtype, r.id, r.version, r.updated_at, r.body FROM resources r \
+                     JOIN unnest(",
+                );
+                qb.push_bind(types)
+                    .push("::text[], ")
+                    .push_bind(ids)
+                    .push("::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id WHERE NOT r.deleted");
+                sql::push_access(&mut qb, access);
+                qb.build().fetch_all(self.pool(shard)).await
+            },
+        );
+        let mut out = Vec::new();
+        for rows in join_all(futures).await {
+            for r in rows? {
+                out.push((
+                    r.try_get("rtype")?,
+                    r.try_get("id")?,
+                    sql::stored_from_row(&r)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The targets of `rtype`'s reference parameter `param` from the resources `ids`
+    /// (restricted to `target` type when given), deduplicated.
+    pub async fn references_from(
+        &self,
+        rtype: &str,
+        ids: &[String],
+        param: &str,
+        target: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let futures = (0..self.n_shards()).map(|shard| {
+            sqlx::query(
+                "SELECT DISTINCT target_type, target_id FROM idx_reference \
+                 WHERE rtype = $1 AND id = ANY($2) AND param = $3 AND ($4::text IS NULL OR target_type = $4)",
+            )
+            .bind(rtype)
+            .bind(ids)
+            .bind(param)
+            .bind(target)
+            .fetch_all(self.pool(shard))
+        });
+        let mut out = Vec::new();
+        for rows in join_all(futures).await {
+            for r in rows? {
+                out.push((r.try_get("target_type")?, r.try_get("target_id")?));
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The resources of type `rtype` whose reference parameter `param` points at one of
+    /// `targets` (of type `target_type`), as `access` lets the caller see them; at most
+    /// `limit` per shard.
+    pub async fn referrers(
+        &self,
+        rtype: &str,
+        param: &str,
+        target_type: &str,
+        targets: &[String],
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Stored)>, StoreError> {
+        let futures = (0..self.n_shards()).map(|shard| async move {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "SELECT DISTINCT r.rtype, r.id, r.version, r.updated_at, r.body FROM idx_reference x \
+                 JOIN resources r ON r.rtype = x.rtype AND r.id = x.id WHERE x.rtype = ",
+            );
+            qb.push_bind(rtype)
+                .push(" AND x.param = ")
+                .push_bind(param)
+                .push(" AND x.target_type = ")
+                .push_bind(target_type)
+                .push(" AND x.target_id = ANY(")
+                .push_bind(targets)
+                .push(") AND NOT r.deleted");
+            sql::push_access(&mut qb, access);
+            qb.push(" ORDER BY r.id LIMIT ").push_bind(limit as i64);
+            qb.build().fetch_all(self.pool(shard)).await
+        });
+        let mut out = Vec::new();
+        for rows in join_all(futures).await {
+            for r in rows? {
+                out.push((
+                    r.try_get("rtype")?,
+                    r.try_get("id")?,
+                    sql::stored_from_row(&r)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of a patient's compartment (`Patient/$everything`): every current resource
+    /// whose patient is `patient` (the Patient included), of `types` if given, changed since
+    /// `since` if given, visible under `access`; in (type, id) order after `after`.
+    pub async fn compartment(
+        &self,
+        patient: &str,
+        types: Option<&[String]>,
+        since: Option<DateTime<Utc>>,
+        after: Option<(&str, &str)>,
+        count: usize,
+        access: &Access,
+    ) -> Result<(Vec<(String, String, Stored)>, bool), StoreError> {
+        let futures = (0..self.n_shards()).map(|shard| async move {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "SELECT r.rtype, r.id, r.version, r.updated_at, r.body FROM resources r \
+                 WHERE r.patient = ",
+            );
+            qb.push_bind(patient).push(" AND NOT r.deleted");
+            if let Some(types) = types {
+                qb.push(" AND r.rtype = ANY(")
+                    .push_bind(types.to_vec())
+                    .push(")");
+            }
+            if let Some(since) = since {
+                qb.push(" AND r.updated_at >= ").push_bind(since);
+            }
+            if let Some((t, i)) = after {
+                qb.push(" AND (r.rtype, r.id) > (")
+                    .push_bind(t)
+                    .push(", ")
+                    .push_bind(i)
+                    .push(")");
+            }
+            sql::push_access(&mut qb, access);
+            qb.push(" ORDER BY r.rtype, r.id LIMIT ")
+                .push_bind((count + 1) as i64);
+            qb.build().fetch_all(self.pool(shard)).await
+        });
+        let mut out = Vec::new();
+        for rows in join_all(futures).await {
+            for r in rows? {
+                out.push((
+                    r.try_get::<String, _>("rtype")?,
+                    r.try_get::<String, _>("id")?,
+                    sql::stored_from_row(&r)?,
+                ));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let more = out.len() > count;
+        out.truncate(count);
+        Ok((out, more))
+    }
+
     /// Searches every shard and merges the pages by id.
     pub async fn search(&self, query: &Query) -> Result<Page, StoreError> {
         let limit = query.count;

@@ -386,6 +386,27 @@ async fn specialist_sees_the_referred_episode_only(env: &Env) -> Result<()> {
     );
     let (ids, _) = search_ids(&s, &spec, "Condition").await?;
     ensure!(ids == set(&w, &["c1"]), "{ids:?}");
+    // Includes read through the same access: the Patient's other episodes stay hidden.
+    let (code, b) = s
+        .send_as(
+            &spec,
+            Method::GET,
+            &format!(
+                "Patient?_id={}&_revinclude=Observation:subject&_revinclude=Encounter:subject",
+                w.id("A")
+            ),
+            None,
+        )
+        .await?;
+    ensure!(code == 200, "{code}");
+    let included: BTreeSet<String> = b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == "include")
+        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+        .collect();
+    ensure!(included == set(&w, &["o1", "e1"]), "{included:?}");
     // A finding in the referred episode may be recorded; one outside it may not.
     let within = json!({"resourceType": "Observation", "status": "final", "code": {"text": "finding"},
         "subject": {"reference": format!("Patient/{}", w.id("A"))},

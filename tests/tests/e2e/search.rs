@@ -9,7 +9,8 @@ use crate::Env;
 crate::tests![
     search_parameters,
     every_advertised_parameter_answers,
-    hierarchy_search_across_shards
+    hierarchy_search_across_shards,
+    includes_elements_summary_and_strict
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -275,5 +276,144 @@ async fn hierarchy_search_across_shards(env: &Env) -> Result<()> {
         )
         .await?;
     ensure!(status == 400, "unloaded system: {status}");
+    s.stop().await
+}
+
+/// Entries of a searchset by mode: (type/id) of matches and of includes.
+fn by_mode(bundle: &Value, mode: &str) -> Vec<String> {
+    let mut v: Vec<String> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap_or(""),
+                e["resource"]["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+async fn includes_elements_summary_and_strict(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let org = s
+        .create(&json!({"resourceType": "Organization", "name": "Clinic"}))
+        .await?;
+    let org_id = org["id"].as_str().unwrap_or_default().to_owned();
+    let dr = s
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Doc"}]}))
+        .await?;
+    let dr_id = dr["id"].as_str().unwrap_or_default().to_owned();
+    let pat = s
+        .create(
+            &json!({"resourceType": "Patient", "name": [{"family": "Incl"}],
+            "generalPractitioner": [{"reference": format!("Practitioner/{dr_id}")}],
+            "managingOrganization": {"reference": format!("Organization/{org_id}")}}),
+        )
+        .await?;
+    let pid = pat["id"].as_str().unwrap_or_default().to_owned();
+    let mut obs = Vec::new();
+    for code in ["a", "b", "c"] {
+        let o = s
+            .create(&json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "urn:x", "code": code}]},
+                "subject": {"reference": format!("Patient/{pid}")}}))
+            .await?;
+        obs.push(format!(
+            "Observation/{}",
+            o["id"].as_str().unwrap_or_default()
+        ));
+    }
+    obs.sort();
+    let patient = format!("Patient/{pid}");
+    // _include follows the matches' references, once each.
+    let b = s.get_ok("Observation?_include=Observation:subject").await?;
+    ensure!(
+        by_mode(&b, "match") == obs && by_mode(&b, "include") == [patient.clone()],
+        "{b}"
+    );
+    let b = s.get_ok("Observation?_include=Observation:patient").await?;
+    ensure!(
+        by_mode(&b, "include") == [patient.clone()],
+        "patient reads subject's index: {b}"
+    );
+    // _revinclude from the Patient; :iterate goes on to the GP.
+    let b = s
+        .get_ok(&format!(
+            "Patient?_id={pid}&_revinclude=Observation:subject"
+        ))
+        .await?;
+    ensure!(
+        by_mode(&b, "match") == [patient.clone()] && by_mode(&b, "include") == obs,
+        "{b}"
+    );
+    let b = s
+        .get_ok("Observation?code=a&_include=Observation:subject&_include:iterate=Patient:general-practitioner")
+        .await?;
+    ensure!(
+        by_mode(&b, "include") == [patient.clone(), format!("Practitioner/{dr_id}")],
+        "{b}"
+    );
+    // `*` follows every reference parameter the table knows.
+    let b = s.get_ok(&format!("Patient?_id={pid}&_include=*")).await?;
+    ensure!(
+        by_mode(&b, "include") == [format!("Practitioner/{dr_id}")],
+        "{b}"
+    );
+    // _elements keeps what is asked (and marks it), _summary=count only counts.
+    let b = s.get_ok("Observation?_elements=status&_count=1").await?;
+    let r = &b["entry"][0]["resource"];
+    ensure!(
+        r["status"] == "final" && r.get("code").is_none() && r.get("subject").is_none(),
+        "{r}"
+    );
+    ensure!(
+        r["meta"]["tag"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["code"] == "SUBSETTED"),
+        "{r}"
+    );
+    let b = s.get_ok("Observation?_summary=count").await?;
+    ensure!(b["total"] == 3 && b.get("entry").is_none(), "{b}");
+    // Unknown parameters: ignored and reported by default, refused under strict handling.
+    let b = s.get_ok("Observation?bogus=1").await?;
+    ensure!(by_mode(&b, "match").len() == 3, "lenient: {b}");
+    ensure!(
+        b["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["search"]["mode"] == "outcome")
+    );
+    let (status, outcome) = s
+        .send_with(
+            reqwest::Method::GET,
+            "Observation?bogus=1",
+            None,
+            &[("prefer", "handling=strict")],
+        )
+        .await?;
+    ensure!(
+        status == 400 && outcome["issue"][0]["expression"][0] == "bogus",
+        "{status} {outcome}"
+    );
+    let (status, _) = s
+        .send_with(
+            reqwest::Method::GET,
+            "Observation?_include=Observation:nope",
+            None,
+            &[("prefer", "handling=strict")],
+        )
+        .await?;
+    ensure!(
+        status == 400,
+        "unknown include parameter under strict: {status}"
+    );
     s.stop().await
 }

@@ -1,0 +1,289 @@
+//! Search result parameters: `_include` / `_revinclude` (with `:iterate` and `*`),
+//! `_summary=count`, `_elements`, and strict handling (`Prefer: handling=strict`).
+//!
+//! Included resources are read through the same access as the matches, so an include never
+//! shows what the caller may not see; their number is capped (`Limits::max_count`), with a
+//! warning when the cap cuts them.
+
+use std::collections::HashSet;
+
+use axum::http::HeaderMap;
+use mappings::search::{ReferenceParam, reference_param, reference_params};
+use mappings::types::is_resource_type;
+use mappings::{Issue, IssueCode};
+use serde_json::{Value, json};
+use store::Stored;
+
+use crate::AppState;
+use crate::outcome::ApiError;
+
+/// How many rounds `:iterate` follows.
+const MAX_ITERATIONS: usize = 3;
+
+/// One `_include` or `_revinclude` value.
+#[derive(Debug, Clone)]
+pub(crate) struct IncludeSpec {
+    /// The type whose parameter is followed.
+    source: String,
+    /// The parameter; `None` for every reference parameter (`*`, `_include` only).
+    param: Option<String>,
+    /// Only targets of this type.
+    target: Option<String>,
+    /// Followed again from what was included (`:iterate`).
+    iterate: bool,
+}
+
+/// The result parameters of a search, taken out of its query.
+#[derive(Debug, Default)]
+pub(crate) struct ResultParams {
+    /// `_summary=count`: the total only.
+    pub summary_count: bool,
+    /// `_elements`: the top-level elements to keep.
+    pub elements: Option<Vec<String>>,
+    includes: Vec<IncludeSpec>,
+    revincludes: Vec<IncludeSpec>,
+    /// The result parameters as given, for the Bundle's links.
+    pub kept: Vec<(String, String)>,
+    /// What was not understood (lenient: reported; strict: refused).
+    pub ignored: Vec<Issue>,
+}
+
+/// Whether the client asked for strict handling of unknown parameters.
+pub(crate) fn strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim() == "handling=strict"))
+}
+
+fn parse_include(name: &str, value: &str, iterate: bool) -> Result<IncludeSpec, Issue> {
+    let bad = |text: String| Issue::error(IssueCode::NotSupported, name.to_owned(), text);
+    if value == "*" {
+        if name != "_include" {
+            return Err(bad("_revinclude=* is not supported".into()));
+        }
+        return Ok(IncludeSpec {
+            source: "*".into(),
+            param: None,
+            target: None,
+            iterate,
+        });
+    }
+    let parts: Vec<&str> = value.split(':').collect();
+    let (source, param, target) = match parts.as_slice() {
+        [s, p] => (*s, *p, None),
+        [s, p, t] => (*s, *p, Some(*t)),
+        _ => {
+            return Err(bad(format!(
+                "{value:?} is not [type]:[parameter](:[target])"
+            )));
+        }
+    };
+    if !is_resource_type(source) || target.is_some_and(|t| !is_resource_type(t)) {
+        return Err(bad(format!("{value:?} names an unknown resource type")));
+    }
+    let param = if param == "*" {
+        None
+    } else {
+        reference_param(source, param).ok_or_else(|| {
+            bad(format!(
+                "{source} has no reference parameter {param:?} here"
+            ))
+        })?;
+        Some(param.to_owned())
+    };
+    Ok(IncludeSpec {
+        source: source.to_owned(),
+        param,
+        target: target.map(str::to_owned),
+        iterate,
+    })
+}
+
+/// Takes the result parameters out of `pairs`; returns the rest (the query) and them.
+pub(crate) fn split(
+    pairs: &[(String, String)],
+) -> Result<(Vec<(String, String)>, ResultParams), ApiError> {
+    let mut query = Vec::new();
+    let mut r = ResultParams::default();
+    for (k, v) in pairs {
+        let (name, modifier) = k.split_once(':').unwrap_or((k.as_str(), ""));
+        match name {
+            "_summary" => {
+                r.kept.push((k.clone(), v.clone()));
+                match v.as_str() {
+                    "count" => r.summary_count = true,
+                    "false" => {}
+                    other => r.ignored.push(Issue::error(
+                        IssueCode::NotSupported,
+                        "_summary",
+                        format!("_summary={other} is not supported (count and false are)"),
+                    )),
+                }
+            }
+            "_elements" => {
+                r.kept.push((k.clone(), v.clone()));
+                let list: Vec<String> = v
+                    .split(',')
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                if list
+                    .iter()
+                    .any(|e| !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                {
+                    return Err(ApiError::bad(
+                        "_elements",
+                        "_elements lists top-level element names, comma-separated",
+                    ));
+                }
+                r.elements = Some(list);
+            }
+            "_include" | "_revinclude" => {
+                r.kept.push((k.clone(), v.clone()));
+                let iterate = matches!(modifier, "iterate" | "recurse");
+                match parse_include(name, v, iterate) {
+                    Ok(spec) if name == "_include" => r.includes.push(spec),
+                    Ok(spec) => r.revincludes.push(spec),
+                    Err(issue) => r.ignored.push(issue),
+                }
+            }
+            _ => query.push((k.clone(), v.clone())),
+        }
+    }
+    Ok((query, r))
+}
+
+/// A resource with its type and id.
+pub(crate) type Keyed = (String, String, Stored);
+
+fn params_for(spec: &IncludeSpec, rtype: &str) -> Vec<ReferenceParam> {
+    match &spec.param {
+        None => reference_params(rtype),
+        Some(p) => reference_param(rtype, p).into_iter().collect(),
+    }
+}
+
+/// The resources the includes of `params` reach from `matches`, read with `access`.
+pub(crate) async fn included(
+    state: &AppState,
+    access: &model::query::Access,
+    matches: &[Keyed],
+    params: &ResultParams,
+) -> Result<(Vec<Keyed>, Vec<Issue>), ApiError> {
+    let cap = state.config.limits.max_count;
+    let mut seen: HashSet<(String, String)> = matches
+        .iter()
+        .map(|(t, i, _)| (t.clone(), i.clone()))
+        .collect();
+    let mut out: Vec<Keyed> = Vec::new();
+    let mut frontier: Vec<(String, String)> = seen.iter().cloned().collect();
+    let mut warnings = Vec::new();
+    for round in 0..=MAX_ITERATIONS {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut found: Vec<Keyed> = Vec::new();
+        let mut types: Vec<&str> = frontier.iter().map(|(t, _)| t.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        for spec in params.includes.iter().filter(|s| round == 0 || s.iterate) {
+            for rtype in types
+                .iter()
+                .filter(|t| spec.source == "*" || spec.source == **t)
+            {
+                let ids: Vec<String> = frontier
+                    .iter()
+                    .filter(|(t, _)| t == rtype)
+                    .map(|(_, i)| i.clone())
+                    .collect();
+                for p in params_for(spec, rtype) {
+                    let target = spec.target.as_deref().or(p.target);
+                    let refs = state
+                        .store
+                        .references_from(rtype, &ids, p.stored, target)
+                        .await?;
+                    let new: Vec<(String, String)> =
+                        refs.into_iter().filter(|k| !seen.contains(k)).collect();
+                    found.extend(state.store.read_many(&new, access).await?);
+                }
+            }
+        }
+        for spec in params
+            .revincludes
+            .iter()
+            .filter(|s| round == 0 || s.iterate)
+        {
+            for p in params_for(spec, &spec.source) {
+                for rtype in types.iter().filter(|t| {
+                    spec.target
+                        .as_deref()
+                        .or(p.target)
+                        .is_none_or(|want| want == **t)
+                }) {
+                    let ids: Vec<String> = frontier
+                        .iter()
+                        .filter(|(t, _)| t == rtype)
+                        .map(|(_, i)| i.clone())
+                        .collect();
+                    found.extend(
+                        state
+                            .store
+                            .referrers(&spec.source, p.stored, rtype, &ids, access, cap + 1)
+                            .await?,
+                    );
+                }
+            }
+        }
+        frontier.clear();
+        for item in found {
+            let key = (item.0.clone(), item.1.clone());
+            if seen.insert(key.clone()) {
+                if out.len() >= cap {
+                    warnings.push(Issue {
+                        severity: mappings::Severity::Warning,
+                        code: IssueCode::NotSupported,
+                        expression: "_include".into(),
+                        diagnostics: format!(
+                            "more than {cap} included resources; the rest are left out"
+                        ),
+                    });
+                    return Ok((out, warnings));
+                }
+                frontier.push(key);
+                out.push(item);
+            }
+        }
+        if !params
+            .includes
+            .iter()
+            .chain(&params.revincludes)
+            .any(|s| s.iterate)
+        {
+            break;
+        }
+    }
+    Ok((out, warnings))
+}
+
+/// Keeps `elements` (and `resourceType`, `id`, `meta`) of a resource, marked SUBSETTED.
+pub(crate) fn subset(resource: &mut Value, elements: &[String]) {
+    let Some(o) = resource.as_object_mut() else {
+        return;
+    };
+    o.retain(|k, _| {
+        matches!(k.as_str(), "resourceType" | "id" | "meta") || elements.iter().any(|e| e == k)
+    });
+    let meta = o.entry("meta").or_insert_with(|| json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        let tags = m.entry("tag").or_insert_with(|| json!([]));
+        if let Some(t) = tags.as_array_mut() {
+            t.push(json!({
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                "code": "SUBSETTED",
+                "display": "subsetted"
+            }));
+        }
+    }
+}
