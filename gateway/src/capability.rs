@@ -27,7 +27,7 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 ];
 
 /// The interactions served at the base.
-pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch"];
+pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
 /// The server's CapabilityStatement.
 pub fn capability_statement(base: &str) -> Value {
@@ -53,11 +53,17 @@ pub fn capability_statement(base: &str) -> Value {
                 "conditionalRead": "full-support",
                 "searchParam": params
             });
-            let operations: Vec<Value> = OPERATIONS
+            let mut operations: Vec<Value> = OPERATIONS
                 .iter()
                 .filter(|(t, _, _)| t == rtype)
                 .map(|(t, name, _)| json!({ "name": name, "definition": definition(t, name) }))
                 .collect();
+            if *rtype == "Patient" {
+                operations.push(json!({
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+                }));
+            }
             if !operations.is_empty() {
                 resource["operation"] = Value::Array(operations);
             }

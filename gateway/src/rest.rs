@@ -291,6 +291,12 @@ async fn handle(
         return crate::audit_events::handle(state, &principal, method, rest, &pairs, ctx).await;
     }
     match (method.clone(), rest) {
+        (Method::GET, [id, "$everything"]) if rtype == "Patient" => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+            everything(state, id, &pairs, ctx).await
+        }
         // Terminology operations, answered from the loaded tables (terminology_ops).
         (_, [.., op]) if rest.len() <= 2 && terminology_ops::is_operation(op) => {
             ctx.audit.interaction = "operation".into();
@@ -1336,4 +1342,172 @@ async fn history(
         .collect();
     let body = bundle::history(&ctx.base, &self_path, count, &kept, &page);
     Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// `Patient/[id]/$everything`: the patient's compartment (the Patient first, then by type
+/// and id), paged with `_count` and a `(type/id)` cursor, filtered by `_since` and `_type`,
+/// with the resources outside the compartment that a page refers to (practitioners,
+/// organizations …) as `include` entries. Everything passes the caller's access.
+async fn everything(
+    state: &AppState,
+    id: &str,
+    pairs: &[(String, String)],
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let mut count = state.config.limits.default_count;
+    let mut since = None;
+    let mut types: Option<Vec<String>> = None;
+    let mut after: Option<(String, String)> = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "_count" => {
+                count = v
+                    .parse::<usize>()
+                    .map_err(|_| ApiError::bad("_count", format!("{v:?} is not a whole number")))?
+                    .clamp(1, state.config.limits.max_count)
+            }
+            "_since" => {
+                let (low, _) = mappings::dates::parse_range(v).ok_or_else(|| {
+                    ApiError::bad("_since", format!("{v:?} is not a FHIR instant"))
+                })?;
+                since = chrono::DateTime::from_timestamp_micros(low);
+            }
+            "_type" => {
+                let list: Vec<String> = v.split(',').map(|t| t.trim().to_owned()).collect();
+                if let Some(bad) = list.iter().find(|t| !is_resource_type(t)) {
+                    return Err(ApiError::bad(
+                        "_type",
+                        format!("{bad:?} is not a resource type"),
+                    ));
+                }
+                types = Some(list);
+            }
+            "_cursor" => {
+                let (t, i) = v
+                    .split_once('/')
+                    .filter(|(t, i)| is_resource_type(t) && is_valid_id(i))
+                    .ok_or_else(|| ApiError::bad("_cursor", "invalid paging cursor"))?;
+                after = Some((t.to_owned(), i.to_owned()));
+            }
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(ApiError::bad(
+                    other,
+                    "$everything takes _since, _type and _count",
+                ));
+            }
+        }
+    }
+    let visible = state.store.read("Patient", id, &ctx.access).await?;
+    if visible.as_ref().is_none_or(|s| s.entity.is_none()) {
+        return Err(ApiError::NotFound(format!("Patient/{id} is not known")));
+    }
+    ctx.audit.patients = vec![id.to_owned()];
+    let (mut items, more) = state
+        .store
+        .compartment(
+            id,
+            types.as_deref(),
+            since,
+            after.as_ref().map(|(t, i)| (t.as_str(), i.as_str())),
+            count,
+            &ctx.access,
+        )
+        .await?;
+    let next = if more {
+        items.last().map(|(t, i, _)| format!("{t}/{i}"))
+    } else {
+        None
+    };
+    // The Patient leads the first page.
+    if let Some(patient) = visible
+        && after.is_none()
+        && types.as_ref().is_none_or(|t| t.iter().any(|t| t == "Patient"))
+        && since.is_none_or(|s| patient.updated_at >= s)
+    {
+        items.insert(0, ("Patient".to_owned(), id.to_owned(), patient));
+    }
+    let rendered: Vec<Value> = items.iter().filter_map(|(_, _, s)| render(s)).collect();
+    // What the page refers to outside the compartment.
+    let mut refs = std::collections::BTreeSet::new();
+    for r in &rendered {
+        collect_references(r, &mut refs);
+    }
+    let have: std::collections::HashSet<(String, String)> = items
+        .iter()
+        .map(|(t, i, _)| (t.clone(), i.clone()))
+        .collect();
+    let wanted: Vec<(String, String)> = refs.into_iter().filter(|k| !have.contains(k)).collect();
+    let referenced = state.store.read_many(&wanted, &ctx.access).await?;
+    let entry = |resource: Value, mode: &str| {
+        let url = format!(
+            "{}/{}/{}",
+            ctx.base,
+            resource["resourceType"].as_str().unwrap_or_default(),
+            resource["id"].as_str().unwrap_or_default()
+        );
+        json!({ "fullUrl": url, "resource": resource, "search": { "mode": mode } })
+    };
+    let mut entries: Vec<Value> = rendered.into_iter().map(|r| entry(r, "match")).collect();
+    // Only what lies outside the compartment: the compartment's own are pages' matches.
+    entries.extend(
+        referenced
+            .iter()
+            .filter(|(_, _, s)| {
+                s.entity
+                    .as_ref()
+                    .is_some_and(|e| e.patient.as_deref() != Some(id))
+            })
+            .filter_map(|(_, _, s)| render(s))
+            .map(|r| entry(r, "include")),
+    );
+    let mut params: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != "_cursor" && k != "_count")
+        .cloned()
+        .collect();
+    params.push(("_count".into(), count.to_string()));
+    let encode = |extra: Option<&str>| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(c) = extra {
+            s.append_pair("_cursor", c);
+        }
+        s.finish()
+    };
+    let path = format!("{}/Patient/{id}/$everything", ctx.base);
+    let mut links = vec![json!({"relation": "self", "url": format!("{path}?{}", encode(None))})];
+    if let Some(c) = &next {
+        links.push(json!({"relation": "next", "url": format!("{path}?{}", encode(Some(c)))}));
+    }
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": entries,
+    });
+    Ok(json_response(StatusCode::OK, bundle.to_string()))
+}
+
+/// Every relative reference (`Type/id`) in a resource.
+fn collect_references(value: &Value, out: &mut std::collections::BTreeSet<(String, String)>) {
+    match value {
+        Value::Object(o) => {
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("reference", Value::String(r)) => {
+                        if let Some((t, i)) = r.split_once('/')
+                            && is_resource_type(t)
+                            && is_valid_id(i)
+                        {
+                            out.insert((t.to_owned(), i.to_owned()));
+                        }
+                    }
+                    _ => collect_references(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_references(v, out)),
+        _ => {}
+    }
 }

@@ -603,7 +603,7 @@ impl Store {
     }
 
     /// One page of a patient's compartment (`Patient/$everything`): every current resource
-    /// whose patient is `patient` (the Patient included), of `types` if given, changed since
+    /// whose patient is `patient` (the Patient resource itself aside), of `types` if given, changed since
     /// `since` if given, visible under `access`; in (type, id) order after `after`.
     pub async fn compartment(
         &self,
@@ -619,7 +619,10 @@ impl Store {
                 "SELECT r.rtype, r.id, r.version, r.updated_at, r.body FROM resources r \
                  WHERE r.patient = ",
             );
-            qb.push_bind(patient).push(" AND NOT r.deleted");
+            qb.push_bind(patient)
+                .push(" AND NOT r.deleted AND NOT (r.rtype = 'Patient' AND r.id = ")
+                .push_bind(patient)
+                .push(")");
             if let Some(types) = types {
                 qb.push(" AND r.rtype = ANY(")
                     .push_bind(types.to_vec())

@@ -17,7 +17,8 @@ crate::tests![
     patient_context_stays_in_its_compartment,
     roles_without_clinical_access_get_403,
     break_glass_opens_is_flagged_and_expires,
-    request_ids_and_forwarded_clients
+    request_ids_and_forwarded_clients,
+    everything_pages_and_keeps_to_access
 ];
 
 /// Ids of the scenario's resources by name.
@@ -637,6 +638,85 @@ async fn request_ids_and_forwarded_clients(env: &Env) -> Result<()> {
         r.is_some_and(|r| r.record.client_ip.as_deref() == Some("127.0.0.1")),
         "{:?}",
         r.map(|r| &r.record.client_ip)
+    );
+    s.stop().await
+}
+
+/// The match and include ids of every page of a `$everything`.
+async fn everything_pages(
+    s: &TestServer,
+    token: &str,
+    path: &str,
+) -> Result<(Vec<String>, BTreeSet<String>)> {
+    let mut matches = Vec::new();
+    let mut includes = BTreeSet::new();
+    let (code, mut page) = s.send_as(token, Method::GET, path, None).await?;
+    ensure!(code == 200, "{path}: {code} {page}");
+    for _ in 0..20 {
+        for e in page["entry"].as_array().into_iter().flatten() {
+            let id = e["resource"]["id"].as_str().unwrap_or_default().to_owned();
+            if e["search"]["mode"] == "match" {
+                matches.push(id);
+            } else {
+                includes.insert(id);
+            }
+        }
+        let Some(next) = tests::next_link(&page) else {
+            break;
+        };
+        let (code, p) = s.send_as(token, Method::GET, &next, None).await?;
+        ensure!(code == 200, "{next}: {code}");
+        page = p;
+    }
+    Ok((matches, includes))
+}
+
+async fn everything_pages_and_keeps_to_access(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let w = world(&s).await?;
+    let system = s.system_token();
+    let path = format!("Patient/{}/$everything", w.id("A"));
+    let (matches, includes) = everything_pages(&s, &system, &format!("{path}?_count=3")).await?;
+    ensure!(
+        matches.first().map(String::as_str) == Some(w.id("A")),
+        "the Patient leads: {matches:?}"
+    );
+    let all: BTreeSet<String> = matches.iter().cloned().collect();
+    ensure!(all.len() == matches.len(), "no entry twice: {matches:?}");
+    ensure!(
+        all == set(&w, &["A", "e1", "e2", "o1", "o2", "c1", "c2", "referral"]),
+        "{all:?}"
+    );
+    ensure!(
+        includes == set(&w, &["gp1", "spec"]),
+        "referenced practitioners: {includes:?}"
+    );
+    let (obs, _) = everything_pages(&s, &system, &format!("{path}?_type=Observation")).await?;
+    ensure!(
+        obs.iter().cloned().collect::<BTreeSet<_>>() == set(&w, &["o1", "o2"]),
+        "{obs:?}"
+    );
+    let (none, _) = everything_pages(&s, &system, &format!("{path}?_since=2999-01-01")).await?;
+    ensure!(none.is_empty(), "{none:?}");
+    let spec = s.token_for("specialist", "user/*.rs", Some(w.id("spec")), None, 600);
+    let (seen, _) = everything_pages(&s, &spec, &path).await?;
+    let seen: BTreeSet<String> = seen.into_iter().collect();
+    ensure!(
+        seen == set(&w, &["A", "e1", "o1", "c1", "referral"]),
+        "specialist: {seen:?}"
+    );
+    let gp2 = s.token_for("gp", "user/*.rs", Some(w.id("gp2")), None, 600);
+    ensure!(status(&s, &gp2, Method::GET, &path, None).await? == 404);
+    ensure!(
+        status(
+            &s,
+            &system,
+            Method::GET,
+            &format!("{path}?_type=Nope"),
+            None
+        )
+        .await?
+            == 400
     );
     s.stop().await
 }
