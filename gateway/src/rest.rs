@@ -1422,7 +1422,9 @@ async fn everything(
     // The Patient leads the first page.
     if let Some(patient) = visible
         && after.is_none()
-        && types.as_ref().is_none_or(|t| t.iter().any(|t| t == "Patient"))
+        && types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|t| t == "Patient"))
         && since.is_none_or(|s| patient.updated_at >= s)
     {
         items.insert(0, ("Patient".to_owned(), id.to_owned(), patient));

@@ -1200,8 +1200,59 @@ async fn main() -> Result<()> {
                 .await;
         }
     }
-    notes
-        .push("Not measured yet (the server does not serve it yet): `Patient/$everything`.".into());
+    // `$everything` of patients with 100 resources each (1 Patient + 99 Observations, made by
+    // transactions), and the history of those patients' resources.
+    let mut everything: Vec<String> = Vec::new();
+    let mut patient_histories: Vec<String> = Vec::new();
+    for n in 0..8 {
+        let bundle = patient_bundle(&mut rng, 5_000_000 + n, 99);
+        let response: Value = bench
+            .http
+            .post(format!("{}/", bench.gw.base))
+            .bearer_auth(&bench.gw.token)
+            .header("content-type", "application/fhir+json")
+            .body(bundle.to_string())
+            .send()
+            .await?
+            .json()
+            .await?;
+        let location = |i: usize| {
+            response["entry"][i]["response"]["location"]
+                .as_str()
+                .and_then(|l| l.split('/').nth(1))
+                .map(str::to_owned)
+        };
+        let patient = location(0).context("the $everything setup transaction failed")?;
+        everything.push(format!("Patient/{patient}/$everything?_count=100"));
+        for i in 1..=5 {
+            if let Some(obs) = location(i) {
+                patient_histories.push(format!("Observation/{obs}/_history"));
+            }
+        }
+        patient_histories.push(format!("Patient/{patient}/_history"));
+    }
+    let everything = Arc::new(everything);
+    let patient_histories = Arc::new(patient_histories);
+    for &c in &concurrencies {
+        bench
+            .read_phase(
+                "Patient/$everything (100 resources)",
+                c,
+                everything.clone(),
+                None,
+            )
+            .await;
+    }
+    for &c in &concurrencies {
+        bench
+            .read_phase(
+                "history of a patient's resources",
+                c,
+                patient_histories.clone(),
+                None,
+            )
+            .await;
+    }
 
     if bench.opts.scale_to > 0 {
         let loaded_before = database_bytes(&bench.baseline.pools).await?;
