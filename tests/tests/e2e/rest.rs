@@ -12,7 +12,8 @@ crate::tests![
     concurrent_if_match_one_wins,
     update_as_create_and_metadata,
     conditional_create_makes_one_resource,
-    system_history_since_and_at
+    system_history_since_and_at,
+    json_patch_updates_the_version_it_read
 ];
 
 async fn server(env: &Env) -> Result<TestServer> {
@@ -370,5 +371,90 @@ async fn system_history_since_and_at(env: &Env) -> Result<()> {
     let narrow = s.token("system", "system/Patient.rs", 600);
     let (status, _) = s.send_as(&narrow, Method::GET, "_history", None).await?;
     ensure!(status == 403, "{status}");
+    s.stop().await
+}
+
+async fn json_patch_updates_the_version_it_read(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let p = s
+        .create(&json!({"resourceType": "Patient", "active": true, "name": [{"family": "Patch"}]}))
+        .await?;
+    let id = p["id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("Patient/{id}");
+    let send = |body: serde_json::Value, extra: Vec<(&'static str, &'static str)>| {
+        let mut req = s
+            .req(Method::PATCH, &path)
+            .header("content-type", "application/json-patch+json")
+            .body(body.to_string());
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        async move {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+            Ok::<_, anyhow::Error>((status, body))
+        }
+    };
+    let (status, patched) = send(
+        json!([{"op": "replace", "path": "/active", "value": false},
+               {"op": "add", "path": "/name/0/given", "value": ["Ann"]}]),
+        vec![],
+    )
+    .await?;
+    ensure!(status == 200, "{status} {patched}");
+    ensure!(
+        patched["active"] == false && patched["name"][0]["given"][0] == "Ann",
+        "{patched}"
+    );
+    ensure!(patched["meta"]["versionId"] == "2", "{patched}");
+    ensure!(s.get_ok(&path).await? == patched);
+    let (status, _) = send(
+        json!([{"op": "replace", "path": "/active", "value": true}]),
+        vec![("if-match", "W/\"1\"")],
+    )
+    .await?;
+    ensure!(status == 412, "stale If-Match: {status}");
+    let (status, _) = send(
+        json!([{"op": "test", "path": "/active", "value": true}]),
+        vec![],
+    )
+    .await?;
+    ensure!(status == 422, "failed test op: {status}");
+    let (status, _) = send(
+        json!([{"op": "replace", "path": "/id", "value": "other"}]),
+        vec![],
+    )
+    .await?;
+    ensure!(status == 422, "id change: {status}");
+    let (status, _) = send(
+        json!([{"op": "add", "path": "/identifier", "value": []}]),
+        vec![],
+    )
+    .await?;
+    ensure!(
+        status == 400 || status == 422,
+        "a patch that breaks the resource: {status}"
+    );
+    let (status, _) = send(json!({"not": "a patch"}), vec![]).await?;
+    ensure!(status == 400, "not a patch: {status}");
+    let resp = s
+        .req(Method::PATCH, &path)
+        .header("content-type", "application/fhir+json")
+        .body("[]")
+        .send()
+        .await?;
+    ensure!(resp.status() == 415, "{}", resp.status());
+    let resp = s
+        .req(Method::PATCH, "Patient/nobody-here")
+        .header("content-type", "application/json-patch+json")
+        .body("[]")
+        .send()
+        .await?;
+    ensure!(resp.status() == 404, "{}", resp.status());
+    ensure!(
+        s.get_ok(&path).await?["meta"]["versionId"] == "2",
+        "failed patches wrote nothing"
+    );
     s.stop().await
 }
