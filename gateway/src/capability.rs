@@ -19,6 +19,7 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",
@@ -69,6 +70,20 @@ pub fn capability_statement(base: &str) -> Value {
             }
             if *rtype == "CodeSystem" {
                 resource["documentation"] = json!(BUILTIN_CODE_SYSTEMS);
+            }
+            if *rtype == "AuditEvent" {
+                // The audit log itself: read by auditors, written by no one.
+                resource = json!({
+                    "type": "AuditEvent",
+                    "interaction": [{"code": "read"}, {"code": "search-type"}],
+                    "searchParam": [
+                        {"name": "patient", "type": "reference"},
+                        {"name": "agent", "type": "reference"},
+                        {"name": "date", "type": "date"},
+                        {"name": "action", "type": "token"}
+                    ],
+                    "documentation": "The server's audit log (IHE BALP shape), for the auditor role only; never written through the API."
+                });
             }
             resource
         })

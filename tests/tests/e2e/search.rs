@@ -10,7 +10,8 @@ crate::tests![
     search_parameters,
     every_advertised_parameter_answers,
     hierarchy_search_across_shards,
-    includes_elements_summary_and_strict
+    includes_elements_summary_and_strict,
+    every_advertised_interaction_answers
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -188,20 +189,36 @@ async fn every_advertised_parameter_answers(env: &Env) -> Result<()> {
                 Some("reference") => "Patient/x",
                 _ => "x",
             };
-            if !matches!(
-                rtype,
-                "Patient"
-                    | "Observation"
-                    | "Condition"
-                    | "Encounter"
-                    | "Practitioner"
-                    | "Organization"
-                    | "Basic"
-            ) {
+            let q = format!("{rtype}?{name}={value}");
+            if rtype == "AuditEvent" {
+                let value = match name {
+                    "action" => "R",
+                    "date" => "ge2000-01-01",
+                    _ => "x",
+                };
+                let auditor = s.token("auditor", "user/AuditEvent.rs", 600);
+                let (status, b) = s
+                    .send_as(
+                        &auditor,
+                        reqwest::Method::GET,
+                        &format!("AuditEvent?{name}={value}"),
+                        None,
+                    )
+                    .await?;
+                ensure!(status == 200, "AuditEvent?{name}: {status} {b}");
+                n += 1;
                 continue;
             }
-            let q = format!("{rtype}?{name}={value}");
-            let b = s.get_ok(&format!("{q}&_count=1")).await?;
+            // Strict handling: a listed parameter the server does not honour is a 400.
+            let (status, b) = s
+                .send_with(
+                    reqwest::Method::GET,
+                    &format!("{q}&_count=1"),
+                    None,
+                    &[("prefer", "handling=strict")],
+                )
+                .await?;
+            ensure!(status == 200, "{q}: {status} {b}");
             let ignored = b["entry"]
                 .as_array()
                 .into_iter()
@@ -415,5 +432,110 @@ async fn includes_elements_summary_and_strict(env: &Env) -> Result<()> {
         status == 400,
         "unknown include parameter under strict: {status}"
     );
+    s.stop().await
+}
+
+/// Every interaction the CapabilityStatement lists (for Patient, and at the system level)
+/// answers with success; the ones it does not list are refused.
+async fn every_advertised_interaction_answers(env: &Env) -> Result<()> {
+    use reqwest::Method;
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let cap = s.get_ok("metadata").await?;
+    let rest = &cap["rest"][0];
+    let patient = rest["resource"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == "Patient")
+        .cloned()
+        .unwrap_or_default();
+    let listed = |v: &Value| -> Vec<String> {
+        v["interaction"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["code"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let created = s
+        .create(&json!({"resourceType": "Patient", "active": true}))
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let mut updated = created.clone();
+    updated["active"] = json!(false);
+    for code in listed(&patient) {
+        let (status, body) = match code.as_str() {
+            "read" => s.send(Method::GET, &format!("Patient/{id}"), None).await?,
+            "vread" => {
+                s.send(Method::GET, &format!("Patient/{id}/_history/1"), None)
+                    .await?
+            }
+            "update" => {
+                s.send(Method::PUT, &format!("Patient/{id}"), Some(&updated))
+                    .await?
+            }
+            "patch" => {
+                let resp = s
+                    .req(Method::PATCH, &format!("Patient/{id}"))
+                    .header("content-type", "application/json-patch+json")
+                    .body(r#"[{"op": "add", "path": "/gender", "value": "female"}]"#)
+                    .send()
+                    .await?;
+                (resp.status().as_u16(), Value::Null)
+            }
+            "history-instance" => {
+                s.send(Method::GET, &format!("Patient/{id}/_history"), None)
+                    .await?
+            }
+            "history-type" => s.send(Method::GET, "Patient/_history", None).await?,
+            "create" => {
+                s.send(
+                    Method::POST,
+                    "Patient",
+                    Some(&json!({"resourceType": "Patient"})),
+                )
+                .await?
+            }
+            "search-type" => s.send(Method::GET, "Patient", None).await?,
+            "delete" => continue,
+            other => anyhow::bail!(
+                "the CapabilityStatement lists {other:?}, which this test does not know"
+            ),
+        };
+        ensure!((200..300).contains(&status), "{code}: {status} {body}");
+    }
+    ensure!(listed(&patient).contains(&"delete".to_owned()));
+    let (status, _) = s
+        .send(Method::DELETE, &format!("Patient/{id}"), None)
+        .await?;
+    ensure!(status == 204, "delete: {status}");
+    for code in listed(rest) {
+        let (status, body) = match code.as_str() {
+            "transaction" => {
+                s.send(
+                    Method::POST,
+                    "",
+                    Some(&json!({"resourceType": "Bundle", "type": "transaction"})),
+                )
+                .await?
+            }
+            "batch" => {
+                s.send(
+                    Method::POST,
+                    "",
+                    Some(&json!({"resourceType": "Bundle", "type": "batch"})),
+                )
+                .await?
+            }
+            "history-system" => s.send(Method::GET, "_history", None).await?,
+            other => anyhow::bail!(
+                "the CapabilityStatement lists {other:?}, which this test does not know"
+            ),
+        };
+        ensure!(status == 200, "{code}: {status} {body}");
+    }
+    // Not listed, not served.
+    let (status, _) = s.send(Method::GET, "", None).await?;
+    ensure!(status == 404, "search-system is not listed: {status}");
     s.stop().await
 }
