@@ -8,6 +8,7 @@ mod audit_events;
 pub mod auth;
 mod bundle;
 pub mod capability;
+mod chains;
 pub mod checkpoint;
 pub mod outcome;
 mod rest;

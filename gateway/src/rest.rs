@@ -1224,7 +1224,17 @@ async fn search_bundle(
         max_count: state.config.limits.max_count,
     };
     let (query_pairs, results) = crate::results::split(pairs)?;
-    let mut parsed = parse_query(rtype, &query_pairs, &limits).map_err(ApiError::Malformed)?;
+    // Chains and _has become plain parameters (ids they name), or match nothing at all.
+    let resolved = crate::chains::resolve(state, rtype, &query_pairs, &ctx.access).await?;
+    let matches_nothing = resolved.is_none();
+    let effective = resolved.unwrap_or_else(|| {
+        query_pairs
+            .iter()
+            .filter(|(k, _)| !k.contains('.') && !k.starts_with("_has:"))
+            .cloned()
+            .collect()
+    });
+    let mut parsed = parse_query(rtype, &effective, &limits).map_err(ApiError::Malformed)?;
     let mut ignored = parsed.ignored.clone();
     ignored.extend(results.ignored.iter().cloned());
     // Unknown or unsupported parameters: refused under strict handling, else reported.
@@ -1237,7 +1247,15 @@ async fn search_bundle(
         parsed.query.total = true;
         parsed.query.count = 0;
     }
-    let page = state.store.search(&parsed.query).await?;
+    let page = if matches_nothing {
+        store::Page {
+            items: Vec::new(),
+            next: None,
+            total: parsed.query.total.then_some(0),
+        }
+    } else {
+        state.store.search(&parsed.query).await?
+    };
     let matches: Vec<crate::results::Keyed> = page
         .items
         .iter()

@@ -11,7 +11,8 @@ crate::tests![
     every_advertised_parameter_answers,
     hierarchy_search_across_shards,
     includes_elements_summary_and_strict,
-    every_advertised_interaction_answers
+    every_advertised_interaction_answers,
+    chains_and_has
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -537,5 +538,95 @@ async fn every_advertised_interaction_answers(env: &Env) -> Result<()> {
     // Not listed, not served.
     let (status, _) = s.send(Method::GET, "", None).await?;
     ensure!(status == 404, "search-system is not listed: {status}");
+    s.stop().await
+}
+
+async fn chains_and_has(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+    let doc = id(&s
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Doc"}]}))
+        .await?);
+    let other = id(&s
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Other"}]}))
+        .await?);
+    let ann = id(&s
+        .create(
+            &json!({"resourceType": "Patient", "name": [{"given": ["Ann"], "family": "A"}],
+            "generalPractitioner": [{"reference": format!("Practitioner/{doc}")}]}),
+        )
+        .await?);
+    let bob = id(&s
+        .create(
+            &json!({"resourceType": "Patient", "name": [{"given": ["Bob"], "family": "B"}],
+            "generalPractitioner": [{"reference": format!("Practitioner/{other}")}]}),
+        )
+        .await?);
+    let obs = |p: &str, code: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "urn:x", "code": code}]},
+            "subject": {"reference": format!("Patient/{p}")}})
+    };
+    let o_ann = id(&s.create(&obs(&ann, "a")).await?);
+    s.create(&obs(&bob, "b")).await?;
+    check(&s, "Observation?subject:Patient.name=Ann", &[&o_ann]).await?;
+    check(&s, "Observation?patient.name=Ann", &[&o_ann]).await?;
+    check(
+        &s,
+        "Observation?patient.general-practitioner:Practitioner.name=Doc",
+        &[&o_ann],
+    )
+    .await?;
+    check(&s, "Observation?patient.name=Nobody", &[]).await?;
+    check(&s, "Patient?_has:Observation:patient:code=a", &[&ann]).await?;
+    check(
+        &s,
+        "Patient?_has:Observation:subject:code=a,b",
+        &[&ann, &bob],
+    )
+    .await?;
+    check(
+        &s,
+        "Practitioner?_has:Patient:general-practitioner:_has:Observation:patient:code=a",
+        &[&doc],
+    )
+    .await?;
+    let b = s
+        .get_ok("Patient?_has:Observation:patient:code=zzz&_total=accurate")
+        .await?;
+    ensure!(b["total"] == 0 && b.get("entry").is_none(), "{b}");
+    let (status, _) = s
+        .send(reqwest::Method::GET, "Observation?subject.name=Ann", None)
+        .await?;
+    ensure!(
+        status == 400,
+        "a chain through a many-typed reference needs a type: {status}"
+    );
+    let (status, _) = s
+        .send(
+            reqwest::Method::GET,
+            "Patient?_has:Observation:nope:code=a",
+            None,
+        )
+        .await?;
+    ensure!(status == 400, "{status}");
+    // Chains read under the caller's access: Bob's GP cannot find Ann through Observations.
+    let gp = s.token_for("gp", "user/*.rs", Some(&other), None, 600);
+    let (status, b) = s
+        .send_as(
+            &gp,
+            reqwest::Method::GET,
+            "Patient?_has:Observation:patient:code=a,b",
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "{status}");
+    let found: Vec<&str> = b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .collect();
+    ensure!(found == [bob.as_str()], "{found:?}");
     s.stop().await
 }
