@@ -170,8 +170,15 @@ pub(crate) async fn apply_all(
     if rows.is_empty() {
         return Ok(vec![None; ops.len()]);
     }
-    let updated_at: DateTime<Utc> = sql::put_versions(conn, &rows).await?;
-    sql::replace_indexes(conn, &rows).await?;
+    let updated_at: DateTime<Utc> = if let [row] = rows.as_slice() {
+        let t = sql::put_one(conn, row).await?;
+        sql::replace_one_index(conn, row).await?;
+        t
+    } else {
+        let t = sql::put_versions(conn, &rows).await?;
+        sql::replace_indexes(conn, &rows).await?;
+        t
+    };
     if let Some(row) = written_invisible(conn, &rows, access).await? {
         let index = plan
             .iter()
@@ -213,19 +220,29 @@ async fn lock_current(
     ops: &[(Op<'_>, u32)],
     access: &Access,
 ) -> Result<HashMap<(String, String), Current>, StoreError> {
-    let (rtypes, ids): (Vec<&str>, Vec<&str>) = ops.iter().map(|(op, _)| op.key()).unzip();
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT r.rtype, r.id, r.version, r.deleted, r.patient, (TRUE",
     );
     sql::push_access(&mut qb, access);
-    qb.push(") AS visible FROM resources r JOIN unnest(")
-        .push_bind(rtypes)
-        .push("::text[], ")
-        .push_bind(ids)
-        .push(
-            "::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id \
-         ORDER BY r.rtype, r.id FOR UPDATE OF r",
-        );
+    if let [(op, _)] = ops {
+        // One resource: a plain primary-key lookup (see `sql::put_one`).
+        let (rtype, id) = op.key();
+        qb.push(") AS visible FROM resources r WHERE r.rtype = ")
+            .push_bind(rtype)
+            .push(" AND r.id = ")
+            .push_bind(id)
+            .push(" FOR UPDATE OF r");
+    } else {
+        let (rtypes, ids): (Vec<&str>, Vec<&str>) = ops.iter().map(|(op, _)| op.key()).unzip();
+        qb.push(") AS visible FROM resources r JOIN unnest(")
+            .push_bind(rtypes)
+            .push("::text[], ")
+            .push_bind(ids)
+            .push(
+                "::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id \
+                 ORDER BY r.rtype, r.id FOR UPDATE OF r",
+            );
+    }
     let rows = qb.build().fetch_all(&mut *conn).await?;
     let mut found = HashMap::with_capacity(rows.len());
     for row in rows {

@@ -218,7 +218,7 @@ async fn bad_input_gets_the_right_status_and_an_outcome(env: &Env) -> Result<()>
     .await?;
     expect(
         &s,
-        s.req(Method::PATCH, "Patient/nope"),
+        s.req(Method::TRACE, "Patient/nope"),
         405,
         "unsupported method",
     )
