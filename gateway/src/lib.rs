@@ -87,6 +87,9 @@ pub struct AppState {
     pub config: Arc<GatewayConfig>,
     /// Loaded code systems.
     pub terminology: Arc<terminology::Terminology>,
+    /// FHIR requests answered (batch and transaction entries run as requests count too):
+    /// each left exactly one audit record.
+    pub answered: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The router: FHIR under `/fhir`, operational endpoints at the root.

@@ -192,6 +192,9 @@ pub(crate) fn run_request<'a>(
                 .into_response();
             }
         }
+        state
+            .answered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         response
     })
 }

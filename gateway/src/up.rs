@@ -277,6 +277,7 @@ async fn serve_on(
             break_glass_window: options.break_glass_window,
         }),
         terminology: Arc::new(terminology),
+        answered: Default::default(),
     };
     println!(
         "fhirgate serving http://{local}/fhir ({} shards × {} standby, data in {})",

@@ -811,6 +811,19 @@ impl Store {
         Ok(Ok(total))
     }
 
+    /// How many records the audit chains hold, on every shard.
+    pub async fn audit_count(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for shard in 0..self.n_shards() {
+            let n: i64 =
+                sqlx::query_scalar("SELECT coalesce(sum(seq), 0)::bigint FROM audit_heads")
+                    .fetch_one(self.pool(shard))
+                    .await?;
+            total += n as u64;
+        }
+        Ok(total)
+    }
+
     /// The head of every audit chain of every shard (what a checkpoint records).
     pub async fn audit_heads(&self) -> Result<Vec<audit::ChainHead>, StoreError> {
         let mut heads = Vec::new();

@@ -85,6 +85,7 @@ pub struct TestServer {
     /// HTTP client.
     pub http: reqwest::Client,
     auth: AuthConfig,
+    answered: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -140,7 +141,9 @@ impl TestServer {
             store: store.clone(),
             config: Arc::new(config),
             terminology: Arc::new(terminology),
+            answered: Default::default(),
         };
+        let answered = state.answered.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -155,6 +158,7 @@ impl TestServer {
                 .timeout(Duration::from_secs(60))
                 .build()?,
             auth,
+            answered,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -319,13 +323,19 @@ impl TestServer {
         bail!("more than {max_pages} pages")
     }
 
-    /// Stops the gateway.
+    /// Stops the gateway, and checks that every request it answered left exactly one audit
+    /// record (the chains hold as many records as requests were answered).
     pub async fn stop(mut self) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(30), task).await???;
+        }
+        let answered = self.answered.load(Ordering::SeqCst);
+        let recorded = self.store.audit_count().await?;
+        if answered != recorded {
+            bail!("{answered} requests answered, {recorded} audit records written");
         }
         self.store.close().await;
         Ok(())

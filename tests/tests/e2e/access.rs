@@ -490,7 +490,7 @@ async fn roles_without_clinical_access_get_403(env: &Env) -> Result<()> {
 }
 
 async fn break_glass_opens_is_flagged_and_expires(env: &Env) -> Result<()> {
-    let window = std::time::Duration::from_secs(3);
+    let window = std::time::Duration::from_secs(5);
     let s = TestServer::start_configured(
         &env.cluster,
         gateway::GatewayConfig {
