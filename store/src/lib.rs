@@ -519,11 +519,7 @@ impl Store {
         let mut out = Vec::new();
         for rows in join_all(futures).await {
             for r in rows? {
-                out.push((
-                    r.try_get("rtype")?,
-                    r.try_get("id")?,
-                    sql::stored_from_row(&r)?,
-                ));
+                out.push(sql::keyed_from_row(&r)?);
             }
         }
         Ok(out)
@@ -592,11 +588,7 @@ impl Store {
         let mut out = Vec::new();
         for rows in join_all(futures).await {
             for r in rows? {
-                out.push((
-                    r.try_get("rtype")?,
-                    r.try_get("id")?,
-                    sql::stored_from_row(&r)?,
-                ));
+                out.push(sql::keyed_from_row(&r)?);
             }
         }
         Ok(out)
@@ -646,11 +638,7 @@ impl Store {
         let mut out = Vec::new();
         for rows in join_all(futures).await {
             for r in rows? {
-                out.push((
-                    r.try_get::<String, _>("rtype")?,
-                    r.try_get::<String, _>("id")?,
-                    sql::stored_from_row(&r)?,
-                ));
+                out.push(sql::keyed_from_row(&r)?);
             }
         }
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -899,15 +887,7 @@ impl Store {
             .fetch_all(self.pool(shard))
             .await?;
             for row in rows {
-                let record: Vec<u8> = row.try_get("record")?;
-                out.push(audit::StoredAudit {
-                    shard,
-                    chain: row.try_get("chain")?,
-                    seq: row.try_get("seq")?,
-                    at: row.try_get("at")?,
-                    record: serde_json::from_slice(&record)
-                        .map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?,
-                });
+                out.push(audit::stored_from_row(shard, &row)?);
             }
         }
         Ok(out)
@@ -955,15 +935,7 @@ impl Store {
             .fetch_all(self.pool(shard))
             .await?;
             for row in rows {
-                let record: Vec<u8> = row.try_get("record")?;
-                out.push(audit::StoredAudit {
-                    shard,
-                    chain: row.try_get("chain")?,
-                    seq: row.try_get("seq")?,
-                    at: row.try_get("at")?,
-                    record: serde_json::from_slice(&record)
-                        .map_err(|e| StoreError::Corrupt(format!("audit record: {e}")))?,
-                });
+                out.push(audit::stored_from_row(shard, &row)?);
             }
         }
         out.sort_by_key(|r| r.at);

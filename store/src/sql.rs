@@ -290,6 +290,15 @@ pub(crate) fn stored_from_row(row: &PgRow) -> Result<Stored, StoreError> {
     })
 }
 
+/// A stored version with its type and id, from a row that also has `rtype` and `id`.
+pub(crate) fn keyed_from_row(row: &PgRow) -> Result<(String, String, Stored), StoreError> {
+    Ok((
+        row.try_get("rtype")?,
+        row.try_get("id")?,
+        stored_from_row(row)?,
+    ))
+}
+
 /// Pushes `resource range [lo, hi]` compared with the searched range `[low, high]`.
 fn push_range(
     qb: &mut QueryBuilder<Postgres>,

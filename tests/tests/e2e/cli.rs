@@ -513,7 +513,8 @@ async fn tamper_scenario(data: &Path) -> Result<()> {
         let (ok, token) = fhirgate(&["token", "--role", "system", "--scope", "system/*.cruds"], data)?;
         ensure!(ok, "token: {token}");
         let http = reqwest::Client::new();
-        for n in 0..24 {
+        // 96 records over 32 chains: some chain surely holds three.
+        for n in 0..96 {
             let resp = http
                 .post(format!("{}/Patient", up.base))
                 .bearer_auth(&token)
