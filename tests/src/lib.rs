@@ -200,15 +200,19 @@ impl TestServer {
             .unwrap_or_default()
     }
 
-    /// A request to `path` (relative to the FHIR base, or absolute) with the system token.
-    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let url = if path.starts_with("http") {
+    /// `path` relative to the FHIR base, or an absolute URL as it is.
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
             path.to_owned()
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
-        };
+        }
+    }
+
+    /// A request to `path` (relative to the FHIR base, or absolute) with the system token.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, url)
+            .request(method, self.url(path))
             .bearer_auth(self.system_token())
     }
 
@@ -220,26 +224,8 @@ impl TestServer {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value)> {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}/{}", self.base, path.trim_start_matches('/'))
-        };
-        let mut req = self.http.request(method, url).bearer_auth(token);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/fhir+json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).with_context(|| format!("response is not JSON: {text}"))?
-        };
-        Ok((status, json))
+        let req = self.http.request(method, self.url(path)).bearer_auth(token);
+        TestServer::exchange(req, body).await
     }
 
     /// Sends a request with a JSON body and returns status and parsed body.
@@ -264,6 +250,14 @@ impl TestServer {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        TestServer::exchange(req, body).await
+    }
+
+    /// Sends `req` with `body` as FHIR JSON (if any); returns the status and parsed body.
+    async fn exchange(
+        mut req: reqwest::RequestBuilder,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/fhir+json")
