@@ -44,6 +44,9 @@ pub struct Limits {
     pub max_count: usize,
     /// Most entries in a batch or transaction Bundle (400 above).
     pub max_bundle_entries: usize,
+    /// How long a read (GET/HEAD) that found a shard unavailable is retried, transparently,
+    /// while the shard's primary is found again (a failover); 503 after that.
+    pub read_retry: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
             default_count: 20,
             max_count: 1000,
             max_bundle_entries: 10_000,
+            read_retry: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -97,6 +101,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
+        .route("/metrics", get(rest::metrics))
         .route("/fhir", any(rest::dispatch))
         .route("/fhir/", any(rest::dispatch))
         .route("/fhir/{*rest}", any(rest::dispatch))

@@ -62,6 +62,14 @@ fn cli() -> Command {
                         .value_parser(value_parser!(usize)),
                 )
                 .arg(
+                    Arg::new("ha")
+                        .long("ha")
+                        .action(ArgAction::SetTrue)
+                        .help(
+                            "run every shard under pg_auto_failover: a lost primary is replaced by its standby automatically",
+                        ),
+                )
+                .arg(
                     Arg::new("async-replication")
                         .long("async-replication")
                         .action(ArgAction::SetTrue)
@@ -223,6 +231,30 @@ fn cli() -> Command {
                         .default_value(limits.max_bundle_entries.to_string())
                         .value_parser(value_parser!(usize))
                         .help("most entries in a batch or transaction Bundle"),
+                )
+                .arg(
+                    Arg::new("read-retry-ms")
+                        .long("read-retry-ms")
+                        .env("FHIRGATE_READ_RETRY_MS")
+                        .default_value(limits.read_retry.as_millis().to_string())
+                        .value_parser(value_parser!(u64))
+                        .help("how long a read is retried while a shard's primary is found again"),
+                ),
+        )
+        .subcommand(
+            Command::new("shards")
+                .about("the shards of the data folder's cluster")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("status")
+                        .about("each shard's nodes: role, WAL position, replication lag, failovers")
+                        .arg(data())
+                        .arg(
+                            Arg::new("json")
+                                .long("json")
+                                .action(ArgAction::SetTrue)
+                                .help("print JSON"),
+                        ),
                 ),
         )
         .subcommand(
@@ -351,6 +383,7 @@ fn run() -> Result<ExitCode> {
                     synchronous: !m.get_flag("async-replication"),
                     ..ClusterSpec::default()
                 },
+                ha: m.get_flag("ha"),
                 terminology: m.get_one::<PathBuf>("terminology").cloned(),
                 terminology_policy: TerminologyPolicy {
                     // A later --code-check for the same system wins.
@@ -370,6 +403,7 @@ fn run() -> Result<ExitCode> {
                     default_count: get(m, "default-count")?,
                     max_count: get(m, "max-count")?,
                     max_bundle_entries: get(m, "max-bundle-entries")?,
+                    read_retry: std::time::Duration::from_millis(get(m, "read-retry-ms")?),
                 },
                 auth: production_auth(m)?,
                 checkpoint_dir: m.get_one::<PathBuf>("audit-checkpoint-dir").cloned(),
@@ -401,6 +435,45 @@ fn run() -> Result<ExitCode> {
             runtime.block_on(up::run(options))?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(("shards", m)) => match m.subcommand() {
+            Some(("status", m)) => {
+                let data: PathBuf = get(m, "data")?;
+                let shards = runtime.block_on(up::shards_status(&data))?;
+                if m.get_flag("json") {
+                    println!("{}", serde_json::to_string_pretty(&shards)?);
+                } else {
+                    for s in &shards {
+                        println!(
+                            "shard {}: primary {} ({} failover(s) seen)",
+                            s.shard,
+                            s.primary.as_deref().unwrap_or("NONE"),
+                            s.failovers
+                        );
+                        for n in &s.nodes {
+                            let role = serde_json::to_value(n.role)?;
+                            let detail = match (&n.error, n.lag_bytes) {
+                                (Some(e), _) => format!("error: {e}"),
+                                (None, Some(lag)) => format!("lag {lag} bytes"),
+                                (None, None) => String::new(),
+                            };
+                            println!(
+                                "  {:<22} {:<8} {}",
+                                n.address,
+                                role.as_str().unwrap_or("?"),
+                                detail
+                            );
+                        }
+                    }
+                }
+                let healthy = shards.iter().all(|s| s.primary.is_some());
+                Ok(if healthy {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+            _ => bail!("unknown shards command"),
+        },
         Some(("token", m)) => {
             let data: PathBuf = get(m, "data")?;
             let auth = up::dev_auth(&data, false).context(

@@ -262,9 +262,17 @@ impl From<store::StoreError> for ApiError {
             e if e.is_contention() => {
                 ApiError::Conflict("a concurrent write to the same resource won; retry".into())
             }
-            e if e.is_unavailable() => {
-                ApiError::Unavailable("the store is unavailable; retry".into())
-            }
+            e if e.is_commit_unknown() => ApiError::Unavailable(
+                "the write was sent to the store but its outcome is unknown (the shard's primary \
+                 was lost during the commit): it may or may not have been saved; retry with the \
+                 same X-Request-Id (or If-None-Exist / If-Match), which does not write it twice"
+                    .into(),
+            ),
+            e if e.is_unavailable() => ApiError::Unavailable(
+                "the store is unavailable (a shard's primary is not reachable); nothing was \
+                 written; retry"
+                    .into(),
+            ),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -280,6 +288,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/fhir+json; charset=utf-8"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -29,6 +29,10 @@ use crate::terminology_ops;
 use crate::validate::check_codes;
 
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+/// Pause between two attempts of a read that found a shard unavailable.
+const READ_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+/// Most attempts of such a read (the time window bounds it first).
+const READ_RETRY_MAX: usize = 300;
 
 /// Per-request facts the audit record and the handlers share.
 pub(crate) struct Ctx {
@@ -75,6 +79,19 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             system
         })
         .collect();
+    let without_primary = state.store.shards_without_primary();
+    if !without_primary.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "status": "unavailable",
+                "error": "a shard has no writable primary",
+                "shardsWithoutPrimary": without_primary,
+            })
+            .to_string(),
+        )
+            .into_response();
+    }
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
@@ -93,6 +110,87 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text exposition (format 0.0.4) of the shards' topology and the requests
+/// answered. Written out here: a handful of gauges does not need a metrics registry.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    use std::fmt::Write as _;
+    let topology = state.store.topology();
+    let mut out = String::new();
+    // One metric: its HELP and TYPE lines, then `name{labels} value` per sample.
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let shard = |s: &store::nodes::ShardStatus| format!("{{shard=\"{}\"}}", s.shard);
+    metric(
+        "fhirgate_shard_has_primary",
+        "gauge",
+        "Whether the shard has a known writable node.",
+        topology
+            .iter()
+            .map(|s| (shard(s), u8::from(s.primary.is_some()).to_string()))
+            .collect(),
+    );
+    metric(
+        "fhirgate_shard_failovers_total",
+        "counter",
+        "Times the shard's writable node changed.",
+        topology
+            .iter()
+            .map(|s| (shard(s), s.failovers.to_string()))
+            .collect(),
+    );
+    let nodes = || {
+        topology
+            .iter()
+            .flat_map(|s| s.nodes.iter().map(move |n| (s.shard, n)))
+    };
+    metric(
+        "fhirgate_node_role",
+        "gauge",
+        "The role a node was last seen in (1 for that role).",
+        nodes()
+            .map(|(shard, n)| {
+                let role = serde_json::to_value(n.role)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let labels = format!(
+                    "{{shard=\"{shard}\",node=\"{}\",role=\"{role}\"}}",
+                    n.address
+                );
+                (labels, "1".to_owned())
+            })
+            .collect(),
+    );
+    metric(
+        "fhirgate_node_replication_lag_bytes",
+        "gauge",
+        "WAL a standby has yet to replay.",
+        nodes()
+            .filter_map(|(shard, n)| {
+                let labels = format!("{{shard=\"{shard}\",node=\"{}\"}}", n.address);
+                n.lag_bytes.map(|lag| (labels, lag.to_string()))
+            })
+            .collect(),
+    );
+    metric(
+        "fhirgate_requests_answered_total",
+        "counter",
+        "FHIR requests answered (each audited).",
+        vec![(
+            String::new(),
+            state
+                .answered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        )],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
 pub(crate) async fn not_found() -> Response {
     ApiError::NotFound("no such endpoint; the FHIR base is /fhir".into()).into_response()
 }
@@ -103,16 +201,27 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    run_request(
-        &state,
-        peer.ip(),
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        body,
-        false,
-    )
-    .await
+    // A task of its own: a client that hangs up must never cancel a write half-way (a COMMIT
+    // cut off by a dropped future would leave its outcome unknown for no reason).
+    let task = tokio::spawn(async move {
+        run_request(
+            &state,
+            peer.ip(),
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            body,
+            false,
+        )
+        .await
+    });
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            ApiError::Internal(format!("request task failed: {e}")).into_response()
+        }
+    }
 }
 
 /// Runs one request, top-level or an entry of a batch or transaction (`nested`), and writes
@@ -167,7 +276,21 @@ pub(crate) fn run_request<'a>(
                 shared_types: Vec::new(),
             },
         };
-        let result = handle(state, method, uri, headers, body, &mut ctx).await;
+        // While a shard's primary is being found again (a failover), what is safe to repeat
+        // is retried within the configured window: reads, and the audit append below.
+        let deadline = std::time::Instant::now() + state.config.limits.read_retry;
+        let mut result = handle(state, method, uri, headers, body, &mut ctx).await;
+        if matches!(*method, Method::GET | Method::HEAD) {
+            for _ in 0..READ_RETRY_MAX {
+                let unavailable =
+                    matches!(&result, Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE);
+                if !unavailable || std::time::Instant::now() + READ_RETRY_PAUSE > deadline {
+                    break;
+                }
+                tokio::time::sleep(READ_RETRY_PAUSE).await;
+                result = handle(state, method, uri, headers, Body::empty(), &mut ctx).await;
+            }
+        }
         let response = match result {
             Ok(response) => response,
             Err(err) => {
@@ -184,7 +307,18 @@ pub(crate) fn run_request<'a>(
         if !ctx.recorded {
             ctx.audit.outcome = response.status().as_u16();
             let near = ctx.near.as_ref().map(|(t, i)| (t.as_str(), i.as_str()));
-            if let Err(err) = state.store.append_audit(near, &ctx.audit).await {
+            let mut appended = state.store.append_audit(near, &ctx.audit).await;
+            for _ in 0..READ_RETRY_MAX {
+                match &appended {
+                    Err(e)
+                        if e.is_unavailable()
+                            && std::time::Instant::now() + READ_RETRY_PAUSE <= deadline => {}
+                    _ => break,
+                }
+                tokio::time::sleep(READ_RETRY_PAUSE).await;
+                appended = state.store.append_audit(near, &ctx.audit).await;
+            }
+            if let Err(err) = appended {
                 tracing::error!(error = %err, "audit record could not be written; refusing the request");
                 return ApiError::Unavailable(
                     "the audit log cannot be written; request refused".into(),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use store::cluster::autofailover::AutoFailoverCluster;
 use store::cluster::{ClusterSpec, LocalCluster};
 use store::{ShardConfig, StoreConfig};
 
@@ -68,6 +69,8 @@ pub struct UpOptions {
     pub listen: SocketAddr,
     /// The cluster's shape.
     pub spec: ClusterSpec,
+    /// Run every shard under pg_auto_failover (automatic failover).
+    pub ha: bool,
     /// Terminology tables to load.
     pub terminology: Option<PathBuf>,
     /// Request limits.
@@ -98,8 +101,11 @@ pub struct RunFile {
     pub pid: u32,
     /// Where it serves.
     pub listen: String,
-    /// The gateway role's URL of each shard's primary.
+    /// The gateway role's URL of each shard's first node (its primary at start).
     pub shard_urls: Vec<String>,
+    /// The gateway role's URLs of every node of each shard.
+    #[serde(default)]
+    pub shard_nodes: Vec<Vec<String>>,
 }
 
 fn run_file_path(data: &Path) -> PathBuf {
@@ -115,6 +121,71 @@ pub fn running(data: &Path) -> Option<RunFile> {
         .then_some(run)
 }
 
+/// The local cluster `up` runs: plain streaming replication (the default), or every shard
+/// under pg_auto_failover (`--ha`), which promotes a secondary when a primary dies.
+#[derive(Debug)]
+pub enum Cluster {
+    /// Primaries and standbys started by fhirgate's own launcher; nobody promotes.
+    Plain(LocalCluster),
+    /// A pg_auto_failover monitor and a formation per shard.
+    AutoFailover(AutoFailoverCluster),
+}
+
+impl Cluster {
+    /// The store configuration of database `db`: every node of every shard (the gateway
+    /// finds each shard's primary itself).
+    pub fn store_config(&self, db: &str) -> StoreConfig {
+        match self {
+            Cluster::Plain(c) => store_config(c, db),
+            Cluster::AutoFailover(c) => StoreConfig {
+                shards: c
+                    .shards()
+                    .iter()
+                    .map(|s| ShardConfig {
+                        nodes: s.nodes.iter().map(|n| c.app_url(n, db)).collect(),
+                    })
+                    .collect(),
+                ..store_config_defaults()
+            },
+        }
+    }
+
+    /// Applies the schema migrations to database `db` on every shard's primary.
+    pub async fn migrate(&self, db: &str) -> Result<(), UpError> {
+        match self {
+            Cluster::Plain(c) => migrate(c, db).await,
+            Cluster::AutoFailover(c) => {
+                let mut urls = Vec::new();
+                for shard in 0..c.shards().len() {
+                    let primary = tokio::task::block_in_place(|| c.primary_of(shard))?;
+                    urls.push(c.superuser_url(&primary, db));
+                }
+                store::migrate(&urls).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The number of shards.
+    pub fn n_shards(&self) -> usize {
+        match self {
+            Cluster::Plain(c) => c.shards().len(),
+            Cluster::AutoFailover(c) => c.shards().len(),
+        }
+    }
+}
+
+fn store_config_defaults() -> StoreConfig {
+    StoreConfig {
+        shards: Vec::new(),
+        n_buckets: store::placement::DEFAULT_BUCKETS,
+        max_connections: 32,
+        acquire_timeout: Duration::from_secs(10),
+        crash_at: None,
+        discovery: store::nodes::Discovery::default(),
+    }
+}
+
 /// The store configuration of a local cluster's database `db`.
 pub fn store_config(cluster: &LocalCluster, db: &str) -> StoreConfig {
     StoreConfig {
@@ -122,14 +193,13 @@ pub fn store_config(cluster: &LocalCluster, db: &str) -> StoreConfig {
             .shards()
             .iter()
             .map(|s| ShardConfig {
-                primary_url: cluster.app_url(&s.primary, db),
-                standby_urls: s.standbys.iter().map(|n| cluster.app_url(n, db)).collect(),
+                nodes: std::iter::once(&s.primary)
+                    .chain(&s.standbys)
+                    .map(|n| cluster.app_url(n, db))
+                    .collect(),
             })
             .collect(),
-        n_buckets: store::placement::DEFAULT_BUCKETS,
-        max_connections: 32,
-        acquire_timeout: Duration::from_secs(10),
-        crash_at: None,
+        ..store_config_defaults()
     }
 }
 
@@ -153,22 +223,34 @@ pub fn dev_auth(data: &Path, create: bool) -> Result<AuthConfig, UpError> {
     Ok(AuthConfig::dev(DEV_ISSUER, DEV_AUDIENCE, key))
 }
 
-/// Starts the local cluster under `data` (blocking work runs off the async threads).
-pub async fn start_cluster(data: &Path, spec: &ClusterSpec) -> Result<LocalCluster, UpError> {
+/// Starts the local cluster under `data` (blocking work runs off the async threads):
+/// under pg_auto_failover if `ha`, or if the folder already holds such a cluster.
+pub async fn start_cluster(data: &Path, spec: &ClusterSpec, ha: bool) -> Result<Cluster, UpError> {
     let data = data.to_owned();
     let spec = *spec;
-    tokio::task::spawn_blocking(move || LocalCluster::start(&data, &spec))
-        .await
-        .map_err(|e| UpError::Io {
-            what: "starting the cluster".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(UpError::from)
+    let ha = ha || data.join("autofailover.json").exists();
+    tokio::task::spawn_blocking(move || {
+        if ha {
+            AutoFailoverCluster::start(&data, &spec).map(Cluster::AutoFailover)
+        } else {
+            LocalCluster::start(&data, &spec).map(Cluster::Plain)
+        }
+    })
+    .await
+    .map_err(|e| UpError::Io {
+        what: "starting the cluster".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+    .map_err(UpError::from)
 }
 
 /// Stops a local cluster (blocking work runs off the async threads).
-pub async fn stop_cluster(mut cluster: LocalCluster) {
-    let stopped = tokio::task::spawn_blocking(move || cluster.stop()).await;
+pub async fn stop_cluster(cluster: Cluster) {
+    let stopped = tokio::task::spawn_blocking(move || match cluster {
+        Cluster::Plain(mut c) => c.stop(),
+        Cluster::AutoFailover(c) => c.stop(),
+    })
+    .await;
     match stopped {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "stopping the cluster failed"),
@@ -206,7 +288,7 @@ pub async fn run(options: UpOptions) -> Result<(), UpError> {
         Some(auth) => auth.clone(),
         None => dev_auth(&options.data, true)?,
     };
-    let cluster = start_cluster(&options.data, &options.spec).await?;
+    let cluster = start_cluster(&options.data, &options.spec, options.ha).await?;
     if options.auth.is_none() {
         tracing::warn!(
             "development mode: tokens are HS256 with the key in the data folder; give --jwks or --jwt-key in production"
@@ -220,12 +302,12 @@ pub async fn run(options: UpOptions) -> Result<(), UpError> {
 
 async fn serve_on(
     options: &UpOptions,
-    cluster: &LocalCluster,
+    cluster: &Cluster,
     auth: AuthConfig,
     terminology: terminology::Terminology,
 ) -> Result<(), UpError> {
-    migrate(cluster, DATABASE).await?;
-    let mut config = store_config(cluster, DATABASE);
+    cluster.migrate(DATABASE).await?;
+    let mut config = cluster.store_config(DATABASE);
     config.crash_at = options.crash_at;
     let store = store::Store::connect(&config)?;
     // Transactions a crashed gateway left prepared are settled before serving, and then
@@ -259,8 +341,9 @@ async fn serve_on(
         shard_urls: config
             .shards
             .iter()
-            .map(|s| s.primary_url.clone())
+            .filter_map(|s| s.nodes.first().cloned())
             .collect(),
+        shard_nodes: config.shards.iter().map(|s| s.nodes.clone()).collect(),
     };
     write_private(
         &run_file_path(&options.data),
@@ -280,9 +363,14 @@ async fn serve_on(
         answered: Default::default(),
     };
     println!(
-        "fhirgate serving http://{local}/fhir ({} shards × {} standby, data in {})",
-        cluster.shards().len(),
+        "fhirgate serving http://{local}/fhir ({} shards × {} standby{}, data in {})",
+        cluster.n_shards(),
         options.spec.n_standbys,
+        if matches!(cluster, Cluster::AutoFailover(_)) {
+            ", automatic failover by pg_auto_failover"
+        } else {
+            ""
+        },
         options.data.display()
     );
     crate::serve(listener, state, shutdown_signal())
@@ -349,27 +437,30 @@ async fn with_store<T>(
 ) -> Result<T, UpError> {
     if let Some(run) = running(data) {
         let store = store::Store::connect(&StoreConfig {
-            shards: run
-                .shard_urls
-                .iter()
-                .map(|u| ShardConfig {
-                    primary_url: u.clone(),
-                    standby_urls: Vec::new(),
-                })
-                .collect(),
+            shards: if run.shard_nodes.is_empty() {
+                run.shard_urls.iter().map(ShardConfig::single).collect()
+            } else {
+                run.shard_nodes
+                    .iter()
+                    .map(|nodes| ShardConfig {
+                        nodes: nodes.clone(),
+                    })
+                    .collect()
+            },
             n_buckets: store::placement::DEFAULT_BUCKETS,
             max_connections: 2,
             acquire_timeout: Duration::from_secs(10),
             crash_at: None,
+            discovery: store::nodes::Discovery::default(),
         })?;
         let result = work(&store).await;
         store.close().await;
         return result;
     }
-    let cluster = start_cluster(data, &ClusterSpec::default()).await?;
+    let cluster = start_cluster(data, &ClusterSpec::default(), false).await?;
     let result = async {
-        migrate(&cluster, DATABASE).await?;
-        let store = store::Store::connect(&store_config(&cluster, DATABASE))?;
+        cluster.migrate(DATABASE).await?;
+        let store = store::Store::connect(&cluster.store_config(DATABASE))?;
         let result = work(&store).await;
         store.close().await;
         result
@@ -393,6 +484,25 @@ pub async fn audit_verify(
             crate::checkpoint::Verdict::Broken(broken) => Err(broken),
             verdict => Ok((n, verdict)),
         })
+    })
+    .await
+}
+
+/// Every shard's nodes, their roles and lag, as a fresh probe sees them.
+pub async fn shards_status(data: &Path) -> Result<Vec<store::nodes::ShardStatus>, UpError> {
+    with_store(data, async |store| {
+        // The probe runs at connect and then every interval: wait for a full round.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline
+            && store.topology().iter().any(|s| {
+                s.nodes
+                    .iter()
+                    .any(|n| n.error.as_deref() == Some("not probed yet"))
+            })
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(store.topology())
     })
     .await
 }

@@ -177,7 +177,10 @@ pub async fn append_encoded(
     Ok(())
 }
 
-type Pending = (Vec<u8>, tokio::sync::oneshot::Sender<Result<(), String>>);
+type Pending = (
+    Vec<u8>,
+    tokio::sync::oneshot::Sender<Result<(), (bool, String)>>,
+);
 
 /// Group commit of audit records that are not part of a write (reads, searches, failures):
 /// one writer task per shard takes every record queued while its last commit was in flight
@@ -205,9 +208,12 @@ impl GroupWriter {
                     }
                 }
                 let (records, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
-                let result = commit_batch(&pool, &records)
-                    .await
-                    .map_err(|e| e.to_string());
+                // A record whose batch was lost with its shard may be appended again by the
+                // caller (at least once: an audit record is never dropped silently).
+                let result = commit_batch(&pool, &records).await.map_err(|e| {
+                    let unavailable = e.is_unavailable() || e.is_commit_unknown();
+                    (unavailable, e.to_string())
+                });
                 for w in waiters {
                     let _ = w.send(result.clone());
                 }
@@ -225,15 +231,20 @@ impl GroupWriter {
             .map_err(|_| StoreError::Audit("the audit writer has stopped".into()))?;
         wait.await
             .map_err(|_| StoreError::Audit("the audit writer has stopped".into()))?
-            .map_err(StoreError::Audit)
+            .map_err(|(unavailable, text)| {
+                if unavailable {
+                    StoreError::Unavailable(text)
+                } else {
+                    StoreError::Audit(text)
+                }
+            })
     }
 }
 
 async fn commit_batch(pool: &sqlx::PgPool, records: &[Vec<u8>]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     append_encoded(&mut tx, records).await?;
-    tx.commit().await?;
-    Ok(())
+    crate::commit(tx).await
 }
 
 /// Walks every chain of one shard; `Ok(n)` is the number of records checked.

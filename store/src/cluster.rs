@@ -46,6 +46,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod autofailover;
+
 /// Version of the `cluster.json` format written by this launcher.
 pub const FORMAT_VERSION: u32 = 1;
 /// The PostgreSQL superuser role (and, when running as root, the OS user running PostgreSQL).
@@ -210,6 +212,11 @@ impl Ctx {
         self.dir.join("secrets")
     }
 
+    /// `postgres://USER:PASSWORD@127.0.0.1:PORT/DB` for a node.
+    fn url(&self, user: &str, password: &str, node: &Node, db: &str) -> String {
+        format!("postgres://{user}:{password}@127.0.0.1:{}/{db}", node.port)
+    }
+
     fn pgpass(&self) -> PathBuf {
         self.secrets().join("pgpass")
     }
@@ -221,7 +228,13 @@ impl Ctx {
     /// A command for a PostgreSQL program, as the right OS user, with a clean libpq
     /// environment.
     fn pg_command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.bin.join(program));
+        self.tool_command(&self.bin.join(program))
+    }
+
+    /// A command for any program of the PostgreSQL OS user (e.g. `pg_autoctl`), as that
+    /// user, with a clean libpq environment.
+    fn tool_command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(&self.dir);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PG") {
@@ -657,11 +670,7 @@ impl LocalCluster {
 
     /// Creates or updates the application role on every primary.
     fn ensure_app_role(&self) -> Result<()> {
-        let sql = format!(
-            "SELECT 'CREATE ROLE {APP_ROLE}' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') \\gexec\n\
-             ALTER ROLE {APP_ROLE} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{}';\n",
-            self.ctx.app_password
-        );
+        let sql = app_role_sql(&self.ctx.app_password);
         for shard in &self.shards {
             psql_run(
                 &self.ctx,
@@ -697,31 +706,20 @@ impl LocalCluster {
     /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/DB` for a node (passwords are
     /// alphanumeric, so nothing needs encoding).
     pub fn superuser_url(&self, node: &Node, db: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{db}",
-            self.ctx.superuser_password, node.port
-        )
+        self.ctx
+            .url(SUPERUSER, &self.ctx.superuser_password, node, db)
     }
 
     /// `postgres://fhirgate_app:PASSWORD@127.0.0.1:PORT/DB` for a node.
     pub fn app_url(&self, node: &Node, db: &str) -> String {
-        format!(
-            "postgres://{APP_ROLE}:{}@127.0.0.1:{}/{db}",
-            self.ctx.app_password, node.port
-        )
+        self.ctx.url(APP_ROLE, &self.ctx.app_password, node, db)
     }
 
     /// Creates database `db` (owned by `postgres`) on every shard primary if it does not
     /// exist, and grants [`APP_ROLE`] `CONNECT` and `TEMP` on it and `USAGE` on its schema
     /// `public`. Table privileges are the schema migrations' business.
     pub fn create_database(&self, db: &str) -> Result<()> {
-        validate_db_name(db)?;
-        let sql = format!(
-            "SELECT 'CREATE DATABASE {db} OWNER {SUPERUSER}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}') \\gexec\n\
-             GRANT CONNECT, TEMP ON DATABASE {db} TO {APP_ROLE};\n\
-             \\connect {db}\n\
-             GRANT USAGE ON SCHEMA public TO {APP_ROLE};\n"
-        );
+        let sql = create_database_sql(db)?;
         for shard in &self.shards {
             psql_run(
                 &self.ctx,
@@ -752,6 +750,53 @@ impl LocalCluster {
     /// Stopping a node that does not run is not an error.
     pub fn stop_node(&self, node: &Node) -> Result<()> {
         stop_node(&self.ctx, node)
+    }
+
+    /// Kills one node as a host crash would: SIGKILL to its postmaster and every child at
+    /// once (fault-injection tests). Killing a node that does not run is not an error.
+    pub fn kill_node(&self, node: &Node) -> Result<()> {
+        let PostmasterState::Ours(pid) = postmaster_state(&node.data_dir) else {
+            return Ok(());
+        };
+        if pid == 0 {
+            return Err(ClusterError::BadState(format!(
+                "{} is starting or stopping; its postmaster.pid is unreadable",
+                node.name
+            )));
+        }
+        let mut pids = children_of(pid);
+        pids.push(pid);
+        tracing::warn!(node = %node.name, ?pids, "kill -9");
+        // All at once, like a host crash (no `unsafe` here: the workspace denies it).
+        let mut cmd = Command::new("kill");
+        cmd.arg("-KILL").args(pids.iter().map(u32::to_string));
+        let what = format!("kill -KILL of {}", node.name);
+        // Some children may have exited meanwhile: kill then exits non-zero, which is fine.
+        run_bounded(cmd, &what, None, PSQL_TIMEOUT)?;
+        // Bounded wait until the postmaster is gone (or a zombie nobody reaps).
+        for _ in 0..200 {
+            if !matches!(process_state(pid), Some(c) if c != 'Z' && c != 'X') {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(ClusterError::Timeout {
+            what: format!("waiting for the killed postmaster of {} to exit", node.name),
+        })
+    }
+
+    /// Promotes a standby to a primary (`pg_ctl promote -w`), as an HA manager or an
+    /// operator would after the primary was lost.
+    pub fn promote_node(&self, node: &Node) -> Result<()> {
+        let mut cmd = self.ctx.pg_command("pg_ctl");
+        cmd.args(["promote", "-w", "-t", &PG_CTL_WAIT_SECS.to_string(), "-D"])
+            .arg(&node.data_dir);
+        let what = format!("pg_ctl promote of {}", node.name);
+        checked(
+            run_bounded(cmd, &what, None, Duration::from_secs(PG_CTL_WAIT_SECS + 15))?,
+            &what,
+        )
+        .map(drop)
     }
 
     /// Starts one node of this cluster again, on the port it had, with its usual settings;
@@ -1065,6 +1110,26 @@ fn postmaster_state(data_dir: &Path) -> PostmasterState {
     }
 }
 
+/// The PIDs whose parent is `parent` (from `/proc/*/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
 /// The state letter of a process (`R`, `S`, `Z`, ...), `None` if it does not exist.
 fn process_state(pid: u32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -1308,6 +1373,25 @@ fn validate_spec(spec: &ClusterSpec) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// psql script: database `db` owned by `postgres`, usable by [`APP_ROLE`].
+fn create_database_sql(db: &str) -> Result<String> {
+    validate_db_name(db)?;
+    Ok(format!(
+        "SELECT 'CREATE DATABASE {db} OWNER {SUPERUSER}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}') \\gexec\n\
+         GRANT CONNECT, TEMP ON DATABASE {db} TO {APP_ROLE};\n\
+         \\connect {db}\n\
+         GRANT USAGE ON SCHEMA public TO {APP_ROLE};\n"
+    ))
+}
+
+/// psql script: the application role, created or updated, with `password`.
+fn app_role_sql(password: &str) -> String {
+    format!(
+        "SELECT 'CREATE ROLE {APP_ROLE}' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') \\gexec\n\
+         ALTER ROLE {APP_ROLE} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{password}';\n"
+    )
 }
 
 fn validate_db_name(db: &str) -> Result<()> {

@@ -12,6 +12,7 @@ mod apply;
 pub mod audit;
 pub mod cluster;
 pub mod codec;
+pub mod nodes;
 pub mod placement;
 mod sql;
 pub mod txn;
@@ -65,12 +66,20 @@ pub enum StoreError {
     /// The audit log could not be written.
     #[error("audit log write failed: {0}")]
     Audit(String),
+    /// A shard could not be reached (reported by a background writer, which cannot hand
+    /// over the original error).
+    #[error("shard unavailable: {0}")]
+    Unavailable(String),
     /// Stored data could not be decoded.
     #[error("corrupt data: {0}")]
     Corrupt(String),
     /// The configuration is unusable.
     #[error("bad store configuration: {0}")]
     Config(String),
+    /// The commit was sent but its outcome is unknown: the connection to the shard was lost
+    /// while it ran. The write may or may not be there; a retry must be idempotent.
+    #[error("the outcome of the commit is unknown: {0}")]
+    CommitUnknown(String),
     /// A change of a transaction failed; `index` is its position.
     #[error("change {index}: {error}")]
     Entry {
@@ -103,24 +112,72 @@ impl StoreError {
         }
     }
 
-    /// Whether the store could not be reached (the caller may retry later).
+    /// Whether the store could not be reached or its node stopped serving (connection lost,
+    /// node shutting down or in recovery, no connection in time): nothing was written, and
+    /// the caller may retry later, when the shard's primary is found again.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
-        )
+        match self {
+            StoreError::Database(e) => is_connection_error(e),
+            StoreError::Unavailable(_) => true,
+            StoreError::Entry { error, .. } => error.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the outcome of a write is unknown (see [`StoreError::CommitUnknown`]).
+    pub fn is_commit_unknown(&self) -> bool {
+        match self {
+            StoreError::CommitUnknown(_) => true,
+            StoreError::Entry { error, .. } => error.is_commit_unknown(),
+            _ => false,
+        }
     }
 }
 
-/// How to reach one shard.
+/// Errors that mean the node was lost or is not a writable primary, rather than that the
+/// statement failed: I/O, protocol, pool, SQLSTATE class 08 (connection exception), 57P01-03
+/// (shutdown, crash, cannot connect now) and 25006 (read-only transaction: a standby).
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
+        }),
+        _ => false,
+    }
+}
+
+/// Commits `tx`; a connection lost while the commit ran leaves its outcome unknown.
+pub(crate) async fn commit(tx: sqlx::Transaction<'_, Postgres>) -> Result<(), StoreError> {
+    tx.commit().await.map_err(|e| {
+        if is_connection_error(&e) {
+            StoreError::CommitUnknown(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    })
+}
+
+/// How to reach one shard: every node's URL, for the gateway's role. Which node is the
+/// primary is found at run time ([`nodes`]); the first is tried before the first probe.
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
-    /// Connection URL of the primary, for the gateway's role.
-    pub primary_url: String,
-    /// Connection URLs of the standbys.
-    pub standby_urls: Vec<String>,
+    /// Connection URLs of the shard's nodes (primary and standbys, in any order).
+    pub nodes: Vec<String>,
+}
+
+impl ShardConfig {
+    /// A shard of one node.
+    pub fn single(url: impl Into<String>) -> ShardConfig {
+        ShardConfig {
+            nodes: vec![url.into()],
+        }
+    }
 }
 
 /// How to reach the store.
@@ -136,10 +193,12 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
     /// Crash tests only: abort the process at this point of every two-phase commit.
     pub crash_at: Option<CrashPoint>,
+    /// How the shards' primaries are found.
+    pub discovery: nodes::Discovery,
 }
 
 struct Shard {
-    primary: PgPool,
+    router: std::sync::Arc<nodes::Router>,
     audit: audit::GroupWriter,
 }
 
@@ -246,18 +305,27 @@ impl Store {
             return Err(StoreError::Config("no shards configured".into()));
         }
         let mut shards = Vec::new();
-        for shard in &config.shards {
-            let options: PgConnectOptions = shard
-                .primary_url
-                .parse()
-                .map_err(|e| StoreError::Config(format!("bad shard URL: {e}")))?;
-            let primary = PgPoolOptions::new()
+        for (i, shard) in config.shards.iter().enumerate() {
+            if shard.nodes.is_empty() {
+                return Err(StoreError::Config(format!("shard {i} has no nodes")));
+            }
+            let nodes = shard
+                .nodes
+                .iter()
+                .map(|url| {
+                    url.parse::<PgConnectOptions>()
+                        .map(|o| o.application_name("fhirgate"))
+                        .map_err(|e| StoreError::Config(format!("bad URL of shard {i}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = PgPoolOptions::new()
                 .max_connections(config.max_connections)
-                .acquire_timeout(config.acquire_timeout)
-                .connect_lazy_with(options.application_name("fhirgate"));
+                .acquire_timeout(config.acquire_timeout);
+            let router = std::sync::Arc::new(nodes::Router::new(i, nodes, options));
+            nodes::spawn_probe(&router, config.discovery);
             shards.push(Shard {
-                audit: audit::GroupWriter::start(primary.clone()),
-                primary,
+                audit: audit::GroupWriter::start(router.pool().clone()),
+                router,
             });
         }
         Ok(Store {
@@ -280,7 +348,9 @@ impl Store {
     }
 
     fn pool(&self, shard: usize) -> &PgPool {
-        &self.inner.shards[shard.min(self.inner.shards.len() - 1)].primary
+        self.inner.shards[shard.min(self.inner.shards.len() - 1)]
+            .router
+            .pool()
     }
 
     /// Takes cluster-wide locks on `keys` (transaction-scoped advisory locks on shard 0, in
@@ -307,10 +377,26 @@ impl Store {
         Ok(LockGuard { tx })
     }
 
+    /// Every shard's nodes as last probed: roles, WAL positions, lag, failovers.
+    pub fn topology(&self) -> Vec<nodes::ShardStatus> {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.router.status())
+            .collect()
+    }
+
+    /// The shards without a known writable node.
+    pub fn shards_without_primary(&self) -> Vec<usize> {
+        (0..self.n_shards())
+            .filter(|&i| !self.inner.shards[i].router.has_primary())
+            .collect()
+    }
+
     /// Checks that every shard answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         for shard in &self.inner.shards {
-            sqlx::query("SELECT 1").execute(&shard.primary).await?;
+            sqlx::query("SELECT 1").execute(shard.router.pool()).await?;
         }
         Ok(())
     }
@@ -320,7 +406,17 @@ impl Store {
         let map = &self.inner.map;
         let bucket = match patient {
             Some(p) => map.patient_bucket(p),
-            None => map.random_bucket(),
+            // A new placement avoids a shard without a primary (lost, failing over), so that
+            // one shard down does not fail creates that could go anywhere. Bounded draws.
+            None => (0..64)
+                .map(|_| map.random_bucket())
+                .find(|&b| {
+                    self.inner
+                        .shards
+                        .get(map.shard_of(b))
+                        .is_some_and(|s| s.router.has_primary())
+                })
+                .unwrap_or_else(|| map.random_bucket()),
         };
         map.new_id(bucket)
     }
@@ -406,7 +502,7 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("a write wrote nothing".into()))?;
         audit_record.version = Some(written.version);
         audit::append(&mut tx, audit_record).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(written)
     }
 
@@ -440,7 +536,7 @@ impl Store {
         };
         audit_record.version = Some(written.version);
         audit::append(&mut tx, audit_record).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(Some(written))
     }
 
@@ -782,8 +878,24 @@ impl Store {
             Some((rtype, id)) => self.locate(rtype, id).await.ok().flatten().unwrap_or(0),
             None => 0,
         };
-        let shard = shard.min(self.inner.shards.len() - 1);
-        self.inner.shards[shard].audit.append(record).await
+        let preferred = shard.min(self.inner.shards.len() - 1);
+        // A record may live on any shard (audit search scatters): while the preferred one has
+        // no primary, another takes it, so that one shard down stops no other shard's work.
+        let mut order: Vec<usize> = std::iter::once(preferred)
+            .chain((0..self.n_shards()).filter(|&s| s != preferred))
+            .collect();
+        order.sort_by_key(|&s| !self.inner.shards[s].router.has_primary());
+        let mut last = None;
+        for shard in order {
+            match self.inner.shards[shard].audit.append(record).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "audit append failed; trying another shard");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError::Audit("no shard to append to".into())))
     }
 
     /// Verifies every audit chain of every shard. `Ok(Ok(n))`: `n` records checked, all whole.
@@ -993,7 +1105,7 @@ impl Store {
     /// Closes every pool.
     pub async fn close(&self) {
         for shard in &self.inner.shards {
-            shard.primary.close().await;
+            shard.router.pool().close().await;
         }
     }
 }

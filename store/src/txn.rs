@@ -185,7 +185,7 @@ impl Store {
         }
         if open.len() == 1 {
             let (_, tx) = open.remove(0);
-            tx.commit().await?;
+            crate::commit(tx).await?;
             return Ok(results);
         }
         self.two_phase_commit(open).await?;
@@ -274,10 +274,22 @@ impl Store {
                 return Err(StoreError::Contention);
             }
             Err(err) => {
-                // Unknown whether the decision row committed: recovery settles it either way.
-                tracing::error!(txid, error = %err, "two-phase commit: decision not recorded");
-                self.finish_prepared(&txid, &prepared, false).await;
-                return Err(err);
+                // The decision row may have committed (the connection can be lost after the
+                // commit): asking for an abort settles it, since the first decision wins.
+                tracing::error!(txid, error = %err, "two-phase commit: decision not confirmed");
+                match decide(self.pool(0), &txid, "abort").await {
+                    Ok(d) if d == "commit" => {}
+                    Ok(_) => {
+                        self.finish_prepared(&txid, &prepared, false).await;
+                        return Err(err);
+                    }
+                    Err(again) => {
+                        // Still unknown: the prepared parts stay for recovery, which applies
+                        // whatever decision stands (or records an abort).
+                        tracing::error!(txid, error = %again, "two-phase commit: outcome left to recovery");
+                        return Err(StoreError::CommitUnknown(err.to_string()));
+                    }
+                }
             }
         }
         self.crash_if(CrashPoint::AfterDecision);

@@ -841,15 +841,13 @@ async fn audit_verify_figures(bench: &Bench) -> Result<String> {
             .gw
             .shard_urls
             .iter()
-            .map(|u| store::ShardConfig {
-                primary_url: u.clone(),
-                standby_urls: Vec::new(),
-            })
+            .map(store::ShardConfig::single)
             .collect(),
         n_buckets: DEFAULT_BUCKETS,
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
         crash_at: None,
+        discovery: store::nodes::Discovery::default(),
     })?;
     let started = Instant::now();
     let verdict = store.verify_audit().await?;

@@ -1,7 +1,7 @@
 //! The `fhirgate` binary as a user runs it: `up`, `token`, `audit verify`, SIGTERM, restart.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -16,7 +16,8 @@ crate::tests![
     missing_postgres_is_one_clear_line,
     two_phase_commit_survives_a_crash_at_either_step,
     production_mode_verifies_with_configured_keys,
-    audit_tampering_and_truncation_are_detected
+    audit_tampering_and_truncation_are_detected,
+    up_ha_serves_restarts_and_stops_clean
 ];
 
 fn binary() -> Result<PathBuf> {
@@ -66,14 +67,20 @@ async fn start_up_with(data: &Path, env: &[(&str, &str)]) -> Result<Up> {
 }
 
 async fn start_up_full(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Result<Up> {
-    let child = Command::new(binary()?)
+    // Its output goes beside the data folder, for the failure message below.
+    let log_path = data.with_extension("log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let mut child = Command::new(binary()?)
         .args(["up", "--data"])
         .arg(data)
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .spawn()?;
     let deadline = Instant::now() + Duration::from_secs(180);
     let run_file = data.join("secrets/run.json");
@@ -89,14 +96,31 @@ async fn start_up_full(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Resu
                 pids: postmaster_pids(data),
             });
         }
-        if Instant::now() > deadline {
-            bail!("fhirgate up did not come up in time");
+        let exited = child.try_wait()?;
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "fhirgate up did not come up ({}); its output ends:\n{}",
+                match exited {
+                    Some(status) => format!("exited with {status}"),
+                    None => "timed out".into(),
+                },
+                tail.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn stop_up(mut up: Up) -> Result<()> {
+async fn stop_up(up: Up) -> Result<()> {
+    stop_up_expecting(up, 4).await
+}
+
+async fn stop_up_expecting(mut up: Up, servers: usize) -> Result<()> {
     let status = Command::new("kill")
         .args(["-TERM", &up.child.id().to_string()])
         .status()?;
@@ -114,8 +138,8 @@ async fn stop_up(mut up: Up) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ensure!(
-        up.pids.len() == 4,
-        "expected 4 PostgreSQL servers, saw {:?}",
+        up.pids.len() == servers,
+        "expected {servers} PostgreSQL servers, saw {:?}",
         up.pids
     );
     for pid in &up.pids {
@@ -153,6 +177,7 @@ async fn up_serves_survives_restart_and_leaves_no_orphans(_env: &Env) -> Result<
     let data = tests::temp_dir("fhirgate-up");
     let result = scenario(&data).await;
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
     result
 }
 
@@ -173,6 +198,14 @@ async fn scenario(data: &Path) -> Result<()> {
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     let (ok, out) = fhirgate(&["audit", "verify"], data)?;
     ensure!(ok, "audit verify while running: {out}");
+    // Each shard: its primary and a streaming standby with its lag.
+    let (ok, out) = fhirgate(&["shards", "status"], data)?;
+    ensure!(
+        ok && out.matches("primary 127.0.0.1:").count() == 2
+            && out.matches(" standby ").count() == 2
+            && out.contains("lag "),
+        "shards status: {out}"
+    );
     // A GP outside their relationships: 404, until they state a reason; the command lists it.
     let (ok, gp) = fhirgate(
         &[
@@ -272,6 +305,90 @@ async fn scenario(data: &Path) -> Result<()> {
     Ok(())
 }
 
+async fn up_ha_serves_restarts_and_stops_clean(_env: &Env) -> Result<()> {
+    let data = tests::temp_dir("fhirgate-up-ha");
+    let result = ha_scenario(&data).await;
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
+    result
+}
+
+/// Processes (other than zombies) working in a folder under `data` (pg_autoctl keepers and
+/// postgres servers chdir into their data directories).
+fn processes_under(data: &Path) -> Vec<u32> {
+    let Ok(data) = std::fs::canonicalize(data) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&data))
+                && alive(pid)
+        })
+        .collect()
+}
+
+/// `up --ha`: every shard under pg_auto_failover. Serves, shows its shards, kills nothing
+/// on its own; SIGTERM stops the keepers and servers; a restart on the same folder serves
+/// the same data.
+async fn ha_scenario(data: &Path) -> Result<()> {
+    let http = reqwest::Client::new();
+    let up = start_up_with_args(data, &["--ha"]).await?;
+    let (ok, token) = fhirgate(
+        &["token", "--role", "system", "--scope", "system/*.cruds"],
+        data,
+    )?;
+    ensure!(ok, "token: {token}");
+    let resp = http
+        .post(format!("{}/Patient", up.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Patient", "name": [{"family": "Available"}]}).to_string())
+        .send()
+        .await?;
+    ensure!(resp.status() == 201, "create: {}", resp.status());
+    let created: Value = resp.json().await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let (ok, out) = fhirgate(&["shards", "status"], data)?;
+    ensure!(
+        ok && out.matches("primary 127.0.0.1:").count() == 2
+            && out.matches(" standby ").count() == 2,
+        "shards status: {out}"
+    );
+    ensure!(
+        data.join("autofailover.json").exists() && data.join("pg/monitor").exists(),
+        "no pg_auto_failover layout in {}",
+        data.display()
+    );
+    // A monitor and two nodes per shard.
+    stop_up_expecting(up, 5).await?;
+    let left = processes_under(data);
+    ensure!(left.is_empty(), "processes outlived fhirgate up: {left:?}");
+
+    // Restart: the same folder is a pg_auto_failover cluster again (no --ha needed).
+    let up = start_up(data).await?;
+    let resp = http
+        .get(format!("{}/Patient/{id}", up.base))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(
+        resp.status() == 200,
+        "read after restart: {}",
+        resp.status()
+    );
+    stop_up_expecting(up, 5).await?;
+    let left = processes_under(data);
+    ensure!(
+        left.is_empty(),
+        "processes outlived the restarted up: {left:?}"
+    );
+    Ok(())
+}
+
 async fn missing_postgres_is_one_clear_line(_env: &Env) -> Result<()> {
     let data = tests::temp_dir("fhirgate-nopg");
     let out = Command::new(binary()?)
@@ -281,6 +398,7 @@ async fn missing_postgres_is_one_clear_line(_env: &Env) -> Result<()> {
         .env("FHIRGATE_PG_BIN", "/nonexistent/postgresql/bin")
         .output()?;
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(!out.status.success(), "up succeeded without PostgreSQL");
     // One clear line naming what is wrong (the message for binaries missing from the
@@ -297,6 +415,7 @@ async fn two_phase_commit_survives_a_crash_at_either_step(_env: &Env) -> Result<
     let data = tests::temp_dir("fhirgate-2pc");
     let result = crash_scenario(&data).await;
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
     result
 }
 
@@ -414,6 +533,7 @@ async fn production_mode_verifies_with_configured_keys(_env: &Env) -> Result<()>
     let data = tests::temp_dir("fhirgate-prod");
     let result = production_scenario(&data).await;
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
     result
 }
 
@@ -478,6 +598,7 @@ async fn audit_tampering_and_truncation_are_detected(_env: &Env) -> Result<()> {
     let data = tests::temp_dir("fhirgate-tamper");
     let result = tamper_scenario(&data).await;
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
     result
 }
 
