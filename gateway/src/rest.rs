@@ -572,16 +572,7 @@ async fn handle(
 /// Decodes `application/x-www-form-urlencoded` (a query string or a form body) into pairs.
 /// The request's id: the client's `X-Request-Id` when it is a sane token, else a new one.
 fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            (1..=128).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+    client_request_id(headers).unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the last address in
@@ -980,11 +971,23 @@ async fn create_parsed(
         &state.config.terminology_policy,
     )?;
     let mut entity = to_entity(&resource);
-    // The server assigns the id on create (a client's id is ignored, as the spec says).
-    let id = if rtype == "Patient" {
-        state.store.new_id(None)
+    // The server assigns the id on create (a client's id is ignored, as the spec says). A
+    // client `X-Request-Id` makes the create idempotent: the id derives from the caller, the
+    // type and that id, so a retry (after a 503 or a lost answer) finds the first one.
+    let patient = if rtype == "Patient" {
+        None
     } else {
-        state.store.new_id(entity.patient.as_deref())
+        entity.patient.clone()
+    };
+    let key = client_request_id(headers)
+        .filter(|_| !ctx.nested)
+        .map(|request| {
+            let subject = ctx.audit.subject.as_deref().unwrap_or_default();
+            format!("create\n{subject}\n{rtype}\n{request}")
+        });
+    let id = match &key {
+        Some(key) => state.store.idempotent_id(patient.as_deref(), key),
+        None => state.store.new_id(patient.as_deref()),
     };
     resource.set_id(&id);
     entity.id = id.clone();
@@ -993,7 +996,7 @@ async fn create_parsed(
     }
     ctx.audit.resource_id = Some(id.clone());
     ctx.audit.patients = entity.patient.iter().cloned().collect();
-    write(
+    let written = write(
         state,
         WriteKind::Create,
         resource,
@@ -1002,7 +1005,42 @@ async fn create_parsed(
         headers,
         ctx,
     )
-    .await
+    .await;
+    match written {
+        // The id exists: this request was made before (or is being made concurrently, and
+        // the other one committed): answer with what it created.
+        Err(ApiError::Conflict(text)) if key.is_some() => {
+            match state.store.read(rtype, &id, &ctx.access).await {
+                Ok(Some(existing)) if existing.entity.is_some() => {
+                    ctx.audit.version = Some(existing.version);
+                    let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
+                    let mut r = json_response(StatusCode::OK, body);
+                    version_headers(&mut r, existing.version, existing.updated_at);
+                    if let Ok(location) =
+                        HeaderValue::from_str(&format!("{}/{rtype}/{id}", ctx.base))
+                    {
+                        r.headers_mut().insert(header::LOCATION, location);
+                    }
+                    Ok(r)
+                }
+                _ => Err(ApiError::Conflict(text)),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The client's own `X-Request-Id`, when it is a sane token (else none).
+fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
 }
 
 /// `PUT [type]?criteria`: updates the one match, creates when nothing matches (under the

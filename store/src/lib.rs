@@ -100,12 +100,17 @@ impl StoreError {
     }
 
     /// Whether a concurrent writer held what this one needed (a lock wait ran out, a
-    /// deadlock, a serialization failure): the caller may retry.
+    /// deadlock, a serialization failure, a unique key another writer inserted first): the
+    /// caller may retry.
     pub fn is_contention(&self) -> bool {
         match self {
             StoreError::Contention => true,
             StoreError::Database(sqlx::Error::Database(e)) => {
-                matches!(e.code().as_deref(), Some("55P03" | "40P01" | "40001"))
+                // 23505: a concurrent create of the same id committed first.
+                matches!(
+                    e.code().as_deref(),
+                    Some("55P03" | "40P01" | "40001" | "23505")
+                )
             }
             StoreError::Entry { error, .. } => error.is_contention(),
             _ => false,
@@ -399,6 +404,18 @@ impl Store {
             sqlx::query("SELECT 1").execute(shard.router.pool()).await?;
         }
         Ok(())
+    }
+
+    /// The id of a create made idempotent by the client's key (e.g. subject, type and
+    /// request id): placed with its patient if it has one, else by the key, so that a retry
+    /// of the same request, with the same body, gets the same id on the same shard.
+    pub fn idempotent_id(&self, patient: Option<&str>, key: &str) -> String {
+        let map = &self.inner.map;
+        let bucket = match patient {
+            Some(p) => map.patient_bucket(p),
+            None => map.hash_bucket(key),
+        };
+        map.derived_id(bucket, key)
     }
 
     /// A new server-assigned id for a resource, placed with its patient if it has one.

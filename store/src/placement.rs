@@ -65,6 +65,13 @@ impl ShardMap {
         format!("{:04x}{}", bucket, hex::encode(random))
     }
 
+    /// The server-format id derived from `key` in `bucket`: the same key always gives the
+    /// same id (idempotent creates).
+    pub fn derived_id(&self, bucket: u32, key: &str) -> String {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes());
+        format!("{:04x}{}", bucket, &hex::encode(digest)[..28])
+    }
+
     /// The bucket of a patient's compartment.
     pub fn patient_bucket(&self, patient_id: &str) -> u32 {
         self.server_id_bucket(patient_id)

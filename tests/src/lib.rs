@@ -188,6 +188,25 @@ impl TestServer {
         self.token_for(role, scope, None, None, ttl)
     }
 
+    /// A token of another subject (`sub`), with the given role and scopes.
+    pub fn token_of(&self, subject: &str, role: &str, scope: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.auth
+            .mint(&Claims {
+                sub: subject.into(),
+                iss: self.auth.issuer.clone(),
+                aud: self.auth.audience.clone(),
+                exp: (now + 3600) as u64,
+                iat: now as u64,
+                nbf: None,
+                role: role.into(),
+                scope: scope.into(),
+                practitioner: None,
+                patient: None,
+            })
+            .unwrap_or_default()
+    }
+
     /// A token acting as `practitioner` and/or with `patient` in context.
     pub fn token_for(
         &self,

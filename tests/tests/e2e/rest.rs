@@ -13,7 +13,8 @@ crate::tests![
     update_as_create_and_metadata,
     conditional_create_makes_one_resource,
     system_history_since_and_at,
-    json_patch_updates_the_version_it_read
+    json_patch_updates_the_version_it_read,
+    create_with_request_id_is_idempotent
 ];
 
 async fn server(env: &Env) -> Result<TestServer> {
@@ -456,5 +457,77 @@ async fn json_patch_updates_the_version_it_read(env: &Env) -> Result<()> {
         s.get_ok(&path).await?["meta"]["versionId"] == "2",
         "failed patches wrote nothing"
     );
+    s.stop().await
+}
+
+/// A POST with the client's `X-Request-Id` is an idempotent create: a retry answers 200 with
+/// what the first one created (concurrent retries too); another caller's same request id is
+/// another create; without the header every POST creates.
+async fn create_with_request_id_is_idempotent(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let body = json!({"resourceType": "Patient", "name": [{"family": "Retried"}]});
+    let post = |token: String, request_id: &'static str| {
+        let s = &s;
+        let body = body.clone();
+        async move {
+            let resp = s
+                .http
+                .post(format!("{}/Patient", s.base))
+                .bearer_auth(token)
+                .header("content-type", "application/fhir+json")
+                .header("x-request-id", request_id)
+                .body(body.to_string())
+                .send()
+                .await?;
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let v: serde_json::Value = resp.json().await?;
+            anyhow::Ok((
+                status,
+                v["id"].as_str().unwrap_or_default().to_owned(),
+                location,
+            ))
+        }
+    };
+    let (first, id, location) = post(s.system_token(), "order-7").await?;
+    ensure!(first == 201 && !id.is_empty(), "first create: {first}");
+    let (again, same, again_location) = post(s.system_token(), "order-7").await?;
+    ensure!(
+        again == 200 && same == id && again_location.contains(&format!("Patient/{id}")),
+        "retry: {again} {same} {again_location} (first {id} at {location})"
+    );
+    // Concurrent retries of a new request: one creates, all answer with the same resource.
+    let results =
+        futures_util::future::join_all((0..4).map(|_| post(s.system_token(), "order-8"))).await;
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for r in results {
+        let (status, rid, _) = r?;
+        ensure!(
+            status == 200 || status == 201,
+            "concurrent retry answered {status}"
+        );
+        created += usize::from(status == 201);
+        ids.push(rid);
+    }
+    ids.dedup();
+    ensure!(
+        created == 1 && ids.len() == 1,
+        "concurrent retries: {created} created, ids {ids:?}"
+    );
+    // The same request id from another caller is another request.
+    let other = s.token_of("someone-else", "system", "system/*.cruds");
+    let (status, other_id, _) = post(other, "order-7").await?;
+    ensure!(
+        status == 201 && other_id != id,
+        "other caller: {status} {other_id}"
+    );
+    let n = s.get_ok("Patient?family=Retried&_summary=count").await?;
+    ensure!(n["total"] == 3, "three resources expected: {n}");
     s.stop().await
 }

@@ -204,7 +204,8 @@ async fn ha7_old_primary_never_written(
 
 /// HA-8: with the synchronous standby down, a create never gets a 2xx (its COMMIT waits for
 /// the standby); the client gives up; once the standby is back the resource exists exactly
-/// once, and a retry with the same If-None-Exist finds it instead of writing it twice.
+/// once, and a retry with the same If-None-Exist, or the same X-Request-Id, finds it
+/// instead of writing it twice.
 async fn ha8_commit_waits_for_the_standby() -> Result<()> {
     let cluster = TestCluster::start_spec(&spec(1))?;
     let server = TestServer::start(&cluster, limits()).await?;
@@ -226,13 +227,28 @@ async fn ha8_commit_waits_for_the_standby() -> Result<()> {
         .body(patient.to_string())
         .send()
         .await;
-    match &first {
-        Err(e) if e.is_timeout() => {}
-        Err(e) => bail!("the first create failed otherwise: {e}"),
-        Ok(r) => bail!(
-            "the first create was answered ({}) while the standby was down",
-            r.status()
-        ),
+    // The same with an idempotency key instead of criteria.
+    let keyed = json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:ha8", "value": "keyed"}],
+    });
+    let second = impatient
+        .post(format!("{}/Patient", server.base))
+        .bearer_auth(server.system_token())
+        .header("content-type", "application/fhir+json")
+        .header("x-request-id", "ha8-keyed-create")
+        .body(keyed.to_string())
+        .send()
+        .await;
+    for (what, answer) in [("first", &first), ("second", &second)] {
+        match answer {
+            Err(e) if e.is_timeout() => {}
+            Err(e) => bail!("the {what} create failed otherwise: {e}"),
+            Ok(r) => bail!(
+                "the {what} create was answered ({}) while the standby was down",
+                r.status()
+            ),
+        }
     }
     tokio::task::block_in_place(|| c.start_node(&standby))?;
     // The waiting COMMIT completes once the standby streams again.
@@ -263,9 +279,22 @@ async fn ha8_commit_waits_for_the_standby() -> Result<()> {
         .get_ok("Patient?identifier=urn:ha8|only-once&_summary=count")
         .await?;
     ensure!(found["total"] == 1, "after the retry: {found}");
+    let (status, body) = server
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            Some(&keyed),
+            &[("x-request-id", "ha8-keyed-create")],
+        )
+        .await?;
+    ensure!(status == 200, "the keyed retry answered {status}: {body}");
+    let found = server
+        .get_ok("Patient?identifier=urn:ha8|keyed&_summary=count")
+        .await?;
+    ensure!(found["total"] == 1, "after the keyed retry: {found}");
     figures(
         "HA-8",
-        json!({ "answered_while_standby_down": 0, "copies_after_retry": 1 }),
+        json!({ "answered_while_standby_down": 0, "copies_after_retry": 1, "copies_after_keyed_retry": 1 }),
     );
     server.stop_after_fault().await?;
     cluster.stop()
