@@ -264,8 +264,9 @@ impl From<store::StoreError> for ApiError {
             }
             e if e.is_commit_unknown() => ApiError::Unavailable(
                 "the write was sent to the store but its outcome is unknown (the shard's primary \
-                 was lost during the commit): it may or may not have been saved; retry with the \
-                 same X-Request-Id (or If-None-Exist / If-Match), which does not write it twice"
+                 was lost during the commit): it may or may not have been saved; read before \
+                 writing again, or retry a create with the same X-Request-Id or If-None-Exist \
+                 and an update with If-Match, which do not write twice"
                     .into(),
             ),
             e if e.is_unavailable() => ApiError::Unavailable(

@@ -280,7 +280,10 @@ pub(crate) fn run_request<'a>(
         // is retried within the configured window: reads, and the audit append below.
         let deadline = std::time::Instant::now() + state.config.limits.read_retry;
         let mut result = handle(state, method, uri, headers, body, &mut ctx).await;
-        if matches!(*method, Method::GET | Method::HEAD) {
+        // Not a request that opens a break-glass window: that is a write of its own.
+        if matches!(*method, Method::GET | Method::HEAD)
+            && !headers.contains_key("x-break-glass-reason")
+        {
             for _ in 0..READ_RETRY_MAX {
                 let unavailable =
                     matches!(&result, Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE);
@@ -973,7 +976,9 @@ async fn create_parsed(
     let mut entity = to_entity(&resource);
     // The server assigns the id on create (a client's id is ignored, as the spec says). A
     // client `X-Request-Id` makes the create idempotent: the id derives from the caller, the
-    // type and that id, so a retry (after a 503 or a lost answer) finds the first one.
+    // type, that id and the body (hashed before the id is set), so a retry of the same
+    // request (after a 503 or a lost answer) finds the first one, while a reused request id
+    // with another body is another create, never a silently dropped one.
     let patient = if rtype == "Patient" {
         None
     } else {
@@ -983,7 +988,9 @@ async fn create_parsed(
         .filter(|_| !ctx.nested)
         .map(|request| {
             let subject = ctx.audit.subject.as_deref().unwrap_or_default();
-            format!("create\n{subject}\n{rtype}\n{request}")
+            let body = serde_json::to_vec(resource.object()).unwrap_or_default();
+            let body = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+            format!("create\n{subject}\n{rtype}\n{request}\n{body}")
         });
     let id = match &key {
         Some(key) => state.store.idempotent_id(patient.as_deref(), key),
@@ -1007,17 +1014,21 @@ async fn create_parsed(
     )
     .await;
     match written {
-        // The id exists: this request was made before (or is being made concurrently, and
-        // the other one committed): answer with what it created.
+        // The id exists: this request was made before (or concurrently, and the other one
+        // committed). Answer where it is, not what it holds now: the caller may only be
+        // allowed to create, and the resource may have changed since.
         Err(ApiError::Conflict(text)) if key.is_some() => {
             match state.store.read(rtype, &id, &ctx.access).await {
                 Ok(Some(existing)) if existing.entity.is_some() => {
-                    ctx.audit.version = Some(existing.version);
-                    let body = render(&existing).map(|v| v.to_string()).unwrap_or_default();
+                    ctx.audit.version = Some(1);
+                    let body = outcome(vec![information(
+                        "already created by an earlier request with this X-Request-Id and \
+                         body; the Location names it",
+                    )])
+                    .to_string();
                     let mut r = json_response(StatusCode::OK, body);
-                    version_headers(&mut r, existing.version, existing.updated_at);
                     if let Ok(location) =
-                        HeaderValue::from_str(&format!("{}/{rtype}/{id}", ctx.base))
+                        HeaderValue::from_str(&format!("{}/{rtype}/{id}/_history/1", ctx.base))
                     {
                         r.headers_mut().insert(header::LOCATION, location);
                     }

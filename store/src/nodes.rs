@@ -7,8 +7,10 @@
 //! - a probe task asks every node `pg_is_in_recovery()` (and its WAL position) every
 //!   [`Discovery::interval`], over one kept connection per node, each probe bounded by
 //!   [`Discovery::timeout`];
-//! - when the writable node changes, the pool's connect options are switched to it and every
-//!   pooled connection opened before the switch is discarded at its next acquire;
+//! - when the writable node changes, the pool's connect options are switched to it (with a
+//!   new generation in the application_name), every pooled connection opened before the
+//!   switch is discarded at its next acquire, and a connect that began before the switch
+//!   but ended after it is refused (its application_name holds the old generation);
 //! - a node is writable when it is out of recovery and its new transactions are not
 //!   read-only (pg_auto_failover fences a node read-only while a failover completes); every
 //!   new pooled connection checks that, so a pool never writes to a standby even between
@@ -98,6 +100,8 @@ pub(crate) struct Router {
     epoch: Instant,
     state: Mutex<State>,
     failovers: AtomicU64,
+    /// Bumped at every switch; the pool's connections carry it in their application_name.
+    generation: Arc<AtomicU64>,
 }
 
 struct State {
@@ -122,17 +126,23 @@ impl Router {
             .map(|o| format!("{}:{}", o.get_host(), o.get_port()))
             .collect();
         let switched = switched_at.clone();
+        let generation = Arc::new(AtomicU64::new(0));
+        let current = generation.clone();
         let pool = pool_options
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
+                let current = current.clone();
                 Box::pin(async move {
-                    let writable: bool = sqlx::query_scalar(WRITABLE_SQL)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    if !writable {
-                        // Surfaces as a connect error: the caller answers 503 and retries.
+                    let (writable, name): (bool, String) =
+                        sqlx::query_as(WRITABLE_SQL).fetch_one(&mut *conn).await?;
+                    // A connect that began before a switch (to the old node) and ended after
+                    // it carries the old generation in its application_name.
+                    let stale = name != pool_application_name(current.load(Ordering::Acquire));
+                    if !writable || stale {
+                        // sqlx retries a refused connection (with backoff) until the acquire
+                        // timeout; then the caller answers 503.
                         return Err(sqlx::Error::Protocol(
                             "the node does not accept writes (a standby, or a primary fenced \
-                             read-only by its HA manager); the shard's primary moved"
+                             read-only by its HA manager), or the shard's primary moved"
                                 .into(),
                         ));
                     }
@@ -148,8 +158,9 @@ impl Router {
                     .min(u64::MAX as u128) as u64;
                 Box::pin(async move { Ok(opened >= switched) })
             })
-            .connect_lazy_with(nodes[0].clone());
+            .connect_lazy_with(nodes[0].clone().application_name(&pool_application_name(0)));
         Router {
+            generation,
             shard,
             state: Mutex::new(State {
                 primary: None,
@@ -263,7 +274,12 @@ impl Router {
             } else {
                 tracing::info!(shard = self.shard, primary = %self.addresses[i], "shard primary found");
             }
-            self.pool.set_connect_options(self.nodes[i].clone());
+            let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            self.pool.set_connect_options(
+                self.nodes[i]
+                    .clone()
+                    .application_name(&pool_application_name(generation)),
+            );
             let now = self.epoch.elapsed().as_micros().min(u64::MAX as u128) as u64;
             self.switched_at.store(now, Ordering::Release);
         } else if chosen.is_none() && state.primary.is_some() {
@@ -290,8 +306,13 @@ struct Seen {
 /// (pg_auto_failover holds a freshly promoted node read-only until the old primary must
 /// have demoted itself, and a draining primary too), as libpq's
 /// `target_session_attrs=read-write` decides.
-const WRITABLE_SQL: &str =
-    "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'";
+const WRITABLE_SQL: &str = "SELECT NOT pg_is_in_recovery() \
+     AND current_setting('transaction_read_only') = 'off', current_setting('application_name')";
+
+/// The application_name of the pool's connections opened for switch number `generation`.
+fn pool_application_name(generation: u64) -> String {
+    format!("fhirgate-{generation}")
+}
 
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery() AS standby, \
      current_setting('transaction_read_only') = 'on' AS read_only, \

@@ -292,9 +292,13 @@ impl AutoFailoverCluster {
         };
         let node = |m: &ManifestNode| -> Result<Node> {
             let rel = Path::new(&m.data_dir);
-            if rel.is_absolute() {
+            if rel.is_absolute()
+                || rel
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
                 return Err(ClusterError::BadState(format!(
-                    "{}: absolute data directory",
+                    "{}: the data directory must lie inside the cluster directory",
                     m.name
                 )));
             }
@@ -771,43 +775,32 @@ impl AutoFailoverCluster {
     /// once. The monitor notices and fails over; [`AutoFailoverCluster::run_node`] brings the
     /// node back (its keeper rewinds it into a secondary).
     pub fn kill_node(&self, node: &Node) -> Result<()> {
-        let mut pids = Vec::new();
+        self.reap();
         let keeper = {
             let mut keepers = self.keepers.lock().unwrap_or_else(|p| p.into_inner());
             keepers
                 .iter()
-                .position(|(n, _)| *n == node.name)
+                .rposition(|(n, _)| *n == node.name)
                 .map(|i| keepers.remove(i).1)
         };
+        let mut roots = Vec::new();
         if let Some(child) = &keeper {
-            pids.push(child.id());
+            roots.push(child.id());
         }
         if let super::PostmasterState::Ours(pid) = postmaster_state(&node.data_dir)
             && pid != 0
         {
-            pids.push(pid);
+            roots.push(pid);
         }
-        let mut all = pids.clone();
-        let mut i = 0;
-        // Descendants, breadth first, bounded.
-        while i < all.len() && all.len() < 256 {
-            let more = children_of(all[i]);
-            all.extend(more.into_iter().filter(|p| !pids.contains(p)));
-            i += 1;
-        }
-        all.sort_unstable();
-        all.dedup();
-        tracing::warn!(node = %node.name, pids = ?all, "kill -9 (node death)");
-        let mut cmd = Command::new("kill");
-        cmd.arg("-KILL").args(all.iter().map(u32::to_string));
-        run_bounded(cmd, "kill -KILL", None, PSQL_TIMEOUT)?;
+        tracing::warn!(node = %node.name, ?roots, "kill -9 (node death)");
+        let killed = kill_tree(&roots)?;
         // Reaped now: a zombie keeper would still own its pid file, and a keeper started
         // again on the node would take it for a running one and refuse to start.
         if let Some(mut child) = keeper {
             child.wait().map_err(io_err(&self.autoctl))?;
         }
         for _ in 0..200 {
-            if all
+            if killed
                 .iter()
                 .all(|&p| !matches!(process_state(p), Some(c) if c != 'Z' && c != 'X'))
             {
@@ -845,6 +838,46 @@ impl AutoFailoverCluster {
         .map(drop)
     }
 
+    fn keeper_running(&self, name: &str) -> bool {
+        self.reap();
+        self.keepers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(n, _)| n == name)
+    }
+
+    /// Waits until the keepers of `names` have exited; past `bound`, kills each one's
+    /// process tree (the keeper and its service processes) and reports a timeout.
+    fn wait_keepers_exit(&self, names: &[&str], bound: Duration) -> Result<()> {
+        let deadline = Instant::now() + bound;
+        loop {
+            self.reap();
+            let mut keepers = self.keepers.lock().unwrap_or_else(|p| p.into_inner());
+            if !keepers.iter().any(|(n, _)| names.contains(&n.as_str())) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let mut i = 0;
+                while i < keepers.len() {
+                    if names.contains(&keepers[i].0.as_str()) {
+                        let (name, mut child) = keepers.remove(i);
+                        tracing::warn!(node = %name, "pg_autoctl did not stop; killing it");
+                        let _ = kill_tree(&[child.id()]);
+                        let _ = child.wait();
+                    } else {
+                        i += 1;
+                    }
+                }
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for pg_autoctl of {names:?} to stop"),
+                });
+            }
+            drop(keepers);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Reaps keepers that exited.
     fn reap(&self) {
         let mut keepers = self.keepers.lock().unwrap_or_else(|p| p.into_inner());
@@ -862,6 +895,7 @@ impl AutoFailoverCluster {
             .map(|i| self.primary_of(i).ok().map(|n| n.name))
             .collect();
         let mut nodes: Vec<&Node> = vec![&self.monitor];
+        // (Only shards whose primary is known put one in the second group.)
         for (shard, primary) in self.shards.iter().zip(&primaries) {
             nodes.extend(
                 shard
@@ -879,45 +913,30 @@ impl AutoFailoverCluster {
             );
         }
         let dirs: Vec<(String, PathBuf)> = nodes
-            .into_iter()
+            .iter()
             .map(|n| (n.name.clone(), n.data_dir.clone()))
             .collect();
-        for (name, dir) in &dirs {
-            let running = self
-                .keepers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|(n, _)| n == name);
-            if !running {
-                continue;
-            }
-            let Ok(dir) = Self::path(dir) else { continue };
-            if let Err(e) = self.autoctl_run(&["stop", "--pgdata", dir], "pg_autoctl stop") {
-                tracing::warn!(node = %name, error = %e, "pg_autoctl stop");
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            self.reap();
-            let left = self.keepers.lock().unwrap_or_else(|p| p.into_inner()).len();
-            if left == 0 {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let mut keepers = self.keepers.lock().unwrap_or_else(|p| p.into_inner());
-                for (name, child) in keepers.iter_mut() {
-                    tracing::warn!(node = %name, "pg_autoctl did not stop; killing it");
-                    let _ = child.kill();
-                    let _ = child.wait();
+        // `pg_autoctl stop` only signals: each group is waited for before the next is
+        // signalled (monitor, then primaries, then secondaries).
+        let n_primaries = primaries.iter().flatten().count();
+        let groups = [
+            &dirs[..1],
+            &dirs[1..1 + n_primaries],
+            &dirs[1 + n_primaries..],
+        ];
+        for group in groups {
+            let names: Vec<&str> = group.iter().map(|(n, _)| n.as_str()).collect();
+            for (name, dir) in group {
+                let Ok(dir) = Self::path(dir) else { continue };
+                if self.keeper_running(name)
+                    && let Err(e) = self.autoctl_run(&["stop", "--pgdata", dir], "pg_autoctl stop")
+                {
+                    tracing::warn!(node = %name, error = %e, "pg_autoctl stop");
                 }
-                keepers.clear();
-                first_error.get_or_insert(ClusterError::Timeout {
-                    what: "waiting for pg_autoctl to stop".into(),
-                });
-                break;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if let Err(e) = self.wait_keepers_exit(&names, Duration::from_secs(30)) {
+                first_error.get_or_insert(e);
+            }
         }
         // A postgres whose keeper was killed (a test's node death, never rerun) is ours too.
         for (name, dir) in &dirs {
@@ -935,6 +954,28 @@ impl AutoFailoverCluster {
             None => Ok(()),
         }
     }
+}
+
+/// SIGKILL to every process of the trees rooted at `roots` at once (descendants found
+/// through `/proc`, breadth first, at most 256); returns the PIDs signalled.
+fn kill_tree(roots: &[u32]) -> Result<Vec<u32>> {
+    let mut all = roots.to_vec();
+    let mut i = 0;
+    while i < all.len() && all.len() < 256 {
+        let more = children_of(all[i]);
+        all.extend(more);
+        i += 1;
+    }
+    all.sort_unstable();
+    all.dedup();
+    if all.is_empty() {
+        return Ok(all);
+    }
+    let mut cmd = Command::new("kill");
+    cmd.arg("-KILL").args(all.iter().map(u32::to_string));
+    // Some may have exited meanwhile: kill then exits non-zero, which is fine.
+    run_bounded(cmd, "kill -KILL", None, PSQL_TIMEOUT)?;
+    Ok(all)
 }
 
 /// pg_auto_failover states of a formation's writable primary.

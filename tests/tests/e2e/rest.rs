@@ -460,50 +460,67 @@ async fn json_patch_updates_the_version_it_read(env: &Env) -> Result<()> {
     s.stop().await
 }
 
-/// A POST with the client's `X-Request-Id` is an idempotent create: a retry answers 200 with
-/// what the first one created (concurrent retries too); another caller's same request id is
-/// another create; without the header every POST creates.
+/// POSTs `body` with `request_id`; returns the status, the resource's id (from the body of a
+/// 201, from the Location of a replay) and the Location.
+async fn post_keyed(
+    s: &TestServer,
+    token: &str,
+    request_id: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, String, String)> {
+    let resp = s
+        .http
+        .post(format!("{}/Patient", s.base))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .header("x-request-id", request_id)
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let v: serde_json::Value = resp.json().await?;
+    let id = match v["id"].as_str() {
+        Some(id) => id.to_owned(),
+        None => location
+            .split("/Patient/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    // A replay names the resource; it does not hand out its (current) content.
+    ensure!(
+        status != 200 || (v["resourceType"] == "OperationOutcome" && v.get("name").is_none()),
+        "a replay returned content: {v}"
+    );
+    Ok((status, id, location))
+}
+
+/// A POST with the client's `X-Request-Id` is an idempotent create: a retry of the same
+/// request answers 200 naming what the first one created (concurrent retries too), without
+/// its content; another caller's same request id, or the same id with another body, is
+/// another create.
 async fn create_with_request_id_is_idempotent(env: &Env) -> Result<()> {
     let s = server(env).await?;
     let body = json!({"resourceType": "Patient", "name": [{"family": "Retried"}]});
-    let post = |token: String, request_id: &'static str| {
-        let s = &s;
-        let body = body.clone();
-        async move {
-            let resp = s
-                .http
-                .post(format!("{}/Patient", s.base))
-                .bearer_auth(token)
-                .header("content-type", "application/fhir+json")
-                .header("x-request-id", request_id)
-                .body(body.to_string())
-                .send()
-                .await?;
-            let status = resp.status().as_u16();
-            let location = resp
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let v: serde_json::Value = resp.json().await?;
-            anyhow::Ok((
-                status,
-                v["id"].as_str().unwrap_or_default().to_owned(),
-                location,
-            ))
-        }
-    };
-    let (first, id, location) = post(s.system_token(), "order-7").await?;
+    let token = s.system_token();
+    let (first, id, location) = post_keyed(&s, &token, "order-7", &body).await?;
     ensure!(first == 201 && !id.is_empty(), "first create: {first}");
-    let (again, same, again_location) = post(s.system_token(), "order-7").await?;
+    let (again, same, again_location) = post_keyed(&s, &token, "order-7", &body).await?;
     ensure!(
         again == 200 && same == id && again_location.contains(&format!("Patient/{id}")),
         "retry: {again} {same} {again_location} (first {id} at {location})"
     );
-    // Concurrent retries of a new request: one creates, all answer with the same resource.
+    // Concurrent retries of a new request: one creates, all name the same resource.
     let results =
-        futures_util::future::join_all((0..4).map(|_| post(s.system_token(), "order-8"))).await;
+        futures_util::future::join_all((0..4).map(|_| post_keyed(&s, &token, "order-8", &body)))
+            .await;
     let mut ids = Vec::new();
     let mut created = 0;
     for r in results {
@@ -522,12 +539,20 @@ async fn create_with_request_id_is_idempotent(env: &Env) -> Result<()> {
     );
     // The same request id from another caller is another request.
     let other = s.token_of("someone-else", "system", "system/*.cruds");
-    let (status, other_id, _) = post(other, "order-7").await?;
+    let (status, other_id, _) = post_keyed(&s, &other, "order-7", &body).await?;
     ensure!(
         status == 201 && other_id != id,
         "other caller: {status} {other_id}"
     );
+    // A reused request id with another body is another create, not a replay.
+    let changed =
+        json!({"resourceType": "Patient", "name": [{"family": "Retried", "given": ["B"]}]});
+    let (status, changed_id, _) = post_keyed(&s, &token, "order-7", &changed).await?;
+    ensure!(
+        status == 201 && changed_id != id,
+        "other body: {status} {changed_id}"
+    );
     let n = s.get_ok("Patient?family=Retried&_summary=count").await?;
-    ensure!(n["total"] == 3, "three resources expected: {n}");
+    ensure!(n["total"] == 4, "four resources expected: {n}");
     s.stop().await
 }
