@@ -70,6 +70,16 @@ fn cli() -> Command {
                         ),
                 )
                 .arg(
+                    Arg::new("standby-reads-max-lag")
+                        .long("standby-reads-max-lag")
+                        .env("FHIRGATE_STANDBY_READS_MAX_LAG")
+                        .value_name("BYTES")
+                        .value_parser(value_parser!(u64))
+                        .help(
+                            "let reads go to standbys lagging at most BYTES of WAL, or that replayed the caller's X-Consistency-Token (default: all reads on primaries)",
+                        ),
+                )
+                .arg(
                     Arg::new("async-replication")
                         .long("async-replication")
                         .action(ArgAction::SetTrue)
@@ -384,6 +394,7 @@ fn run() -> Result<ExitCode> {
                     ..ClusterSpec::default()
                 },
                 ha: m.get_flag("ha"),
+                standby_max_lag: m.get_one::<u64>("standby-reads-max-lag").copied(),
                 terminology: m.get_one::<PathBuf>("terminology").cloned(),
                 terminology_policy: TerminologyPolicy {
                     // A later --code-check for the same system wins.

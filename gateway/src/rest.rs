@@ -279,7 +279,31 @@ pub(crate) fn run_request<'a>(
         // While a shard's primary is being found again (a failover), what is safe to repeat
         // is retried within the configured window: reads, and the audit append below.
         let deadline = std::time::Instant::now() + state.config.limits.read_retry;
-        let mut result = handle(state, method, uri, headers, body, &mut ctx).await;
+        // A read (not one that opens a break-glass window, a write of its own) may be served
+        // by a standby, as far as the caller's `X-Consistency-Token` allows.
+        let is_read = matches!(*method, Method::GET | Method::HEAD)
+            && !headers.contains_key("x-break-glass-reason");
+        let (token, bad_token) = match consistency_token(headers) {
+            Ok(token) => (token, None),
+            Err(e) => (None, Some(e)),
+        };
+        let read_at =
+            (is_read && state.store.standby_reads()).then(|| token.clone().unwrap_or_default());
+        let mut result = match bad_token {
+            Some(e) => Err(e),
+            None => {
+                attempt(
+                    state,
+                    method,
+                    uri,
+                    headers,
+                    body,
+                    &mut ctx,
+                    read_at.as_ref(),
+                )
+                .await
+            }
+        };
         // Not a request that opens a break-glass window: that is a write of its own.
         if matches!(*method, Method::GET | Method::HEAD)
             && !headers.contains_key("x-break-glass-reason")
@@ -291,7 +315,16 @@ pub(crate) fn run_request<'a>(
                     break;
                 }
                 tokio::time::sleep(READ_RETRY_PAUSE).await;
-                result = handle(state, method, uri, headers, Body::empty(), &mut ctx).await;
+                result = attempt(
+                    state,
+                    method,
+                    uri,
+                    headers,
+                    Body::empty(),
+                    &mut ctx,
+                    read_at.as_ref(),
+                )
+                .await;
             }
         }
         let response = match result {
@@ -306,6 +339,18 @@ pub(crate) fn run_request<'a>(
         let mut response = response;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
+        }
+        // After a write, the position a later read must see (with standby reads on).
+        if !is_read && !nested && state.store.standby_reads() && response.status().is_success() {
+            match state.store.consistency_token().await {
+                Ok(now) => {
+                    let merged = token.as_ref().map_or(now.clone(), |t| t.merge(&now));
+                    if let Ok(v) = HeaderValue::from_str(&merged.to_string()) {
+                        response.headers_mut().insert(CONSISTENCY_TOKEN, v);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "no consistency token for a write"),
+            }
         }
         if !ctx.recorded {
             ctx.audit.outcome = response.status().as_u16();
@@ -334,6 +379,46 @@ pub(crate) fn run_request<'a>(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         response
     })
+}
+
+/// The header that carries a [`store::ConsistencyToken`].
+const CONSISTENCY_TOKEN: &str = "x-consistency-token";
+
+/// The request's `X-Consistency-Token`, if any; 400 when it is not one.
+fn consistency_token(headers: &HeaderMap) -> Result<Option<store::ConsistencyToken>, ApiError> {
+    let Some(value) = headers.get(CONSISTENCY_TOKEN) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(store::ConsistencyToken::parse)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad(
+                "X-Consistency-Token",
+                "not a consistency token: one WAL position (like 0/3000060) per shard, comma separated",
+            )
+        })
+}
+
+/// One attempt at a request; reads run under `read_at` (standby reads) when given.
+async fn attempt(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    ctx: &mut Ctx,
+    read_at: Option<&store::ConsistencyToken>,
+) -> Result<Response, ApiError> {
+    match read_at {
+        Some(at) => {
+            let read = handle(state, method, uri, headers, body, ctx);
+            state.store.reading(at.clone(), read).await
+        }
+        None => handle(state, method, uri, headers, body, ctx).await,
+    }
 }
 
 async fn handle(

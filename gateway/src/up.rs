@@ -71,6 +71,9 @@ pub struct UpOptions {
     pub spec: ClusterSpec,
     /// Run every shard under pg_auto_failover (automatic failover).
     pub ha: bool,
+    /// Let reads go to standbys lagging at most this many bytes (or that have replayed the
+    /// caller's `X-Consistency-Token`); `None`: all reads on the primaries.
+    pub standby_max_lag: Option<u64>,
     /// Terminology tables to load.
     pub terminology: Option<PathBuf>,
     /// Request limits.
@@ -183,6 +186,7 @@ fn store_config_defaults() -> StoreConfig {
         acquire_timeout: Duration::from_secs(10),
         crash_at: None,
         discovery: store::nodes::Discovery::default(),
+        standby_max_lag: None,
     }
 }
 
@@ -309,6 +313,7 @@ async fn serve_on(
     cluster.migrate(DATABASE).await?;
     let mut config = cluster.store_config(DATABASE);
     config.crash_at = options.crash_at;
+    config.standby_max_lag = options.standby_max_lag;
     let store = store::Store::connect(&config)?;
     // Transactions a crashed gateway left prepared are settled before serving, and then
     // periodically (those of another gateway still deciding are left for a grace period).
@@ -452,6 +457,7 @@ async fn with_store<T>(
             acquire_timeout: Duration::from_secs(10),
             crash_at: None,
             discovery: store::nodes::Discovery::default(),
+            standby_max_lag: None,
         })?;
         let result = work(&store).await;
         store.close().await;

@@ -185,6 +185,69 @@ impl ShardConfig {
     }
 }
 
+tokio::task_local! {
+    /// Set by [`Store::reading`] for the task of a read request.
+    static READ_AT: ConsistencyToken;
+}
+
+/// The WAL position, per shard, that a read must see: what the caller last wrote. Its text
+/// form (the `X-Consistency-Token` header) is the shards' LSNs in shard order, comma
+/// separated (`0/3000060,0/2FFF1A8`; empty for a shard the caller has not written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsistencyToken(pub Vec<Option<u64>>);
+
+impl ConsistencyToken {
+    /// The position shard `shard` must have replayed, if any.
+    pub fn lsn(&self, shard: usize) -> Option<u64> {
+        self.0.get(shard).copied().flatten()
+    }
+
+    /// Parses the header's text; `None` if it is not a token.
+    pub fn parse(text: &str) -> Option<ConsistencyToken> {
+        if text.len() > 64 * 18 {
+            return None;
+        }
+        text.split(',')
+            .map(|part| {
+                let part = part.trim();
+                if part.is_empty() {
+                    Some(None)
+                } else {
+                    nodes::parse_lsn(part).map(Some)
+                }
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(ConsistencyToken)
+    }
+
+    /// The later position of the two, per shard.
+    pub fn merge(&self, other: &ConsistencyToken) -> ConsistencyToken {
+        let n = self.0.len().max(other.0.len());
+        ConsistencyToken(
+            (0..n)
+                .map(|i| match (self.lsn(i), other.lsn(i)) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for ConsistencyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|l| {
+                l.map(|l| format!("{:X}/{:X}", l >> 32, l & 0xFFFF_FFFF))
+                    .unwrap_or_default()
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 /// How to reach the store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -200,6 +263,10 @@ pub struct StoreConfig {
     pub crash_at: Option<CrashPoint>,
     /// How the shards' primaries are found.
     pub discovery: nodes::Discovery,
+    /// Reads under [`Store::reading`] may go to a standby lagging at most this many bytes
+    /// of WAL (or having replayed the caller's token); `None`: every read goes to the
+    /// primary.
+    pub standby_max_lag: Option<u64>,
 }
 
 struct Shard {
@@ -217,6 +284,7 @@ struct Inner {
     shards: Vec<Shard>,
     map: ShardMap,
     crash_at: Option<CrashPoint>,
+    standby_max_lag: Option<u64>,
 }
 
 /// What a write should do.
@@ -338,6 +406,7 @@ impl Store {
                 map: ShardMap::round_robin(config.n_buckets, shards.len()),
                 shards,
                 crash_at: config.crash_at,
+                standby_max_lag: config.standby_max_lag,
             }),
         })
     }
@@ -352,7 +421,53 @@ impl Store {
         self.inner.shards.len()
     }
 
+    /// The pool a read of `shard` uses: a standby's when standby reads are on, the running
+    /// task reads under [`Store::reading`], and a standby has replayed the caller's token
+    /// (or, without one, lags by at most the configured bound); else the primary's.
     fn pool(&self, shard: usize) -> &PgPool {
+        let shard = shard.min(self.inner.shards.len() - 1);
+        let router = &self.inner.shards[shard].router;
+        if let Some(max_lag) = self.inner.standby_max_lag
+            && let Ok(Some(pool)) =
+                READ_AT.try_with(|at| router.standby_pool(at.lsn(shard), max_lag))
+        {
+            return pool;
+        }
+        router.pool()
+    }
+
+    /// Runs `read` (a GET's work) allowed to read from standbys, as far as `token` (the
+    /// caller's last writes, per shard) permits. Writes inside it still go to primaries.
+    pub async fn reading<F: std::future::Future>(
+        &self,
+        token: ConsistencyToken,
+        read: F,
+    ) -> F::Output {
+        READ_AT.scope(token, read).await
+    }
+
+    /// Whether reads may go to standbys.
+    pub fn standby_reads(&self) -> bool {
+        self.inner.standby_max_lag.is_some()
+    }
+
+    /// Every shard primary's current WAL position, read after the caller's writes
+    /// committed: a standby that has replayed up to it has those writes.
+    pub async fn consistency_token(&self) -> Result<ConsistencyToken, StoreError> {
+        let lsns = join_all((0..self.n_shards()).map(|shard| async move {
+            let text: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+                .fetch_one(self.primary(shard))
+                .await?;
+            Ok::<_, StoreError>(nodes::parse_lsn(&text))
+        }))
+        .await;
+        Ok(ConsistencyToken(
+            lsns.into_iter().collect::<Result<_, _>>()?,
+        ))
+    }
+
+    /// The pool of a shard's primary: every write, lock, audit and recovery goes there.
+    fn primary(&self, shard: usize) -> &PgPool {
         self.inner.shards[shard.min(self.inner.shards.len() - 1)]
             .router
             .pool()
@@ -374,7 +489,7 @@ impl Store {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut tx = self.pool(0).begin().await?;
+        let mut tx = self.primary(0).begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n")
             .bind(&ids)
             .execute(&mut *tx)
@@ -485,7 +600,7 @@ impl Store {
         .bind(&entity.source_type)
         .bind(&entity.id)
         .bind(wanted as i32)
-        .fetch_one(self.pool(shard))
+        .fetch_one(self.primary(shard))
         .await?;
         Ok(row.try_get::<i32, _>("bucket")? as u32)
     }
@@ -504,7 +619,7 @@ impl Store {
     ) -> Result<Written, StoreError> {
         let bucket = self.place(entity).await?;
         let shard = self.inner.map.shard_of(bucket);
-        let mut tx = self.pool(shard).begin().await?;
+        let mut tx = self.primary(shard).begin().await?;
         let op = apply::Op::Put {
             kind,
             entity,
@@ -537,7 +652,7 @@ impl Store {
             return Ok(None);
         };
         let shard = self.inner.map.shard_of(bucket);
-        let mut tx = self.pool(shard).begin().await?;
+        let mut tx = self.primary(shard).begin().await?;
         let op = apply::Op::Delete {
             rtype,
             id,
@@ -919,7 +1034,7 @@ impl Store {
     pub async fn verify_audit(&self) -> Result<Result<u64, BrokenLink>, StoreError> {
         let mut total = 0;
         for shard in 0..self.n_shards() {
-            let mut conn = self.pool(shard).acquire().await?;
+            let mut conn = self.primary(shard).acquire().await?;
             match audit::verify_shard(&mut conn, shard).await? {
                 Ok(n) => total += n,
                 Err(broken) => return Ok(Err(broken)),
@@ -934,7 +1049,7 @@ impl Store {
         for shard in 0..self.n_shards() {
             let n: i64 =
                 sqlx::query_scalar("SELECT coalesce(sum(seq), 0)::bigint FROM audit_heads")
-                    .fetch_one(self.pool(shard))
+                    .fetch_one(self.primary(shard))
                     .await?;
             total += n as u64;
         }
@@ -946,7 +1061,7 @@ impl Store {
         let mut heads = Vec::new();
         for shard in 0..self.n_shards() {
             let rows = sqlx::query("SELECT chain, seq, hash FROM audit_heads ORDER BY chain")
-                .fetch_all(self.pool(shard))
+                .fetch_all(self.primary(shard))
                 .await?;
             for row in rows {
                 let hash: Vec<u8> = row.try_get("hash")?;
@@ -980,7 +1095,7 @@ impl Store {
                 sqlx::query_scalar("SELECT hash FROM audit WHERE chain = $1 AND seq = $2")
                     .bind(head.chain)
                     .bind(head.seq)
-                    .fetch_optional(self.pool(head.shard))
+                    .fetch_optional(self.primary(head.shard))
                     .await?;
             let broken = |reason: &str| BrokenLink {
                 shard: head.shard,
@@ -1013,7 +1128,7 @@ impl Store {
                 "SELECT chain, seq, at, record FROM audit ORDER BY at DESC, chain, seq DESC LIMIT $1",
             )
             .bind(limit)
-            .fetch_all(self.pool(shard))
+            .fetch_all(self.primary(shard))
             .await?;
             for row in rows {
                 out.push(audit::stored_from_row(shard, &row)?);
@@ -1036,7 +1151,7 @@ impl Store {
         .bind(subject)
         .bind(reason)
         .bind(window.as_secs_f64())
-        .execute(self.pool(0))
+        .execute(self.primary(0))
         .await?;
         Ok(())
     }
@@ -1048,7 +1163,7 @@ impl Store {
              ORDER BY until DESC LIMIT 1",
         )
         .bind(subject)
-        .fetch_optional(self.pool(0))
+        .fetch_optional(self.primary(0))
         .await?;
         Ok(row.map(|r| r.try_get("reason")).transpose()?)
     }
@@ -1061,7 +1176,7 @@ impl Store {
                 "SELECT chain, seq, at, record FROM audit \
                  WHERE (convert_from(record, 'UTF8')::jsonb ->> 'break_glass') IS NOT NULL",
             )
-            .fetch_all(self.pool(shard))
+            .fetch_all(self.primary(shard))
             .await?;
             for row in rows {
                 out.push(audit::stored_from_row(shard, &row)?);
@@ -1079,7 +1194,7 @@ impl Store {
         count: usize,
     ) -> Result<(Vec<audit::StoredAudit>, Option<audit::AuditCursor>), StoreError> {
         let futures = (0..self.n_shards())
-            .map(|shard| audit::search_shard(self.pool(shard), shard, filter, count + 1));
+            .map(|shard| audit::search_shard(self.primary(shard), shard, filter, count + 1));
         let mut items = Vec::new();
         for result in join_all(futures).await {
             items.extend(result?);
@@ -1109,20 +1224,20 @@ impl Store {
             sqlx::query("SELECT chain, seq, at, record FROM audit WHERE chain = $1 AND seq = $2")
                 .bind(chain)
                 .bind(seq)
-                .fetch_optional(self.pool(shard))
+                .fetch_optional(self.primary(shard))
                 .await?;
         row.map(|r| audit::stored_from_row(shard, &r)).transpose()
     }
 
     /// Whether the store has been closed.
     pub fn is_closed(&self) -> bool {
-        self.pool(0).is_closed()
+        self.primary(0).is_closed()
     }
 
     /// Closes every pool.
     pub async fn close(&self) {
         for shard in &self.inner.shards {
-            shard.router.pool().close().await;
+            shard.router.close().await;
         }
     }
 }

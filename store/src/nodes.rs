@@ -102,6 +102,8 @@ pub(crate) struct Router {
     failovers: AtomicU64,
     /// Bumped at every switch; the pool's connections carry it in their application_name.
     generation: Arc<AtomicU64>,
+    /// A read-only pool per node (opened lazily), for reads served by standbys.
+    read_pools: Vec<PgPool>,
 }
 
 struct State {
@@ -119,6 +121,8 @@ impl Router {
         nodes: Vec<PgConnectOptions>,
         pool_options: PgPoolOptions,
     ) -> Router {
+        let read_connections = (pool_options.get_max_connections() / 2).max(1);
+        let acquire_timeout = pool_options.get_acquire_timeout();
         let epoch = Instant::now();
         let switched_at = Arc::new(AtomicU64::new(0));
         let addresses: Vec<String> = nodes
@@ -159,8 +163,18 @@ impl Router {
                 Box::pin(async move { Ok(opened >= switched) })
             })
             .connect_lazy_with(nodes[0].clone().application_name(&pool_application_name(0)));
+        let read_pools = nodes
+            .iter()
+            .map(|o| {
+                PgPoolOptions::new()
+                    .max_connections(read_connections)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_lazy_with(o.clone().application_name("fhirgate-read"))
+            })
+            .collect();
         Router {
             generation,
+            read_pools,
             shard,
             state: Mutex::new(State {
                 primary: None,
@@ -190,6 +204,23 @@ impl Router {
         &self.pool
     }
 
+    /// The pool of a standby that may serve a read: one that has replayed `lsn` when given
+    /// (the probe's figure is at most one interval old and replay only moves forward, so
+    /// the standby has at least that), else one lagging at most `max_lag` bytes at the
+    /// last probe. `None`: read from the primary.
+    pub(crate) fn standby_pool(&self, lsn: Option<u64>, max_lag: u64) -> Option<&PgPool> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.primary?;
+        let i = state.nodes.iter().position(|n| {
+            n.role == NodeRole::Standby
+                && match lsn {
+                    Some(want) => n.lsn.is_some_and(|have| have >= want),
+                    None => n.lag_bytes.is_some_and(|lag| lag <= max_lag),
+                }
+        })?;
+        self.read_pools.get(i)
+    }
+
     /// The shard as last seen.
     pub(crate) fn status(&self) -> ShardStatus {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,6 +229,14 @@ impl Router {
             primary: state.primary.map(|i| self.addresses[i].clone()),
             failovers: self.failovers.load(Ordering::Relaxed),
             nodes: state.nodes.clone(),
+        }
+    }
+
+    /// Closes the shard's pools (the probe task ends with them).
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+        for pool in &self.read_pools {
+            pool.close().await;
         }
     }
 

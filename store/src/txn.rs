@@ -202,7 +202,7 @@ impl Store {
         record: Option<&AuditRecord>,
         access: &Access,
     ) -> Result<(Tx, Vec<(usize, Option<Written>)>), StoreError> {
-        let mut tx = self.pool(shard).begin().await?;
+        let mut tx = self.primary(shard).begin().await?;
         // Parts on different shards wait for each other at commit, out of sight of any one
         // shard's deadlock detector: a lock wait is bounded instead.
         sqlx::query("SET LOCAL lock_timeout = '10s'")
@@ -263,7 +263,7 @@ impl Store {
         }
         self.crash_if(CrashPoint::AfterPrepare);
         let decided = if started.elapsed() < DECISION_DEADLINE {
-            decide(self.pool(0), &txid, "commit").await
+            decide(self.primary(0), &txid, "commit").await
         } else {
             Ok("abort".to_owned())
         };
@@ -277,7 +277,7 @@ impl Store {
                 // The decision row may have committed (the connection can be lost after the
                 // commit): asking for an abort settles it, since the first decision wins.
                 tracing::error!(txid, error = %err, "two-phase commit: decision not confirmed");
-                match decide(self.pool(0), &txid, "abort").await {
+                match decide(self.primary(0), &txid, "abort").await {
                     Ok(d) if d == "commit" => {}
                     Ok(_) => {
                         self.finish_prepared(&txid, &prepared, false).await;
@@ -296,7 +296,7 @@ impl Store {
         if self.finish_prepared(&txid, &prepared, true).await {
             let _ = sqlx::query("DELETE FROM tx_decisions WHERE txid = $1")
                 .bind(&txid)
-                .execute(self.pool(0))
+                .execute(self.primary(0))
                 .await;
         }
         // A commit that failed here is decided and will be completed by recovery.
@@ -310,7 +310,7 @@ impl Store {
         for &shard in shards {
             let gid = gid(txid, shard);
             let sql = AssertSqlSafe(format!("{verb} PREPARED '{gid}'"));
-            if let Err(e) = sqlx::raw_sql(sql).execute(self.pool(shard)).await {
+            if let Err(e) = sqlx::raw_sql(sql).execute(self.primary(shard)).await {
                 tracing::error!(gid, error = %e, "{verb} PREPARED failed; recovery will retry");
                 all = false;
             }
@@ -359,21 +359,21 @@ impl Store {
             )
             .bind(GID_PREFIX)
             .bind(min_age.as_secs_f64())
-            .fetch_all(self.pool(shard))
+            .fetch_all(self.primary(shard))
             .await?;
             for row in rows {
                 let gid: String = row.try_get("gid")?;
                 let Some(txid) = txid_of(&gid) else {
                     continue;
                 };
-                let decision = decide(self.pool(0), txid, "abort").await?;
+                let decision = decide(self.primary(0), txid, "abort").await?;
                 let verb = if decision == "commit" {
                     "COMMIT"
                 } else {
                     "ROLLBACK"
                 };
                 sqlx::raw_sql(AssertSqlSafe(format!("{verb} PREPARED '{gid}'")))
-                    .execute(self.pool(shard))
+                    .execute(self.primary(shard))
                     .await?;
                 tracing::warn!(gid, verb, "recovered an in-doubt transaction");
                 if decision == "commit" {
@@ -391,7 +391,7 @@ impl Store {
                  WHERE database = current_database() AND starts_with(gid, $1)",
             )
             .bind(GID_PREFIX)
-            .fetch_all(self.pool(shard))
+            .fetch_all(self.primary(shard))
             .await?;
             for row in rows {
                 let gid: String = row.try_get("gid")?;
@@ -404,7 +404,7 @@ impl Store {
         )
         .bind(&pending)
         .bind(ABORT_RETENTION.as_secs_f64())
-        .execute(self.pool(0))
+        .execute(self.primary(0))
         .await?;
         Ok(done)
     }

@@ -848,6 +848,7 @@ async fn audit_verify_figures(bench: &Bench) -> Result<String> {
         acquire_timeout: Duration::from_secs(30),
         crash_at: None,
         discovery: store::nodes::Discovery::default(),
+        standby_max_lag: None,
     })?;
     let started = Instant::now();
     let verdict = store.verify_audit().await?;

@@ -46,6 +46,7 @@ async fn start() -> Result<(AutoFailoverCluster, TestServer, std::path::PathBuf)
         acquire_timeout: Duration::from_secs(10),
         crash_at: None,
         discovery: store::nodes::Discovery::default(),
+        standby_max_lag: None,
     };
     let config = gateway::GatewayConfig {
         limits: gateway::Limits::default(),

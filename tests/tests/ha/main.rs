@@ -387,6 +387,122 @@ async fn ha11_one_shard_down() -> Result<()> {
     cluster.stop()
 }
 
+/// Read-your-writes under a lagging standby, with standby reads on: replay paused on the
+/// standby, a create's `X-Consistency-Token` makes the next read go where the create is
+/// visible (the primary), while a read without a token, allowed any lag, is served by the
+/// stale standby (404: proof that reads do go to standbys); a server allowing no lag reads
+/// from the primary; once replay resumes, the token is honoured by the standby.
+async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
+    let cluster = TestCluster::start_spec(&spec(1))?;
+    let db = cluster.fresh_database().await?;
+    let server_with = |max_lag: u64| {
+        let mut config = gateway::up::store_config(&cluster.cluster, &db);
+        config.standby_max_lag = Some(max_lag);
+        let gateway_config = gateway::GatewayConfig {
+            limits: limits(),
+            auth: TestServer::dev_auth(),
+            base_url: None,
+            terminology_policy: Default::default(),
+            trusted_proxies: Vec::new(),
+            break_glass_window: Duration::from_secs(3600),
+        };
+        let db = db.clone();
+        async move { TestServer::start_on(&config, db, gateway_config).await }
+    };
+    let any_lag = server_with(u64::MAX / 2).await?;
+    let no_lag = server_with(0).await?;
+    let c = &cluster.cluster;
+    let standby = c.shards()[0].standbys[0].clone();
+    let first = any_lag
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Before"}]}))
+        .await?;
+    let first_id = first["id"].as_str().unwrap_or_default().to_owned();
+    // Until the standby has it (replay is quick; bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while any_lag.store.topology()[0]
+        .nodes
+        .iter()
+        .any(|n| n.lag_bytes.is_some_and(|l| l > 0))
+    {
+        ensure!(Instant::now() < deadline, "the standby never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::task::block_in_place(|| c.psql(&standby, "postgres", "SELECT pg_wal_replay_pause()"))?;
+    let resp = any_lag
+        .req(reqwest::Method::POST, "Patient")
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Patient", "name": [{"family": "After"}]}).to_string())
+        .send()
+        .await?;
+    ensure!(resp.status() == 201, "create: {}", resp.status());
+    let token = resp
+        .headers()
+        .get("x-consistency-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(!token.is_empty(), "a write without a consistency token");
+    let created: Value = resp.json().await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    // Let the probe see the lag.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let path = format!("Patient/{id}");
+    let (stale, _) = any_lag.send(reqwest::Method::GET, &path, None).await?;
+    ensure!(
+        stale == 404,
+        "a read allowed any lag was not served by the paused standby: {stale}"
+    );
+    let (old, _) = any_lag
+        .send(reqwest::Method::GET, &format!("Patient/{first_id}"), None)
+        .await?;
+    ensure!(old == 200, "the standby lost an old write: {old}");
+    let (fresh, _) = any_lag
+        .send_with(
+            reqwest::Method::GET,
+            &path,
+            None,
+            &[("x-consistency-token", &token)],
+        )
+        .await?;
+    ensure!(fresh == 200, "read-your-writes with the token: {fresh}");
+    let (bounded, _) = no_lag.send(reqwest::Method::GET, &path, None).await?;
+    ensure!(bounded == 200, "a read allowing no lag: {bounded}");
+    let (bad, body) = any_lag
+        .send_with(
+            reqwest::Method::GET,
+            &path,
+            None,
+            &[("x-consistency-token", "nonsense")],
+        )
+        .await?;
+    ensure!(
+        bad == 400 && body["issue"][0]["expression"][0] == "X-Consistency-Token",
+        "a malformed token: {bad} {body}"
+    );
+    tokio::task::block_in_place(|| c.psql(&standby, "postgres", "SELECT pg_wal_replay_resume()"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = any_lag.send(reqwest::Method::GET, &path, None).await?;
+        if status == 200 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the standby never served the write after resuming"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    figures(
+        "read-your-writes",
+        json!({ "stale_read_without_token": 404, "read_with_token": 200, "read_allowing_no_lag": 200 }),
+    );
+    // Two gateways on one database: each sees the other's audit records too.
+    no_lag.stop_after_fault().await?;
+    any_lag.stop_after_fault().await?;
+    cluster.stop()
+}
+
 type Test = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>>;
 
 fn main() {
@@ -414,6 +530,9 @@ fn main() {
             Box::pin(ha8_commit_waits_for_the_standby())
         }),
         ("ha11_one_shard_down", || Box::pin(ha11_one_shard_down())),
+        ("read_your_writes_under_a_lagging_standby", || {
+            Box::pin(read_your_writes_under_a_lagging_standby())
+        }),
         ("autofailover::ha3_node_death", || {
             Box::pin(autofailover::ha3_node_death())
         }),
