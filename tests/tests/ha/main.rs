@@ -391,7 +391,8 @@ async fn ha11_one_shard_down() -> Result<()> {
 /// standby, a create's `X-Consistency-Token` makes the next read go where the create is
 /// visible (the primary), while a read without a token, allowed any lag, is served by the
 /// stale standby (404: proof that reads do go to standbys); a server allowing no lag reads
-/// from the primary; once replay resumes, the token is honoured by the standby.
+/// from the primary; read-check-write flows (conditional update, If-Match) use the primary
+/// (HA-10); once replay resumes, the standby serves the write.
 async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
     let cluster = TestCluster::start_spec(&spec(1))?;
     let db = cluster.fresh_database().await?;
@@ -479,6 +480,31 @@ async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
     ensure!(
         bad == 400 && body["issue"][0]["expression"][0] == "X-Consistency-Token",
         "a malformed token: {bad} {body}"
+    );
+    // Read-check-write flows use the primary (HA-10): a conditional update finds the match
+    // the stale standby does not have, and an If-Match update sees the current version.
+    let (status, body) = any_lag
+        .send(
+            reqwest::Method::PUT,
+            "Patient?family=After",
+            Some(&json!({"resourceType": "Patient", "name": [{"family": "After", "given": ["Updated"]}]})),
+        )
+        .await?;
+    ensure!(
+        status == 200 && body["id"] == id.as_str(),
+        "a conditional update under a stale standby: {status} {body}"
+    );
+    let (status, body) = any_lag
+        .send_with(
+            reqwest::Method::PUT,
+            &path,
+            Some(&json!({"resourceType": "Patient", "id": id, "name": [{"family": "After", "given": ["Again"]}]})),
+            &[("if-match", "W/\"2\"")],
+        )
+        .await?;
+    ensure!(
+        status == 200,
+        "an If-Match update under a stale standby: {status} {body}"
     );
     tokio::task::block_in_place(|| c.psql(&standby, "postgres", "SELECT pg_wal_replay_resume()"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
