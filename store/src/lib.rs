@@ -1241,3 +1241,38 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ConsistencyToken;
+
+    #[test]
+    fn consistency_tokens_round_trip_and_merge() {
+        let t = ConsistencyToken(vec![
+            Some((0x16 << 32) | 0xB374_D848),
+            None,
+            Some(0x300_0060),
+        ]);
+        let text = t.to_string();
+        assert_eq!(text, "16/B374D848,,0/3000060");
+        assert_eq!(ConsistencyToken::parse(&text), Some(t.clone()));
+        assert_eq!(
+            ConsistencyToken::parse(" 0/1 , 0/2 "),
+            Some(ConsistencyToken(vec![Some(1), Some(2)]))
+        );
+        let later = ConsistencyToken(vec![Some(1), Some(5)]);
+        assert_eq!(
+            t.merge(&later),
+            ConsistencyToken(vec![
+                Some((0x16 << 32) | 0xB374_D848),
+                Some(5),
+                Some(0x300_0060)
+            ])
+        );
+        assert_eq!(t.lsn(1), None);
+        assert_eq!(t.lsn(9), None);
+        for bad in ["x", "0/", "1/2/3", "0/1;0/2", &"0/1,".repeat(400)] {
+            assert_eq!(ConsistencyToken::parse(bad), None, "{bad:?}");
+        }
+    }
+}

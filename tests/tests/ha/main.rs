@@ -387,14 +387,14 @@ async fn ha11_one_shard_down() -> Result<()> {
     cluster.stop()
 }
 
-/// Read-your-writes under a lagging standby, with standby reads on: replay paused on the
-/// standby, a create's `X-Consistency-Token` makes the next read go where the create is
+/// Read-your-writes under lagging standbys, with standby reads on (2 shards): replay paused
+/// on every standby, a create's `X-Consistency-Token` makes the next read go where the create is
 /// visible (the primary), while a read without a token, allowed any lag, is served by the
 /// stale standby (404: proof that reads do go to standbys); a server allowing no lag reads
 /// from the primary; read-check-write flows (conditional update, If-Match) use the primary
 /// (HA-10); once replay resumes, the standby serves the write.
 async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
-    let cluster = TestCluster::start_spec(&spec(1))?;
+    let cluster = TestCluster::start_spec(&spec(2))?;
     let db = cluster.fresh_database().await?;
     let server_with = |max_lag: u64| {
         let mut config = gateway::up::store_config(&cluster.cluster, &db);
@@ -413,7 +413,7 @@ async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
     let any_lag = server_with(u64::MAX / 2).await?;
     let no_lag = server_with(0).await?;
     let c = &cluster.cluster;
-    let standby = c.shards()[0].standbys[0].clone();
+    let standbys: Vec<_> = c.shards().iter().map(|s| s.standbys[0].clone()).collect();
     let first = any_lag
         .create(&json!({"resourceType": "Patient", "name": [{"family": "Before"}]}))
         .await?;
@@ -429,7 +429,11 @@ async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    tokio::task::block_in_place(|| c.psql(&standby, "postgres", "SELECT pg_wal_replay_pause()"))?;
+    for standby in &standbys {
+        tokio::task::block_in_place(|| {
+            c.psql(standby, "postgres", "SELECT pg_wal_replay_pause()")
+        })?;
+    }
     let resp = any_lag
         .req(reqwest::Method::POST, "Patient")
         .header("content-type", "application/fhir+json")
@@ -443,7 +447,10 @@ async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    ensure!(!token.is_empty(), "a write without a consistency token");
+    ensure!(
+        token.split(',').filter(|p| !p.is_empty()).count() == 2,
+        "a write's token names both shards: {token:?}"
+    );
     let created: Value = resp.json().await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     // Let the probe see the lag.
@@ -506,7 +513,11 @@ async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
         status == 200,
         "an If-Match update under a stale standby: {status} {body}"
     );
-    tokio::task::block_in_place(|| c.psql(&standby, "postgres", "SELECT pg_wal_replay_resume()"))?;
+    for standby in &standbys {
+        tokio::task::block_in_place(|| {
+            c.psql(standby, "postgres", "SELECT pg_wal_replay_resume()")
+        })?;
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, _) = any_lag.send(reqwest::Method::GET, &path, None).await?;
