@@ -813,6 +813,19 @@ impl AutoFailoverCluster {
         })
     }
 
+    /// A postgres crash with its keeper alive: SIGKILL to the postmaster and its children
+    /// only. The keeper restarts postgres in place (no failover).
+    pub fn crash_postgres(&self, node: &Node) -> Result<()> {
+        let super::PostmasterState::Ours(pid) = postmaster_state(&node.data_dir) else {
+            return Err(ClusterError::BadState(format!(
+                "{} is not running",
+                node.name
+            )));
+        };
+        tracing::warn!(node = %node.name, pid, "kill -9 of postgres (keeper alive)");
+        kill_tree(&[pid]).map(drop)
+    }
+
     /// Starts a node's keeper again (after [`AutoFailoverCluster::kill_node`]).
     pub fn run_node(&self, node: &Node) -> Result<()> {
         self.spawn_keeper(

@@ -63,7 +63,7 @@ async fn start() -> Result<(AutoFailoverCluster, TestServer, std::path::PathBuf)
 /// HA-3: node death (keeper and postgres killed) of the primary under >= 200 writes/s: the
 /// monitor promotes the secondary, the gateway follows by itself, no acknowledged write is
 /// lost, and the writes resume within 20 s (RTO). HA-4 after it: a planned switchover under
-/// the same load.
+/// the same load; HA-5: postgres alone crashes, its keeper restarts it (no failover).
 pub async fn ha3_node_death() -> Result<()> {
     let (cluster, server, dir) = start().await?;
     let readable = load::seed_patients(&server, 20).await?;
@@ -172,6 +172,45 @@ pub async fn ha3_node_death() -> Result<()> {
         json!({
             "acked": report.acked.len(),
             "lost": 0,
+            "longest_gap_s": gap.as_secs_f64(),
+            "write_errors": report.write_errors.len(),
+            "read_errors": report.read_errors,
+        }),
+    );
+
+    // HA-5: postgres crashes, its keeper lives: restarted in place, no failover.
+    tokio::task::block_in_place(|| cluster.wait_healthy(0, Duration::from_secs(120)))?;
+    let primary = tokio::task::block_in_place(|| cluster.primary_of(0))?;
+    let c = &cluster;
+    let (report, fault) =
+        load::run_with_fault(&server, &spec, &readable, Duration::from_secs(2), || {
+            c.crash_postgres(&primary)?;
+            Ok(Instant::now())
+        })
+        .await?;
+    let lost = load::lost(&server, &report).await?;
+    ensure!(
+        lost.is_empty(),
+        "postgres crash: acknowledged writes lost: {lost:?}"
+    );
+    let after = tokio::task::block_in_place(|| cluster.primary_of(0))?;
+    ensure!(
+        after.name == primary.name,
+        "a postgres crash caused a failover ({} -> {})",
+        primary.name,
+        after.name
+    );
+    let gap = report.longest_gap_after(fault);
+    ensure!(
+        gap <= Duration::from_secs(10),
+        "postgres crash: writes stopped for {gap:?}"
+    );
+    figures(
+        "HA-5",
+        json!({
+            "acked": report.acked.len(),
+            "lost": 0,
+            "failover": false,
             "longest_gap_s": gap.as_secs_f64(),
             "write_errors": report.write_errors.len(),
             "read_errors": report.read_errors,
