@@ -455,10 +455,12 @@ fn run() -> Result<ExitCode> {
                 } else {
                     for s in &shards {
                         println!(
-                            "shard {}: primary {} ({} failover(s) seen)",
+                            "shard {}: primary {} ({} failover(s) seen), {} buckets (map version {})",
                             s.shard,
                             s.primary.as_deref().unwrap_or("NONE"),
-                            s.failovers
+                            s.failovers,
+                            s.buckets,
+                            s.map_version
                         );
                         for n in &s.nodes {
                             let role = serde_json::to_value(n.role)?;

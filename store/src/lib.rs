@@ -497,12 +497,19 @@ impl Store {
         Ok(LockGuard { tx })
     }
 
-    /// Every shard's nodes as last probed: roles, WAL positions, lag, failovers.
+    /// Every shard's nodes as last probed (roles, WAL positions, lag, failovers) and its
+    /// share of the shard map.
     pub fn topology(&self) -> Vec<nodes::ShardStatus> {
+        let map = &self.inner.map;
         self.inner
             .shards
             .iter()
-            .map(|s| s.router.status())
+            .enumerate()
+            .map(|(i, s)| nodes::ShardStatus {
+                buckets: map.assignment.iter().filter(|&&a| a as usize == i).count() as u32,
+                map_version: map.version,
+                ..s.router.status()
+            })
             .collect()
     }
 

@@ -85,6 +85,10 @@ pub struct ShardStatus {
     pub primary: Option<String>,
     /// Times the writable node changed since start.
     pub failovers: u64,
+    /// How many buckets the shard map puts on this shard, and the map's version.
+    pub buckets: u32,
+    /// The version of the shard map in force.
+    pub map_version: u64,
     /// Every node.
     pub nodes: Vec<NodeStatus>,
 }
@@ -228,6 +232,8 @@ impl Router {
             shard: self.shard,
             primary: state.primary.map(|i| self.addresses[i].clone()),
             failovers: self.failovers.load(Ordering::Relaxed),
+            buckets: 0,
+            map_version: 0,
             nodes: state.nodes.clone(),
         }
     }

@@ -203,7 +203,8 @@ async fn scenario(data: &Path) -> Result<()> {
     ensure!(
         ok && out.matches("primary 127.0.0.1:").count() == 2
             && out.matches(" standby ").count() == 2
-            && out.contains("lag "),
+            && out.contains("lag ")
+            && out.matches("512 buckets (map version 1)").count() == 2,
         "shards status: {out}"
     );
     // A GP outside their relationships: 404, until they state a reason; the command lists it.
