@@ -463,18 +463,12 @@ fn run() -> Result<ExitCode> {
                             s.map_version
                         );
                         for n in &s.nodes {
-                            let role = serde_json::to_value(n.role)?;
                             let detail = match (&n.error, n.lag_bytes) {
                                 (Some(e), _) => format!("error: {e}"),
                                 (None, Some(lag)) => format!("lag {lag} bytes"),
                                 (None, None) => String::new(),
                             };
-                            println!(
-                                "  {:<22} {:<8} {}",
-                                n.address,
-                                role.as_str().unwrap_or("?"),
-                                detail
-                            );
+                            println!("  {:<22} {:<8} {}", n.address, n.role.as_str(), detail);
                         }
                     }
                 }

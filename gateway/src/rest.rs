@@ -153,13 +153,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         "The role a node was last seen in (1 for that role).",
         nodes()
             .map(|(shard, n)| {
-                let role = serde_json::to_value(n.role)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
                 let labels = format!(
-                    "{{shard=\"{shard}\",node=\"{}\",role=\"{role}\"}}",
-                    n.address
+                    "{{shard=\"{shard}\",node=\"{}\",role=\"{}\"}}",
+                    n.address,
+                    n.role.as_str()
                 );
                 (labels, "1".to_owned())
             })
@@ -304,10 +301,7 @@ pub(crate) fn run_request<'a>(
                 .await
             }
         };
-        // Not a request that opens a break-glass window: that is a write of its own.
-        if matches!(*method, Method::GET | Method::HEAD)
-            && !headers.contains_key("x-break-glass-reason")
-        {
+        if is_read {
             for _ in 0..READ_RETRY_MAX {
                 let unavailable =
                     matches!(&result, Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE);

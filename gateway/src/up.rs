@@ -148,7 +148,7 @@ impl Cluster {
                         nodes: s.nodes.iter().map(|n| c.app_url(n, db)).collect(),
                     })
                     .collect(),
-                ..store_config_defaults()
+                ..StoreConfig::default()
             },
         }
     }
@@ -178,18 +178,6 @@ impl Cluster {
     }
 }
 
-fn store_config_defaults() -> StoreConfig {
-    StoreConfig {
-        shards: Vec::new(),
-        n_buckets: store::placement::DEFAULT_BUCKETS,
-        max_connections: 32,
-        acquire_timeout: Duration::from_secs(10),
-        crash_at: None,
-        discovery: store::nodes::Discovery::default(),
-        standby_max_lag: None,
-    }
-}
-
 /// The store configuration of a local cluster's database `db`.
 pub fn store_config(cluster: &LocalCluster, db: &str) -> StoreConfig {
     StoreConfig {
@@ -203,7 +191,7 @@ pub fn store_config(cluster: &LocalCluster, db: &str) -> StoreConfig {
                     .collect(),
             })
             .collect(),
-        ..store_config_defaults()
+        ..StoreConfig::default()
     }
 }
 
@@ -452,12 +440,8 @@ async fn with_store<T>(
                     })
                     .collect()
             },
-            n_buckets: store::placement::DEFAULT_BUCKETS,
             max_connections: 2,
-            acquire_timeout: Duration::from_secs(10),
-            crash_at: None,
-            discovery: store::nodes::Discovery::default(),
-            standby_max_lag: None,
+            ..StoreConfig::default()
         })?;
         let result = work(&store).await;
         store.close().await;

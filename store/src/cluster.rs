@@ -460,17 +460,8 @@ impl LocalCluster {
         requested: &ClusterSpec,
     ) -> Result<LocalCluster> {
         let path = dir.join("cluster.json");
-        let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            ClusterError::BadState(format!("{} is unreadable: {e}", path.display()))
-        })?;
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(ClusterError::BadState(format!(
-                "{} has format version {}, this launcher reads version {FORMAT_VERSION}",
-                path.display(),
-                manifest.format_version
-            )));
-        }
+        let manifest: Manifest = read_manifest(&path)?;
+        check_format(&path, manifest.format_version, FORMAT_VERSION)?;
         let spec = manifest.spec;
         if spec.n_shards != requested.n_shards || spec.n_standbys != requested.n_standbys {
             return Err(ClusterError::BadState(format!(
@@ -496,21 +487,9 @@ impl LocalCluster {
                 path.display()
             )));
         }
-        let read = |name: &str| -> Result<String> {
-            let p = dir.join("secrets").join(name);
-            let s = fs::read_to_string(&p).map_err(io_err(&p))?;
-            let s = s.trim().to_owned();
-            if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(ClusterError::BadState(format!(
-                    "{} does not hold a password",
-                    p.display()
-                )));
-            }
-            Ok(s)
-        };
         let ctx = Ctx {
-            superuser_password: read("superuser_password")?,
-            app_password: read("app_password")?,
+            superuser_password: read_password(&dir, "superuser_password")?,
+            app_password: read_password(&dir, "app_password")?,
             dir,
             bin,
             run_as,
@@ -1340,6 +1319,38 @@ fn write_secret(ctx: &Ctx, name: &str, content: &str) -> Result<()> {
         .and_then(|()| f.write_all(b"\n"))
         .map_err(io_err(&path))?;
     ctx.give(&path)
+}
+
+/// A cluster directory's manifest (`cluster.json`, `autofailover.json`).
+fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ClusterError::BadState(format!("{} is unreadable: {e}", path.display())))
+}
+
+/// Refuses a manifest of another format version than `wanted`.
+fn check_format(path: &Path, found: u32, wanted: u32) -> Result<()> {
+    if found == wanted {
+        return Ok(());
+    }
+    Err(ClusterError::BadState(format!(
+        "{} has format version {found}, this launcher reads version {wanted}",
+        path.display()
+    )))
+}
+
+/// A generated password kept in `DIR/secrets/{name}`.
+fn read_password(dir: &Path, name: &str) -> Result<String> {
+    let p = dir.join("secrets").join(name);
+    let s = fs::read_to_string(&p).map_err(io_err(&p))?;
+    let s = s.trim().to_owned();
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ClusterError::BadState(format!(
+            "{} does not hold a password",
+            p.display()
+        )));
+    }
+    Ok(s)
 }
 
 fn write_pgpass(ctx: &Ctx) -> Result<()> {

@@ -269,6 +269,22 @@ pub struct StoreConfig {
     pub standby_max_lag: Option<u64>,
 }
 
+impl Default for StoreConfig {
+    /// No shards yet; the settings `fhirgate up` uses: 1024 buckets, 32 connections per
+    /// shard, 10 s to get one, primaries probed every 250 ms, every read on the primaries.
+    fn default() -> Self {
+        StoreConfig {
+            shards: Vec::new(),
+            n_buckets: placement::DEFAULT_BUCKETS,
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(10),
+            crash_at: None,
+            discovery: nodes::Discovery::default(),
+            standby_max_lag: None,
+        }
+    }
+}
+
 struct Shard {
     router: std::sync::Arc<nodes::Router>,
     audit: audit::GroupWriter,

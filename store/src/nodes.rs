@@ -61,6 +61,18 @@ pub enum NodeRole {
     Down,
 }
 
+impl NodeRole {
+    /// Its name (as in JSON and the metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Primary => "primary",
+            NodeRole::Standby => "standby",
+            NodeRole::Fenced => "fenced",
+            NodeRole::Down => "down",
+        }
+    }
+}
+
 /// One node of a shard, as last seen.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeStatus {

@@ -117,18 +117,20 @@ impl TestServer {
         limits: Limits,
         auth: AuthConfig,
     ) -> Result<TestServer> {
-        TestServer::start_configured(
-            cluster,
-            GatewayConfig {
-                limits,
-                auth,
-                base_url: None,
-                terminology_policy: Default::default(),
-                trusted_proxies: Vec::new(),
-                break_glass_window: std::time::Duration::from_secs(3600),
-            },
-        )
-        .await
+        TestServer::start_configured(cluster, TestServer::config(limits, auth)).await
+    }
+
+    /// The gateway settings of the tests: `limits`, `auth`, default terminology policy, no
+    /// trusted proxy, one-hour break-glass windows.
+    pub fn config(limits: Limits, auth: AuthConfig) -> GatewayConfig {
+        GatewayConfig {
+            limits,
+            auth,
+            base_url: None,
+            terminology_policy: Default::default(),
+            trusted_proxies: Vec::new(),
+            break_glass_window: std::time::Duration::from_secs(3600),
+        }
     }
 
     /// Starts a gateway with `config` (its `auth` must be able to mint development tokens for
@@ -190,21 +192,7 @@ impl TestServer {
 
     /// A token of another subject (`sub`), with the given role and scopes.
     pub fn token_of(&self, subject: &str, role: &str, scope: &str) -> String {
-        let now = chrono::Utc::now().timestamp();
-        self.auth
-            .mint(&Claims {
-                sub: subject.into(),
-                iss: self.auth.issuer.clone(),
-                aud: self.auth.audience.clone(),
-                exp: (now + 3600) as u64,
-                iat: now as u64,
-                nbf: None,
-                role: role.into(),
-                scope: scope.into(),
-                practitioner: None,
-                patient: None,
-            })
-            .unwrap_or_default()
+        self.mint(subject, role, scope, None, None, 3600)
     }
 
     /// A token acting as `practitioner` and/or with `patient` in context.
@@ -216,10 +204,22 @@ impl TestServer {
         patient: Option<&str>,
         ttl: i64,
     ) -> String {
+        self.mint("e2e", role, scope, practitioner, patient, ttl)
+    }
+
+    fn mint(
+        &self,
+        subject: &str,
+        role: &str,
+        scope: &str,
+        practitioner: Option<&str>,
+        patient: Option<&str>,
+        ttl: i64,
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         self.auth
             .mint(&Claims {
-                sub: "e2e".into(),
+                sub: subject.into(),
                 iss: self.auth.issuer.clone(),
                 aud: self.auth.audience.clone(),
                 exp: (now + ttl).max(0) as u64,

@@ -37,10 +37,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     APP_ROLE, ClusterError, ClusterSpec, Ctx, DEFAULT_DATABASE, Node, PSQL_TIMEOUT, Result,
-    SUPERUSER, app_role_sql, check_traversable, checked, children_of, create_database_sql,
-    effective_uid, find_pg_bin, free_ports, generate_password, io_err, lookup_user,
-    postmaster_state, prepare_dirs, process_state, psql_run, run_bounded, validate_db_name,
-    write_pgpass, write_secret,
+    SUPERUSER, app_role_sql, check_format, check_traversable, checked, children_of,
+    create_database_sql, effective_uid, find_pg_bin, free_ports, generate_password, io_err,
+    lookup_user, postmaster_state, prepare_dirs, process_state, psql_run, read_manifest,
+    read_password, run_bounded, validate_db_name, write_pgpass, write_secret,
 };
 
 const FORMAT_VERSION: u32 = 1;
@@ -260,17 +260,8 @@ impl AutoFailoverCluster {
         requested: &ClusterSpec,
     ) -> Result<(Ctx, Node, Vec<AutoFailoverShard>)> {
         let path = dir.join("autofailover.json");
-        let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            ClusterError::BadState(format!("{} is unreadable: {e}", path.display()))
-        })?;
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(ClusterError::BadState(format!(
-                "{} has format version {}, this launcher reads {FORMAT_VERSION}",
-                path.display(),
-                manifest.format_version
-            )));
-        }
+        let manifest: Manifest = read_manifest(&path)?;
+        check_format(&path, manifest.format_version, FORMAT_VERSION)?;
         if manifest.spec.n_shards != requested.n_shards
             || manifest.spec.n_standbys != requested.n_standbys
         {
@@ -283,13 +274,6 @@ impl AutoFailoverCluster {
                 requested.n_standbys
             )));
         }
-        let read = |name: &str| -> Result<String> {
-            let p = dir.join("secrets").join(name);
-            Ok(fs::read_to_string(&p)
-                .map_err(io_err(&p))?
-                .trim()
-                .to_owned())
-        };
         let node = |m: &ManifestNode| -> Result<Node> {
             let rel = Path::new(&m.data_dir);
             if rel.is_absolute()
@@ -319,8 +303,8 @@ impl AutoFailoverCluster {
             })
             .collect::<Result<Vec<_>>>()?;
         let ctx = Ctx {
-            superuser_password: read("superuser_password")?,
-            app_password: read("app_password")?,
+            superuser_password: read_password(dir, "superuser_password")?,
+            app_password: read_password(dir, "app_password")?,
             dir: dir.to_path_buf(),
             bin,
             run_as,

@@ -846,9 +846,7 @@ async fn audit_verify_figures(bench: &Bench) -> Result<String> {
         n_buckets: DEFAULT_BUCKETS,
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
-        crash_at: None,
-        discovery: store::nodes::Discovery::default(),
-        standby_max_lag: None,
+        ..store::StoreConfig::default()
     })?;
     let started = Instant::now();
     let verdict = store.verify_audit().await?;

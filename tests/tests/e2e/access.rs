@@ -494,12 +494,8 @@ async fn break_glass_opens_is_flagged_and_expires(env: &Env) -> Result<()> {
     let s = TestServer::start_configured(
         &env.cluster,
         gateway::GatewayConfig {
-            limits: Default::default(),
-            auth: TestServer::dev_auth(),
-            base_url: None,
-            terminology_policy: Default::default(),
-            trusted_proxies: Vec::new(),
             break_glass_window: window,
+            ..TestServer::config(Default::default(), TestServer::dev_auth())
         },
     )
     .await?;
@@ -572,12 +568,9 @@ async fn request_ids_and_forwarded_clients(env: &Env) -> Result<()> {
     let s = TestServer::start_configured(
         &env.cluster,
         gateway::GatewayConfig {
-            limits: Default::default(),
-            auth: TestServer::dev_auth(),
-            base_url: None,
-            terminology_policy: Default::default(),
             trusted_proxies: vec!["127.0.0.1".parse()?],
             break_glass_window: std::time::Duration::from_secs(60),
+            ..TestServer::config(Default::default(), TestServer::dev_auth())
         },
     )
     .await?;

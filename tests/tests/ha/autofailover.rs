@@ -41,21 +41,9 @@ async fn start() -> Result<(AutoFailoverCluster, TestServer, std::path::PathBuf)
                 .map(|n| cluster.app_url(n, db))
                 .collect(),
         }],
-        n_buckets: store::placement::DEFAULT_BUCKETS,
-        max_connections: 32,
-        acquire_timeout: Duration::from_secs(10),
-        crash_at: None,
-        discovery: store::nodes::Discovery::default(),
-        standby_max_lag: None,
+        ..store::StoreConfig::default()
     };
-    let config = gateway::GatewayConfig {
-        limits: gateway::Limits::default(),
-        auth: TestServer::dev_auth(),
-        base_url: None,
-        terminology_policy: Default::default(),
-        trusted_proxies: Vec::new(),
-        break_glass_window: Duration::from_secs(3600),
-    };
+    let config = TestServer::config(gateway::Limits::default(), TestServer::dev_auth());
     let server = TestServer::start_on(&store_config, db.into(), config).await?;
     Ok((cluster, server, dir))
 }

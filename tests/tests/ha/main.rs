@@ -266,38 +266,53 @@ async fn ha8_commit_waits_for_the_standby() -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (status, _) = server
-        .send_with(
-            reqwest::Method::POST,
-            "Patient",
-            Some(&patient),
-            &[("if-none-exist", "identifier=urn:ha8|only-once")],
-        )
-        .await?;
-    ensure!(status == 200, "the retry answered {status}, not 200");
-    let found = server
-        .get_ok("Patient?identifier=urn:ha8|only-once&_summary=count")
-        .await?;
-    ensure!(found["total"] == 1, "after the retry: {found}");
-    let (status, body) = server
-        .send_with(
-            reqwest::Method::POST,
-            "Patient",
-            Some(&keyed),
-            &[("x-request-id", "ha8-keyed-create")],
-        )
-        .await?;
-    ensure!(status == 200, "the keyed retry answered {status}: {body}");
-    let found = server
-        .get_ok("Patient?identifier=urn:ha8|keyed&_summary=count")
-        .await?;
-    ensure!(found["total"] == 1, "after the keyed retry: {found}");
+    retry_finds_one(
+        &server,
+        &patient,
+        ("if-none-exist", "identifier=urn:ha8|only-once"),
+        "urn:ha8|only-once",
+    )
+    .await?;
+    retry_finds_one(
+        &server,
+        &keyed,
+        ("x-request-id", "ha8-keyed-create"),
+        "urn:ha8|keyed",
+    )
+    .await?;
     figures(
         "HA-8",
         json!({ "answered_while_standby_down": 0, "copies_after_retry": 1, "copies_after_keyed_retry": 1 }),
     );
     server.stop_after_fault().await?;
     cluster.stop()
+}
+
+/// Retries a create with `header`: 200 (the first one is found, not written again), and
+/// one resource with `identifier`.
+async fn retry_finds_one(
+    server: &TestServer,
+    body: &Value,
+    header: (&str, &str),
+    identifier: &str,
+) -> Result<()> {
+    let (status, answer) = server
+        .send_with(reqwest::Method::POST, "Patient", Some(body), &[header])
+        .await?;
+    ensure!(
+        status == 200,
+        "the retry with {} answered {status}: {answer}",
+        header.0
+    );
+    let found = server
+        .get_ok(&format!("Patient?identifier={identifier}&_summary=count"))
+        .await?;
+    ensure!(
+        found["total"] == 1,
+        "after the retry with {}: {found}",
+        header.0
+    );
+    Ok(())
 }
 
 /// HA-11: one shard's primary dies (nobody promotes): creates (placed on shards with a
@@ -399,14 +414,7 @@ async fn read_your_writes_under_a_lagging_standby() -> Result<()> {
     let server_with = |max_lag: u64| {
         let mut config = gateway::up::store_config(&cluster.cluster, &db);
         config.standby_max_lag = Some(max_lag);
-        let gateway_config = gateway::GatewayConfig {
-            limits: limits(),
-            auth: TestServer::dev_auth(),
-            base_url: None,
-            terminology_policy: Default::default(),
-            trusted_proxies: Vec::new(),
-            break_glass_window: Duration::from_secs(3600),
-        };
+        let gateway_config = TestServer::config(limits(), TestServer::dev_auth());
         let db = db.clone();
         async move { TestServer::start_on(&config, db, gateway_config).await }
     };
