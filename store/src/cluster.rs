@@ -268,7 +268,7 @@ impl Ctx {
         let mut o = format!(
             "-p {} -c cluster_name={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
              -c wal_log_hints=on -c wal_keep_size=256MB -c synchronous_commit=on \
-             -c max_prepared_transactions=128",
+             -c max_prepared_transactions=128 -c wal_retrieve_retry_interval=500ms",
             node.port, node.name
         );
         if !self.spec.durable {

@@ -100,8 +100,54 @@ pub async fn seed_patients(server: &TestServer, n: usize) -> Result<Vec<String>>
     Ok(ids)
 }
 
+/// How long writers go on past the planned end while no write sent after the fault has
+/// been acknowledged: a slow recovery is measured, not cut off.
+const RECOVERY_GRACE: Duration = Duration::from_secs(20);
+
+/// Shared between the writers and the fault: when the fault took effect, and whether a
+/// write sent after it was acknowledged.
+#[derive(Default)]
+struct Recovery {
+    started: std::sync::atomic::AtomicBool,
+    fault: std::sync::OnceLock<Instant>,
+    seen: std::sync::atomic::AtomicBool,
+}
+
+impl Recovery {
+    /// Whether a writer should stop at `now`, past the planned `end`.
+    fn done(&self, now: Instant, end: Instant) -> bool {
+        if now < end {
+            return false;
+        }
+        if !self.started.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let recovered =
+            self.fault.get().is_some() && self.seen.load(std::sync::atomic::Ordering::Relaxed);
+        recovered || now >= end + RECOVERY_GRACE
+    }
+
+    /// Records an acknowledgement of a write sent at `sent`.
+    fn acked(&self, sent: Instant) {
+        if self.fault.get().is_some_and(|f| sent >= *f) {
+            self.seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Runs the load; `readable` are ids the readers pick from.
 pub async fn run(server: &TestServer, spec: &LoadSpec, readable: &[String]) -> Result<Load> {
+    run_observed(server, spec, readable, std::sync::Arc::default()).await
+}
+
+/// [`run`], with writers that go on past the end until `recovery` has seen a write sent
+/// after the fault acknowledged (at most [`RECOVERY_GRACE`] longer).
+async fn run_observed(
+    server: &TestServer,
+    spec: &LoadSpec,
+    readable: &[String],
+    recovery: std::sync::Arc<Recovery>,
+) -> Result<Load> {
     let target = Target {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
@@ -112,16 +158,19 @@ pub async fn run(server: &TestServer, spec: &LoadSpec, readable: &[String]) -> R
     let start = Instant::now();
     let end = start + spec.duration;
     let interval = Duration::from_secs_f64(f64::from(spec.writers) / f64::from(spec.rate.max(1)));
-    let max_each = (spec.duration.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 1;
+    let max_each = ((spec.duration + RECOVERY_GRACE).as_secs_f64() / interval.as_secs_f64()).ceil()
+        as usize
+        + 1;
     let mut writers = Vec::new();
     for w in 0..spec.writers {
         let t = target.clone();
+        let recovery = recovery.clone();
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut errors = Vec::new();
             let mut next = Instant::now() + interval.mul_f64(f64::from(w) / 8.0);
             for n in 0..max_each {
-                if next >= end {
+                if recovery.done(next, end) {
                     break;
                 }
                 tokio::time::sleep_until(next.into()).await;
@@ -144,7 +193,10 @@ pub async fn run(server: &TestServer, spec: &LoadSpec, readable: &[String]) -> R
                     Ok(r) if r.status() == 201 => {
                         let v: serde_json::Value = r.json().await.unwrap_or_default();
                         match v["id"].as_str() {
-                            Some(id) => acked.push((id.to_owned(), sent, Instant::now())),
+                            Some(id) => {
+                                recovery.acked(sent);
+                                acked.push((id.to_owned(), sent, Instant::now()));
+                            }
                             None => errors.push((sent, format!("201 without id: {v}"))),
                         }
                     }
@@ -210,7 +262,8 @@ pub async fn run(server: &TestServer, spec: &LoadSpec, readable: &[String]) -> R
         load.reads += ok;
         load.read_errors += failed;
     }
-    load.span = Some((start, Instant::now().min(end.max(start))));
+    let last_ack = load.acked.iter().map(|(_, _, t)| *t).max().unwrap_or(end);
+    load.span = Some((start, last_ack.max(end)));
     Ok(load)
 }
 
@@ -224,10 +277,17 @@ pub async fn run_with_fault(
     fault_at: Duration,
     fault: impl FnOnce() -> Result<Instant>,
 ) -> Result<(Load, Instant)> {
-    let load = run(server, spec, readable);
+    let recovery = std::sync::Arc::new(Recovery::default());
+    let load = run_observed(server, spec, readable, recovery.clone());
     let inject = async {
         tokio::time::sleep(fault_at).await;
-        tokio::task::block_in_place(fault)
+        recovery
+            .started
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let at = tokio::task::block_in_place(fault)?;
+        // Set once, here only.
+        let _ = recovery.fault.set(at);
+        Ok::<_, anyhow::Error>(at)
     };
     let (load, at) = tokio::join!(load, inject);
     Ok((load?, at?))
