@@ -265,6 +265,18 @@ fn cli() -> Command {
                                 .action(ArgAction::SetTrue)
                                 .help("print JSON"),
                         ),
+                )
+                .subcommand(
+                    Command::new("add")
+                        .about("add a shard to the running cluster and move its share of the buckets to it, online")
+                        .arg(data())
+                        .arg(
+                            Arg::new("chunk")
+                                .long("chunk")
+                                .default_value("64")
+                                .value_parser(value_parser!(usize))
+                                .help("buckets moved per step (one brief write fence each)"),
+                        ),
                 ),
         )
         .subcommand(
@@ -478,6 +490,16 @@ fn run() -> Result<ExitCode> {
                 } else {
                     ExitCode::FAILURE
                 })
+            }
+            Some(("add", m)) => {
+                let data: PathBuf = get(m, "data")?;
+                let options = store::rebalance::MoveOptions {
+                    chunk: get(m, "chunk")?,
+                    ..Default::default()
+                };
+                let report = runtime.block_on(up::shards_add(&data, options))?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(ExitCode::SUCCESS)
             }
             _ => bail!("unknown shards command"),
         },

@@ -45,6 +45,9 @@ pub enum UpError {
     /// An audit checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The command needs a running `fhirgate up` on this data folder.
+    #[error("{0}")]
+    NotRunning(String),
     /// Another `fhirgate up` serves this data folder.
     #[error("fhirgate up is already running on {dir} (pid {pid})")]
     AlreadyRunning {
@@ -443,6 +446,10 @@ async fn with_store<T>(
             max_connections: 2,
             ..StoreConfig::default()
         })?;
+        // Shards added since `up` started are in shard 0's directory.
+        if let Err(e) = store.refresh_map().await {
+            tracing::warn!(error = %e, "reading the shard map");
+        }
         let result = work(&store).await;
         store.close().await;
         return result;
@@ -495,6 +502,51 @@ pub async fn shards_status(data: &Path) -> Result<Vec<store::nodes::ShardStatus>
         Ok(store.topology())
     })
     .await
+}
+
+/// `fhirgate shards add`: builds a new shard (primary and standbys) in the data folder's
+/// running cluster, migrates it, registers it on shard 0 and moves its even share of the
+/// buckets to it while the gateway serves (`store::rebalance`). The running `fhirgate up`
+/// follows the map by itself and stops the new nodes with the others.
+pub async fn shards_add(
+    data: &Path,
+    options: store::rebalance::MoveOptions,
+) -> Result<store::rebalance::MoveReport, UpError> {
+    if running(data).is_none() {
+        return Err(UpError::NotRunning(format!(
+            "no fhirgate up serves {}: start it first (the move runs online, with the gateway following the shard map)",
+            data.display()
+        )));
+    }
+    if data.join("autofailover.json").exists() {
+        return Err(UpError::NotRunning(
+            "shards add does not yet build pg_auto_failover formations; it works on the plain local cluster".into(),
+        ));
+    }
+    let dir = data.to_owned();
+    let (cluster, added) = tokio::task::spawn_blocking(move || {
+        let mut cluster = LocalCluster::attach(&dir)?;
+        let added = cluster.add_shard(&[])?;
+        Ok::<_, store::cluster::ClusterError>((cluster, added))
+    })
+    .await
+    .map_err(|e| UpError::Io {
+        what: "adding a shard".into(),
+        source: std::io::Error::other(e.to_string()),
+    })??;
+    store::migrate(&[cluster.superuser_url(&added.primary, DATABASE)]).await?;
+    let owners: Vec<String> = cluster
+        .shards()
+        .iter()
+        .map(|s| cluster.superuser_url(&s.primary, DATABASE))
+        .collect();
+    let public: Vec<String> = std::iter::once(&added.primary)
+        .chain(&added.standbys)
+        .map(|n| format!("postgres://127.0.0.1:{}/{DATABASE}", n.port))
+        .collect();
+    Ok(store::rebalance::Mover::new(owners, options)
+        .add_shard(&public)
+        .await?)
 }
 
 /// Every audit record made under break-glass, oldest first.

@@ -76,6 +76,7 @@ pub(crate) async fn apply_all(
             });
         }
     }
+    enter_buckets(conn, ops.iter().map(|(_, b)| *b)).await?;
     let current = lock_current(conn, ops, access).await?;
     let mut rows: Vec<VersionRow<'_>> = Vec::with_capacity(ops.len());
     // For each op: the index of its row, and whether it created the resource.
@@ -215,6 +216,29 @@ struct Current {
 
 /// The current rows of every resource `ops` touch, locked (in key order, so that two
 /// writers lock alike), with whether the caller may see each.
+/// Enters the write fence of `buckets` for the rest of the transaction (see migration
+/// 0005): waits while a mover finishes one of them, and fails with [`StoreError::Moved`]
+/// if one has moved to another shard.
+pub(crate) async fn enter_buckets(
+    conn: &mut PgConnection,
+    buckets: impl Iterator<Item = u32>,
+) -> Result<(), StoreError> {
+    let mut buckets: Vec<i32> = buckets.map(|b| b as i32).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    let moved: Vec<i32> = sqlx::query_scalar("SELECT fhirgate_enter_buckets($1)")
+        .bind(&buckets)
+        .fetch_one(&mut *conn)
+        .await?;
+    if moved.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Moved(
+            moved.into_iter().map(|b| b as u32).collect(),
+        ))
+    }
+}
+
 async fn lock_current(
     conn: &mut PgConnection,
     ops: &[(Op<'_>, u32)],

@@ -459,14 +459,12 @@ impl LocalCluster {
         run_as: Option<RunAs>,
         requested: &ClusterSpec,
     ) -> Result<LocalCluster> {
-        let path = dir.join("cluster.json");
-        let manifest: Manifest = read_manifest(&path)?;
-        check_format(&path, manifest.format_version, FORMAT_VERSION)?;
-        let spec = manifest.spec;
-        if spec.n_shards != requested.n_shards || spec.n_standbys != requested.n_standbys {
+        let (ctx, shards) = Self::load(dir, bin, run_as)?;
+        let spec = ctx.spec;
+        if spec.n_shards < requested.n_shards || spec.n_standbys != requested.n_standbys {
             return Err(ClusterError::BadState(format!(
                 "{} holds {} shard(s) with {} standby(s) each but {} with {} were requested: use another directory or remove this one",
-                dir.display(),
+                ctx.dir.display(),
                 spec.n_shards,
                 spec.n_standbys,
                 requested.n_shards,
@@ -474,8 +472,27 @@ impl LocalCluster {
             )));
         }
         if spec != *requested {
-            tracing::warn!(stored = ?spec, ?requested, "cluster.json holds another spec; the stored one is used");
+            tracing::warn!(stored = ?spec, ?requested, "cluster.json holds another spec (shards added by `fhirgate shards add`?); the stored one is used");
         }
+        tracing::info!(dir = %ctx.dir.display(), ?spec, "restarting local postgresql cluster");
+        prepare_dirs(&ctx)?;
+        write_pgpass(&ctx)?;
+        let mut cluster = LocalCluster {
+            ctx,
+            shards,
+            stopped: AtomicBool::new(false),
+        };
+        cluster.start_all(false)?;
+        cluster.finish_start()?;
+        Ok(cluster)
+    }
+
+    /// Reads a cluster directory: its manifest, passwords and nodes (ports unknown: 0).
+    fn load(dir: PathBuf, bin: PathBuf, run_as: Option<RunAs>) -> Result<(Ctx, Vec<ShardNodes>)> {
+        let path = dir.join("cluster.json");
+        let manifest: Manifest = read_manifest(&path)?;
+        check_format(&path, manifest.format_version, FORMAT_VERSION)?;
+        let spec = manifest.spec;
         if manifest.shards.len() != spec.n_shards
             || manifest
                 .shards
@@ -519,17 +536,84 @@ impl LocalCluster {
                 standbys: s.standbys.iter().map(node).collect::<Result<_>>()?,
             });
         }
-        tracing::info!(dir = %ctx.dir.display(), ?spec, "restarting local postgresql cluster");
-        prepare_dirs(&ctx)?;
-        write_pgpass(&ctx)?;
-        let mut cluster = LocalCluster {
+        Ok((ctx, shards))
+    }
+
+    /// The cluster in `dir` as another process (`fhirgate up`) runs it: every node must be
+    /// running (its port is read from its `postmaster.pid`). The handle never stops the
+    /// nodes; it can add a shard ([`LocalCluster::add_shard`]), which the running process
+    /// stops with the others.
+    pub fn attach(dir: &Path) -> Result<LocalCluster> {
+        let bin = find_pg_bin()?;
+        let run_as = if effective_uid() == Some(0) {
+            lookup_user(SUPERUSER)?
+        } else {
+            None
+        };
+        let dir = fs::canonicalize(dir).map_err(io_err(dir))?;
+        let (ctx, mut shards) = Self::load(dir, bin, run_as)?;
+        for shard in &mut shards {
+            for node in std::iter::once(&mut shard.primary).chain(shard.standbys.iter_mut()) {
+                node.port = running_port(&node.data_dir).ok_or_else(|| {
+                    ClusterError::BadState(format!(
+                        "{} is not running: start the cluster (`fhirgate up`) first",
+                        node.name
+                    ))
+                })?;
+            }
+        }
+        Ok(LocalCluster {
             ctx,
             shards,
-            stopped: AtomicBool::new(false),
+            stopped: AtomicBool::new(true),
+        })
+    }
+
+    /// Adds a shard (a primary and the spec's standbys, built and started now) to the
+    /// cluster, with the application role and the databases `databases` (and the default
+    /// one), and records it in `cluster.json`. Returns the new shard. Its schema and its
+    /// share of the data are the caller's business ([`crate::rebalance`]).
+    pub fn add_shard(&mut self, databases: &[String]) -> Result<ShardNodes> {
+        let i = self.shards.len();
+        let ctx = &self.ctx;
+        let node = |role: String| Node {
+            data_dir: ctx.dir.join("pg").join(format!("shard{i}-{role}")),
+            name: format!("shard{i}-{role}"),
+            port: 0,
         };
-        cluster.start_all(false)?;
-        cluster.finish_start()?;
-        Ok(cluster)
+        let mut shard = ShardNodes {
+            name: format!("shard{i}"),
+            primary: node("primary".into()),
+            standbys: (1..=ctx.spec.n_standbys)
+                .map(|j| node(format!("standby{j}")))
+                .collect(),
+        };
+        for n in std::iter::once(&shard.primary).chain(&shard.standbys) {
+            if n.data_dir.exists() {
+                return Err(ClusterError::BadState(format!(
+                    "{} exists already: a shard was half added; remove it and retry",
+                    n.data_dir.display()
+                )));
+            }
+        }
+        let mut ports = free_ports(1 + shard.standbys.len())?.into_iter();
+        for n in std::iter::once(&mut shard.primary).chain(shard.standbys.iter_mut()) {
+            n.port = ports
+                .next()
+                .ok_or_else(|| ClusterError::BadState("fewer free ports than nodes".into()))?;
+        }
+        tracing::info!(shard = %shard.name, "adding a shard");
+        start_shard(ctx, &mut shard, true)?;
+        self.shards.push(shard.clone());
+        self.ctx.spec.n_shards = self.shards.len();
+        self.write_manifest()?;
+        self.wait_streaming()?;
+        self.ensure_app_role()?;
+        self.create_database(DEFAULT_DATABASE)?;
+        for db in databases {
+            self.create_database(db)?;
+        }
+        Ok(shard)
     }
 
     /// Picks ports and starts every shard (in parallel), building the nodes first if `init`.
@@ -835,6 +919,16 @@ impl LocalCluster {
     /// cluster runs (unless an error says otherwise).
     pub fn stop(&mut self) -> Result<()> {
         self.stopped.store(true, Ordering::SeqCst);
+        // Shards another process added (`fhirgate shards add`) are stopped too.
+        if let Ok((_, on_disk)) = Self::load(
+            self.ctx.dir.clone(),
+            self.ctx.bin.clone(),
+            self.ctx.run_as.clone(),
+        ) && on_disk.len() > self.shards.len()
+        {
+            let known = self.shards.len();
+            self.shards.extend(on_disk.into_iter().skip(known));
+        }
         let mut first_error = None;
         let nodes = self
             .shards
@@ -862,6 +956,15 @@ impl Drop for LocalCluster {
             tracing::warn!(error = %e, dir = %self.ctx.dir.display(), "stopping local cluster on drop");
         }
     }
+}
+
+/// The port a running postmaster of `data_dir` listens on (line 4 of `postmaster.pid`).
+fn running_port(data_dir: &Path) -> Option<u16> {
+    if !matches!(postmaster_state(data_dir), PostmasterState::Ours(_)) {
+        return None;
+    }
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().nth(3)?.trim().parse().ok()
 }
 
 /// Builds (if `init`) and starts the nodes of one shard: primary first, then its standbys.

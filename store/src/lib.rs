@@ -12,8 +12,10 @@ mod apply;
 pub mod audit;
 pub mod cluster;
 pub mod codec;
+pub mod layout;
 pub mod nodes;
 pub mod placement;
+pub mod rebalance;
 mod sql;
 pub mod txn;
 
@@ -31,6 +33,7 @@ use sqlx::{Connection, PgConnection, Row};
 use sqlx::{Postgres, QueryBuilder};
 
 pub use audit::{AuditRecord, BrokenLink};
+pub use layout::{BucketMove, MapVersion};
 pub use placement::ShardMap;
 pub use txn::{Change, CrashPoint, Recovered};
 
@@ -80,6 +83,10 @@ pub enum StoreError {
     /// while it ran. The write may or may not be there; a retry must be idempotent.
     #[error("the outcome of the commit is unknown: {0}")]
     CommitUnknown(String),
+    /// The write's bucket has moved to another shard (the map in force is older than the
+    /// one on shard 0); nothing was written. The store reloads the map and retries.
+    #[error("buckets {0:?} have moved to another shard")]
+    Moved(Vec<u32>),
     /// A change of a transaction failed; `index` is its position.
     #[error("change {index}: {error}")]
     Entry {
@@ -123,9 +130,18 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Database(e) => is_connection_error(e),
-            StoreError::Unavailable(_) => true,
+            StoreError::Unavailable(_) | StoreError::Moved(_) => true,
             StoreError::Entry { error, .. } => error.is_unavailable(),
             _ => false,
+        }
+    }
+
+    /// The buckets that moved, if this is (or wraps) [`StoreError::Moved`].
+    pub fn moved(&self) -> Option<&[u32]> {
+        match self {
+            StoreError::Moved(b) => Some(b),
+            StoreError::Entry { error, .. } => error.moved(),
+            _ => None,
         }
     }
 
@@ -267,11 +283,15 @@ pub struct StoreConfig {
     /// of WAL (or having replayed the caller's token); `None`: every read goes to the
     /// primary.
     pub standby_max_lag: Option<u64>,
+    /// How often the shard map is looked up on shard 0 (a bucket moved by
+    /// `fhirgate shards add` is followed within this time; a refused write reloads at once).
+    pub map_refresh: Duration,
 }
 
 impl Default for StoreConfig {
     /// No shards yet; the settings `fhirgate up` uses: 1024 buckets, 32 connections per
-    /// shard, 10 s to get one, primaries probed every 250 ms, every read on the primaries.
+    /// shard, 10 s to get one, primaries probed every 250 ms, every read on the primaries,
+    /// the shard map looked up every 500 ms.
     fn default() -> Self {
         StoreConfig {
             shards: Vec::new(),
@@ -281,11 +301,13 @@ impl Default for StoreConfig {
             crash_at: None,
             discovery: nodes::Discovery::default(),
             standby_max_lag: None,
+            map_refresh: Duration::from_millis(500),
         }
     }
 }
 
-struct Shard {
+/// One shard as a store reaches it.
+pub(crate) struct Shard {
     router: std::sync::Arc<nodes::Router>,
     audit: audit::GroupWriter,
 }
@@ -297,11 +319,23 @@ pub struct Store {
 }
 
 struct Inner {
-    shards: Vec<Shard>,
-    map: ShardMap,
+    /// The map and shards in force; replaced as a whole when the map changes.
+    layout: std::sync::RwLock<std::sync::Arc<layout::Layout>>,
+    /// Credentials and settings for shards joined later (from the first shard's first node).
+    template: PgConnectOptions,
+    pool_options: PgPoolOptions,
+    discovery: nodes::Discovery,
+    /// This store's name in shard 0's `map_readers`.
+    reader: String,
+    /// The last map version recorded there, and when.
+    acked: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
     crash_at: Option<CrashPoint>,
     standby_max_lag: Option<u64>,
 }
+
+/// How many times a write refused because its bucket moved is retried (each after the map
+/// is reloaded; the switch that refused it is committed moments later).
+const MOVED_RETRIES: usize = 20;
 
 /// What a write should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,7 +427,7 @@ impl Store {
         if config.shards.is_empty() {
             return Err(StoreError::Config("no shards configured".into()));
         }
-        let mut shards = Vec::new();
+        let mut all_nodes = Vec::new();
         for (i, shard) in config.shards.iter().enumerate() {
             if shard.nodes.is_empty() {
                 return Err(StoreError::Config(format!("shard {i} has no nodes")));
@@ -407,49 +441,106 @@ impl Store {
                         .map_err(|e| StoreError::Config(format!("bad URL of shard {i}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let options = PgPoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(config.acquire_timeout);
-            let router = std::sync::Arc::new(nodes::Router::new(i, nodes, options));
-            nodes::spawn_probe(&router, config.discovery);
-            shards.push(Shard {
-                audit: audit::GroupWriter::start(router.pool().clone()),
-                router,
-            });
+            all_nodes.push(nodes);
         }
-        Ok(Store {
+        let template = all_nodes[0][0].clone();
+        let pool_options = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout);
+        let store = Store {
             inner: std::sync::Arc::new(Inner {
-                map: ShardMap::round_robin(config.n_buckets, shards.len()),
-                shards,
+                layout: std::sync::RwLock::new(std::sync::Arc::new(layout::Layout {
+                    map: std::sync::Arc::new(ShardMap::round_robin(
+                        config.n_buckets,
+                        all_nodes.len(),
+                    )),
+                    moving: Vec::new(),
+                    shards: Vec::new(),
+                })),
+                template,
+                pool_options,
+                discovery: config.discovery,
+                reader: hex::encode(rand::random::<[u8; 8]>()),
+                acked: std::sync::Mutex::new(None),
                 crash_at: config.crash_at,
                 standby_max_lag: config.standby_max_lag,
             }),
-        })
+        };
+        let shards: Vec<std::sync::Arc<Shard>> = all_nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, nodes)| std::sync::Arc::new(store.open_shard(i, nodes)))
+            .collect();
+        {
+            let mut slot = store
+                .inner
+                .layout
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let map = slot.map.clone();
+            *slot = std::sync::Arc::new(layout::Layout {
+                map,
+                moving: Vec::new(),
+                shards,
+            });
+        }
+        store.spawn_map_refresh(config.map_refresh);
+        Ok(store)
+    }
+
+    /// Connects to one shard: its router (primary discovery) and audit writer.
+    fn open_shard(&self, i: usize, nodes: Vec<PgConnectOptions>) -> Shard {
+        let router = std::sync::Arc::new(nodes::Router::new(
+            i,
+            nodes,
+            self.inner.pool_options.clone(),
+        ));
+        nodes::spawn_probe(&router, self.inner.discovery);
+        Shard {
+            audit: audit::GroupWriter::start(router.pool().clone()),
+            router,
+        }
+    }
+
+    /// The map and shards in force (a snapshot: one operation routes by one map).
+    pub(crate) fn layout(&self) -> std::sync::Arc<layout::Layout> {
+        self.inner
+            .layout
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The shard's router (the last shard for an index out of range).
+    fn shard(&self, shard: usize) -> std::sync::Arc<Shard> {
+        let layout = self.layout();
+        layout.shards[shard.min(layout.shards.len() - 1)].clone()
     }
 
     /// The shard map in force.
-    pub fn shard_map(&self) -> &ShardMap {
-        &self.inner.map
+    pub fn shard_map(&self) -> std::sync::Arc<ShardMap> {
+        self.layout().map.clone()
     }
 
     /// The number of shards.
     pub fn n_shards(&self) -> usize {
-        self.inner.shards.len()
+        self.layout().shards.len()
     }
 
     /// The pool a read of `shard` uses: a standby's when standby reads are on, the running
     /// task reads under [`Store::reading`], and a standby has replayed the caller's token
     /// (or, without one, lags by at most the configured bound); else the primary's.
-    fn pool(&self, shard: usize) -> &PgPool {
-        let shard = shard.min(self.inner.shards.len() - 1);
-        let router = &self.inner.shards[shard].router;
+    fn pool(&self, shard: usize) -> PgPool {
+        let layout = self.layout();
+        let shard = shard.min(layout.shards.len() - 1);
+        let router = &layout.shards[shard].router;
         if let Some(max_lag) = self.inner.standby_max_lag
             && let Ok(Some(pool)) =
-                READ_AT.try_with(|at| router.standby_pool(at.lsn(shard), max_lag))
+                READ_AT.try_with(|at| router.standby_pool(at.lsn(shard), max_lag).cloned())
         {
             return pool;
         }
-        router.pool()
+        router.pool().clone()
     }
 
     /// Runs `read` (a GET's work) allowed to read from standbys, as far as `token` (the
@@ -472,7 +563,7 @@ impl Store {
     pub async fn consistency_token(&self) -> Result<ConsistencyToken, StoreError> {
         let lsns = join_all((0..self.n_shards()).map(|shard| async move {
             let text: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
-                .fetch_one(self.primary(shard))
+                .fetch_one(&self.primary(shard))
                 .await?;
             Ok::<_, StoreError>(nodes::parse_lsn(&text))
         }))
@@ -483,10 +574,8 @@ impl Store {
     }
 
     /// The pool of a shard's primary: every write, lock, audit and recovery goes there.
-    fn primary(&self, shard: usize) -> &PgPool {
-        self.inner.shards[shard.min(self.inner.shards.len() - 1)]
-            .router
-            .pool()
+    fn primary(&self, shard: usize) -> PgPool {
+        self.shard(shard).router.pool().clone()
     }
 
     /// Takes cluster-wide locks on `keys` (transaction-scoped advisory locks on shard 0, in
@@ -516,8 +605,9 @@ impl Store {
     /// Every shard's nodes as last probed (roles, WAL positions, lag, failovers) and its
     /// share of the shard map.
     pub fn topology(&self) -> Vec<nodes::ShardStatus> {
-        let map = &self.inner.map;
-        self.inner
+        let layout = self.layout();
+        let map = &layout.map;
+        layout
             .shards
             .iter()
             .enumerate()
@@ -531,14 +621,15 @@ impl Store {
 
     /// The shards without a known writable node.
     pub fn shards_without_primary(&self) -> Vec<usize> {
-        (0..self.n_shards())
-            .filter(|&i| !self.inner.shards[i].router.has_primary())
+        let layout = self.layout();
+        (0..layout.shards.len())
+            .filter(|&i| !layout.shards[i].router.has_primary())
             .collect()
     }
 
     /// Checks that every shard answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        for shard in &self.inner.shards {
+        for shard in &self.layout().shards {
             sqlx::query("SELECT 1").execute(shard.router.pool()).await?;
         }
         Ok(())
@@ -548,7 +639,7 @@ impl Store {
     /// request id): placed with its patient if it has one, else by the key, so that a retry
     /// of the same request, with the same body, gets the same id on the same shard.
     pub fn idempotent_id(&self, patient: Option<&str>, key: &str) -> String {
-        let map = &self.inner.map;
+        let map = self.shard_map();
         let bucket = match patient {
             Some(p) => map.patient_bucket(p),
             None => map.hash_bucket(key),
@@ -558,7 +649,8 @@ impl Store {
 
     /// A new server-assigned id for a resource, placed with its patient if it has one.
     pub fn new_id(&self, patient: Option<&str>) -> String {
-        let map = &self.inner.map;
+        let layout = self.layout();
+        let map = &layout.map;
         let bucket = match patient {
             Some(p) => map.patient_bucket(p),
             // A new placement avoids a shard without a primary (lost, failing over), so that
@@ -566,7 +658,7 @@ impl Store {
             None => (0..64)
                 .map(|_| map.random_bucket())
                 .find(|&b| {
-                    self.inner
+                    layout
                         .shards
                         .get(map.shard_of(b))
                         .is_some_and(|s| s.router.has_primary())
@@ -581,11 +673,11 @@ impl Store {
         Ok(self
             .bucket_of(rtype, id)
             .await?
-            .map(|b| self.inner.map.shard_of(b)))
+            .map(|b| self.shard_map().shard_of(b)))
     }
 
     async fn bucket_of(&self, rtype: &str, id: &str) -> Result<Option<u32>, StoreError> {
-        let map = &self.inner.map;
+        let map = self.shard_map();
         if let Some(bucket) = map.server_id_bucket(id) {
             return Ok(Some(bucket));
         }
@@ -593,7 +685,7 @@ impl Store {
         let row = sqlx::query("SELECT bucket FROM locator WHERE rtype = $1 AND id = $2")
             .bind(rtype)
             .bind(id)
-            .fetch_optional(self.pool(shard))
+            .fetch_optional(&self.pool(shard))
             .await?;
         Ok(row
             .map(|r| r.try_get::<i32, _>("bucket"))
@@ -604,33 +696,50 @@ impl Store {
     /// Where a write of `entity` goes: the existing bucket, or a new placement recorded in
     /// the locator (client-assigned ids) or carried by the id (server-assigned ones).
     async fn place(&self, entity: &Entity) -> Result<u32, StoreError> {
-        let map = &self.inner.map;
         if let Some(bucket) = self.bucket_of(&entity.source_type, &entity.id).await? {
             return Ok(bucket);
         }
+        let map = self.shard_map();
+        let home = map.locator_bucket(&entity.source_type, &entity.id);
         let wanted = match &entity.patient {
             Some(p) => map.patient_bucket(p),
-            None => map.locator_bucket(&entity.source_type, &entity.id),
+            None => home,
         };
         // First writer wins: a concurrent create of the same id gets the same placement.
-        let shard = map.shard_of(map.locator_bucket(&entity.source_type, &entity.id));
-        let row = sqlx::query(
-            "WITH ins AS (INSERT INTO locator (rtype, id, bucket) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING RETURNING bucket) \
-             SELECT bucket FROM ins UNION ALL \
-             SELECT bucket FROM locator WHERE rtype = $1 AND id = $2 LIMIT 1",
-        )
-        .bind(&entity.source_type)
-        .bind(&entity.id)
-        .bind(wanted as i32)
-        .fetch_one(self.primary(shard))
-        .await?;
-        Ok(row.try_get::<i32, _>("bucket")? as u32)
+        // The row is filed under the write fence of its home bucket (a move copies it).
+        let placed: Option<i32> = sqlx::query_scalar("SELECT fhirgate_place($1, $2, $3, $4)")
+            .bind(&entity.source_type)
+            .bind(&entity.id)
+            .bind(wanted as i32)
+            .bind(home as i32)
+            .fetch_one(&self.primary(map.shard_of(home)))
+            .await?;
+        placed
+            .map(|b| b as u32)
+            .ok_or(StoreError::Moved(vec![home]))
+    }
+
+    /// After a write was refused because buckets moved: reloads the map, and waits a little
+    /// if it has not changed yet (the mover commits the new map just after the fence).
+    pub(crate) async fn after_moved(&self, buckets: &[u32], attempt: usize) {
+        let before = self.shard_map().version;
+        let after = self.refresh_map().await.unwrap_or(before);
+        tracing::debug!(
+            ?buckets,
+            before,
+            after,
+            attempt,
+            "write refused: bucket moved"
+        );
+        if after == before {
+            tokio::time::sleep(Duration::from_millis(25 * attempt.min(8) as u64)).await;
+        }
     }
 
     /// Writes a new version of `entity` in one transaction on its shard, with its index
     /// entries, history, change-feed row and audit record. `if_match` names the version the
-    /// caller expects to replace.
+    /// caller expects to replace. A write into a bucket that moved meanwhile is retried on
+    /// the bucket's new shard.
     pub async fn write(
         &self,
         kind: WriteKind,
@@ -640,47 +749,41 @@ impl Store {
         audit_record: &mut AuditRecord,
         access: &Access,
     ) -> Result<Written, StoreError> {
-        let bucket = self.place(entity).await?;
-        let shard = self.inner.map.shard_of(bucket);
-        let mut tx = self.primary(shard).begin().await?;
-        let op = apply::Op::Put {
-            kind,
-            entity,
-            index,
-            if_match,
-        };
-        let written = apply::apply_all(&mut tx, &[(op, bucket)], access)
-            .await
-            .map_err(StoreError::unwrap_entry)?
-            .pop()
-            .flatten()
-            .ok_or_else(|| StoreError::Corrupt("a write wrote nothing".into()))?;
-        audit_record.version = Some(written.version);
-        audit::append(&mut tx, audit_record).await?;
-        commit(tx).await?;
-        Ok(written)
+        let mut attempt = 0;
+        loop {
+            let op = apply::Op::Put {
+                kind,
+                entity,
+                index,
+                if_match,
+            };
+            let done = async {
+                let bucket = self.place(entity).await?;
+                self.apply_one(op, bucket, audit_record, access).await
+            };
+            match done.await {
+                Err(StoreError::Moved(b)) if attempt < MOVED_RETRIES => {
+                    attempt += 1;
+                    self.after_moved(&b, attempt).await;
+                }
+                other => {
+                    return other?
+                        .ok_or_else(|| StoreError::Corrupt("a write wrote nothing".into()));
+                }
+            }
+        }
     }
 
-    /// Deletes a resource by writing a tombstone version. Returns `None` when there was
-    /// nothing to delete (never existed, or already deleted).
-    pub async fn delete(
+    /// One change in a transaction of its own, with its audit record.
+    async fn apply_one(
         &self,
-        rtype: &str,
-        id: &str,
-        if_match: Option<u64>,
+        op: apply::Op<'_>,
+        bucket: u32,
         audit_record: &mut AuditRecord,
         access: &Access,
     ) -> Result<Option<Written>, StoreError> {
-        let Some(bucket) = self.bucket_of(rtype, id).await? else {
-            return Ok(None);
-        };
-        let shard = self.inner.map.shard_of(bucket);
+        let shard = self.shard_map().shard_of(bucket);
         let mut tx = self.primary(shard).begin().await?;
-        let op = apply::Op::Delete {
-            rtype,
-            id,
-            if_match,
-        };
         let written = apply::apply_all(&mut tx, &[(op, bucket)], access)
             .await
             .map_err(StoreError::unwrap_entry)?
@@ -693,6 +796,39 @@ impl Store {
         audit::append(&mut tx, audit_record).await?;
         commit(tx).await?;
         Ok(Some(written))
+    }
+
+    /// Deletes a resource by writing a tombstone version. Returns `None` when there was
+    /// nothing to delete (never existed, or already deleted).
+    pub async fn delete(
+        &self,
+        rtype: &str,
+        id: &str,
+        if_match: Option<u64>,
+        audit_record: &mut AuditRecord,
+        access: &Access,
+    ) -> Result<Option<Written>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let op = apply::Op::Delete {
+                rtype,
+                id,
+                if_match,
+            };
+            let done = async {
+                match self.bucket_of(rtype, id).await? {
+                    Some(bucket) => self.apply_one(op, bucket, audit_record, access).await,
+                    None => Ok(None),
+                }
+            };
+            match done.await {
+                Err(StoreError::Moved(b)) if attempt < MOVED_RETRIES => {
+                    attempt += 1;
+                    self.after_moved(&b, attempt).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Reads the current version (a tombstone comes back with `entity: None`).
@@ -710,7 +846,7 @@ impl Store {
         );
         qb.push_bind(rtype).push(" AND r.id = ").push_bind(id);
         sql::push_access(&mut qb, access);
-        let row = qb.build().fetch_optional(self.pool(shard)).await?;
+        let row = qb.build().fetch_optional(&self.pool(shard)).await?;
         row.map(|r| sql::stored_from_row(&r)).transpose()
     }
 
@@ -734,7 +870,7 @@ impl Store {
             .push(" AND version = ")
             .push_bind(version as i64);
         sql::push_visible_history(&mut qb, access);
-        let row = qb.build().fetch_optional(self.pool(shard)).await?;
+        let row = qb.build().fetch_optional(&self.pool(shard)).await?;
         row.map(|r| sql::stored_from_row(&r)).transpose()
     }
 
@@ -764,7 +900,7 @@ impl Store {
                     .push_bind(ids)
                     .push("::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id WHERE NOT r.deleted");
                 sql::push_access(&mut qb, access);
-                qb.build().fetch_all(self.pool(shard)).await
+                qb.build().fetch_all(&self.pool(shard)).await
             },
         );
         let mut out = Vec::new();
@@ -785,7 +921,8 @@ impl Store {
         param: &str,
         target: Option<&str>,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let futures = (0..self.n_shards()).map(|shard| {
+        // Copies of a moving bucket may answer twice: the targets are deduplicated below.
+        let futures = (0..self.n_shards()).map(|shard| async move {
             sqlx::query(
                 "SELECT DISTINCT target_type, target_id FROM idx_reference \
                  WHERE rtype = $1 AND id = ANY($2) AND param = $3 AND ($4::text IS NULL OR target_type = $4)",
@@ -794,7 +931,8 @@ impl Store {
             .bind(ids)
             .bind(param)
             .bind(target)
-            .fetch_all(self.pool(shard))
+            .fetch_all(&self.pool(shard))
+            .await
         });
         let mut out = Vec::new();
         for rows in join_all(futures).await {
@@ -819,7 +957,9 @@ impl Store {
         access: &Access,
         limit: usize,
     ) -> Result<Vec<(String, String, Stored)>, StoreError> {
-        let futures = (0..self.n_shards()).map(|shard| async move {
+        let layout = self.layout();
+        let layout = &layout;
+        let futures = (0..layout.shards.len()).map(|shard| async move {
             let mut qb = QueryBuilder::<Postgres>::new(
                 "SELECT DISTINCT r.rtype, r.id, r.version, r.updated_at, r.body FROM idx_reference x \
                  JOIN resources r ON r.rtype = x.rtype AND r.id = x.id WHERE x.rtype = ",
@@ -833,8 +973,9 @@ impl Store {
                 .push_bind(targets)
                 .push(") AND NOT r.deleted");
             sql::push_access(&mut qb, access);
+            sql::push_owned(&mut qb, "r.", layout.excluded(shard));
             qb.push(" ORDER BY r.id LIMIT ").push_bind(limit as i64);
-            qb.build().fetch_all(self.pool(shard)).await
+            qb.build().fetch_all(&self.pool(shard)).await
         });
         let mut out = Vec::new();
         for rows in join_all(futures).await {
@@ -857,7 +998,9 @@ impl Store {
         count: usize,
         access: &Access,
     ) -> Result<(Vec<(String, String, Stored)>, bool), StoreError> {
-        let futures = (0..self.n_shards()).map(|shard| async move {
+        let layout = self.layout();
+        let layout = &layout;
+        let futures = (0..layout.shards.len()).map(|shard| async move {
             let mut qb = QueryBuilder::<Postgres>::new(
                 "SELECT r.rtype, r.id, r.version, r.updated_at, r.body FROM resources r \
                  WHERE r.patient = ",
@@ -882,9 +1025,10 @@ impl Store {
                     .push(")");
             }
             sql::push_access(&mut qb, access);
+            sql::push_owned(&mut qb, "r.", layout.excluded(shard));
             qb.push(" ORDER BY r.rtype, r.id LIMIT ")
                 .push_bind((count + 1) as i64);
-            qb.build().fetch_all(self.pool(shard)).await
+            qb.build().fetch_all(&self.pool(shard)).await
         });
         let mut out = Vec::new();
         for rows in join_all(futures).await {
@@ -901,7 +1045,11 @@ impl Store {
     /// Searches every shard and merges the pages by id.
     pub async fn search(&self, query: &Query) -> Result<Page, StoreError> {
         let limit = query.count;
-        let futures = (0..self.n_shards()).map(|shard| sql::search_shard(self.pool(shard), query));
+        let layout = self.layout();
+        let layout = &layout;
+        let futures = (0..layout.shards.len()).map(|shard| async move {
+            sql::search_shard(&self.pool(shard), query, layout.excluded(shard)).await
+        });
         let results = join_all(futures).await;
         let mut items = Vec::new();
         let mut total = query.total.then_some(0u64);
@@ -955,7 +1103,7 @@ impl Store {
         sql::push_window(&mut qb, window);
         qb.push(" ORDER BY version DESC LIMIT ")
             .push_bind((count + 1) as i64);
-        let rows = qb.build().fetch_all(self.pool(shard)).await?;
+        let rows = qb.build().fetch_all(&self.pool(shard)).await?;
         let mut items = rows
             .iter()
             .map(|r| Ok((rtype.to_owned(), id.to_owned(), sql::stored_from_row(r)?)))
@@ -981,15 +1129,20 @@ impl Store {
         window: &HistoryWindow,
     ) -> Result<HistoryPage, StoreError> {
         let after = cursor.map(sql::HistoryCursor::parse).transpose()?;
-        let futures = (0..self.n_shards()).map(|shard| {
+        let layout = self.layout();
+        let layout = &layout;
+        let after = &after;
+        let futures = (0..layout.shards.len()).map(|shard| async move {
             sql::history_type_shard(
-                self.pool(shard),
+                &self.pool(shard),
                 rtype,
                 count + 1,
                 after.as_ref(),
                 access,
                 window,
+                layout.excluded(shard),
             )
+            .await
         });
         let mut items = Vec::new();
         for result in join_all(futures).await {
@@ -1033,16 +1186,17 @@ impl Store {
             Some((rtype, id)) => self.locate(rtype, id).await.ok().flatten().unwrap_or(0),
             None => 0,
         };
-        let preferred = shard.min(self.inner.shards.len() - 1);
+        let layout = self.layout();
+        let preferred = shard.min(layout.shards.len() - 1);
         // A record may live on any shard (audit search scatters): while the preferred one has
         // no primary, another takes it, so that one shard down stops no other shard's work.
         let mut order: Vec<usize> = std::iter::once(preferred)
-            .chain((0..self.n_shards()).filter(|&s| s != preferred))
+            .chain((0..layout.shards.len()).filter(|&s| s != preferred))
             .collect();
-        order.sort_by_key(|&s| !self.inner.shards[s].router.has_primary());
+        order.sort_by_key(|&s| !layout.shards[s].router.has_primary());
         let mut last = None;
         for shard in order {
-            match self.inner.shards[shard].audit.append(record).await {
+            match layout.shards[shard].audit.append(record).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(shard, error = %e, "audit append failed; trying another shard");
@@ -1072,7 +1226,7 @@ impl Store {
         for shard in 0..self.n_shards() {
             let n: i64 =
                 sqlx::query_scalar("SELECT coalesce(sum(seq), 0)::bigint FROM audit_heads")
-                    .fetch_one(self.primary(shard))
+                    .fetch_one(&self.primary(shard))
                     .await?;
             total += n as u64;
         }
@@ -1084,7 +1238,7 @@ impl Store {
         let mut heads = Vec::new();
         for shard in 0..self.n_shards() {
             let rows = sqlx::query("SELECT chain, seq, hash FROM audit_heads ORDER BY chain")
-                .fetch_all(self.primary(shard))
+                .fetch_all(&self.primary(shard))
                 .await?;
             for row in rows {
                 let hash: Vec<u8> = row.try_get("hash")?;
@@ -1118,7 +1272,7 @@ impl Store {
                 sqlx::query_scalar("SELECT hash FROM audit WHERE chain = $1 AND seq = $2")
                     .bind(head.chain)
                     .bind(head.seq)
-                    .fetch_optional(self.primary(head.shard))
+                    .fetch_optional(&self.primary(head.shard))
                     .await?;
             let broken = |reason: &str| BrokenLink {
                 shard: head.shard,
@@ -1151,7 +1305,7 @@ impl Store {
                 "SELECT chain, seq, at, record FROM audit ORDER BY at DESC, chain, seq DESC LIMIT $1",
             )
             .bind(limit)
-            .fetch_all(self.primary(shard))
+            .fetch_all(&self.primary(shard))
             .await?;
             for row in rows {
                 out.push(audit::stored_from_row(shard, &row)?);
@@ -1174,7 +1328,7 @@ impl Store {
         .bind(subject)
         .bind(reason)
         .bind(window.as_secs_f64())
-        .execute(self.primary(0))
+        .execute(&self.primary(0))
         .await?;
         Ok(())
     }
@@ -1186,7 +1340,7 @@ impl Store {
              ORDER BY until DESC LIMIT 1",
         )
         .bind(subject)
-        .fetch_optional(self.primary(0))
+        .fetch_optional(&self.primary(0))
         .await?;
         Ok(row.map(|r| r.try_get("reason")).transpose()?)
     }
@@ -1199,7 +1353,7 @@ impl Store {
                 "SELECT chain, seq, at, record FROM audit \
                  WHERE (convert_from(record, 'UTF8')::jsonb ->> 'break_glass') IS NOT NULL",
             )
-            .fetch_all(self.primary(shard))
+            .fetch_all(&self.primary(shard))
             .await?;
             for row in rows {
                 out.push(audit::stored_from_row(shard, &row)?);
@@ -1216,8 +1370,9 @@ impl Store {
         filter: &audit::AuditFilter,
         count: usize,
     ) -> Result<(Vec<audit::StoredAudit>, Option<audit::AuditCursor>), StoreError> {
-        let futures = (0..self.n_shards())
-            .map(|shard| audit::search_shard(self.primary(shard), shard, filter, count + 1));
+        let futures = (0..self.n_shards()).map(|shard| async move {
+            audit::search_shard(&self.primary(shard), shard, filter, count + 1).await
+        });
         let mut items = Vec::new();
         for result in join_all(futures).await {
             items.extend(result?);
@@ -1247,7 +1402,7 @@ impl Store {
             sqlx::query("SELECT chain, seq, at, record FROM audit WHERE chain = $1 AND seq = $2")
                 .bind(chain)
                 .bind(seq)
-                .fetch_optional(self.primary(shard))
+                .fetch_optional(&self.primary(shard))
                 .await?;
         row.map(|r| audit::stored_from_row(shard, &r)).transpose()
     }
@@ -1259,7 +1414,7 @@ impl Store {
 
     /// Closes every pool.
     pub async fn close(&self) {
-        for shard in &self.inner.shards {
+        for shard in &self.layout().shards {
             shard.router.close().await;
         }
     }

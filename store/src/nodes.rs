@@ -130,6 +130,11 @@ struct State {
 }
 
 impl Router {
+    /// Its nodes' URLs without credentials (what the shard directory keeps).
+    pub(crate) fn public_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(crate::layout::public_url).collect()
+    }
+
     /// A router whose pool starts out pointed at the first node (a probe corrects it within
     /// one interval).
     pub(crate) fn new(

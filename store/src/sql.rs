@@ -534,6 +534,16 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
     }
 }
 
+/// Pushes ` AND <the row's bucket is not one of excluded>` (`prefix` is the table alias
+/// with its dot): the copies a bucket move leaves on a shard that does not own them.
+pub(crate) fn push_owned(qb: &mut QueryBuilder<Postgres>, prefix: &str, excluded: Vec<i32>) {
+    if !excluded.is_empty() {
+        qb.push(format!(" AND {prefix}bucket <> ALL("))
+            .push_bind(excluded)
+            .push(")");
+    }
+}
+
 /// Pushes ` AND <what the caller may see>` about the resources row aliased `r` (nothing
 /// when access is unrestricted). Every relationship is read from the same shard: a
 /// patient's compartment is placed together.
@@ -636,10 +646,12 @@ pub(crate) fn push_visible_history(qb: &mut QueryBuilder<Postgres>, access: &Acc
 pub(crate) async fn search_shard(
     pool: &PgPool,
     query: &Query,
+    excluded: Vec<i32>,
 ) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
     let mut qb = QueryBuilder::new("");
     push_search(&mut qb, "r.id, r.version, r.updated_at, r.body", query);
     push_access(&mut qb, &query.access);
+    push_owned(&mut qb, "r.", excluded.clone());
     if let Some(after) = &query.after_id {
         qb.push(" AND r.id > ").push_bind(after.clone());
     }
@@ -654,6 +666,7 @@ pub(crate) async fn search_shard(
         let mut qb = QueryBuilder::new("");
         push_search(&mut qb, "count(*) AS n", query);
         push_access(&mut qb, &query.access);
+        push_owned(&mut qb, "r.", excluded);
         let row = qb.build().fetch_one(pool).await?;
         Some(row.try_get::<i64, _>("n")? as u64)
     } else {
@@ -724,9 +737,11 @@ pub(crate) async fn history_type_shard(
     after: Option<&HistoryCursor>,
     access: &Access,
     window: &crate::HistoryWindow,
+    excluded: Vec<i32>,
 ) -> Result<Vec<(String, String, Stored)>, StoreError> {
     let mut qb =
         QueryBuilder::new("SELECT rtype, id, version, updated_at, body FROM history WHERE TRUE");
+    push_owned(&mut qb, "", excluded);
     if let Some(rtype) = rtype {
         qb.push(" AND rtype = ").push_bind(rtype.to_owned());
     }

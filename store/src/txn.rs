@@ -124,13 +124,34 @@ impl Store {
     /// Returns one result per change, in order (`None` for a delete that found nothing).
     /// The audit record is committed with the changes (on the first participating shard).
     /// A change that fails is reported as [`StoreError::Entry`] with its position.
+    /// A transaction refused because a bucket moved meanwhile is retried under the new map.
     pub async fn transact(
         &self,
         changes: &[Change],
         audit_record: &AuditRecord,
         access: &Access,
     ) -> Result<Vec<Option<Written>>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.transact_once(changes, audit_record, access).await {
+                Err(e) if attempt < crate::MOVED_RETRIES && e.moved().is_some() => {
+                    attempt += 1;
+                    let buckets = e.moved().map(<[u32]>::to_vec).unwrap_or_default();
+                    self.after_moved(&buckets, attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn transact_once(
+        &self,
+        changes: &[Change],
+        audit_record: &AuditRecord,
+        access: &Access,
+    ) -> Result<Vec<Option<Written>>, StoreError> {
         // Place every change; deletes of unknown resources do nothing.
+        let map = self.shard_map();
         let mut placed: Vec<Option<(usize, u32)>> = Vec::with_capacity(changes.len());
         for (i, change) in changes.iter().enumerate() {
             let bucket = match change {
@@ -139,7 +160,7 @@ impl Store {
                     self.bucket_of(rtype, id).await.map_err(at(i))?
                 }
             };
-            placed.push(bucket.map(|b| (self.inner.map.shard_of(b), b)));
+            placed.push(bucket.map(|b| (map.shard_of(b), b)));
         }
         let mut shards: Vec<usize> = placed.iter().flatten().map(|(s, _)| *s).collect();
         shards.sort_unstable();
@@ -263,7 +284,7 @@ impl Store {
         }
         self.crash_if(CrashPoint::AfterPrepare);
         let decided = if started.elapsed() < DECISION_DEADLINE {
-            decide(self.primary(0), &txid, "commit").await
+            decide(&self.primary(0), &txid, "commit").await
         } else {
             Ok("abort".to_owned())
         };
@@ -277,7 +298,7 @@ impl Store {
                 // The decision row may have committed (the connection can be lost after the
                 // commit): asking for an abort settles it, since the first decision wins.
                 tracing::error!(txid, error = %err, "two-phase commit: decision not confirmed");
-                match decide(self.primary(0), &txid, "abort").await {
+                match decide(&self.primary(0), &txid, "abort").await {
                     Ok(d) if d == "commit" => {}
                     Ok(_) => {
                         self.finish_prepared(&txid, &prepared, false).await;
@@ -296,7 +317,7 @@ impl Store {
         if self.finish_prepared(&txid, &prepared, true).await {
             let _ = sqlx::query("DELETE FROM tx_decisions WHERE txid = $1")
                 .bind(&txid)
-                .execute(self.primary(0))
+                .execute(&self.primary(0))
                 .await;
         }
         // A commit that failed here is decided and will be completed by recovery.
@@ -310,7 +331,7 @@ impl Store {
         for &shard in shards {
             let gid = gid(txid, shard);
             let sql = AssertSqlSafe(format!("{verb} PREPARED '{gid}'"));
-            if let Err(e) = sqlx::raw_sql(sql).execute(self.primary(shard)).await {
+            if let Err(e) = sqlx::raw_sql(sql).execute(&self.primary(shard)).await {
                 tracing::error!(gid, error = %e, "{verb} PREPARED failed; recovery will retry");
                 all = false;
             }
@@ -359,21 +380,21 @@ impl Store {
             )
             .bind(GID_PREFIX)
             .bind(min_age.as_secs_f64())
-            .fetch_all(self.primary(shard))
+            .fetch_all(&self.primary(shard))
             .await?;
             for row in rows {
                 let gid: String = row.try_get("gid")?;
                 let Some(txid) = txid_of(&gid) else {
                     continue;
                 };
-                let decision = decide(self.primary(0), txid, "abort").await?;
+                let decision = decide(&self.primary(0), txid, "abort").await?;
                 let verb = if decision == "commit" {
                     "COMMIT"
                 } else {
                     "ROLLBACK"
                 };
                 sqlx::raw_sql(AssertSqlSafe(format!("{verb} PREPARED '{gid}'")))
-                    .execute(self.primary(shard))
+                    .execute(&self.primary(shard))
                     .await?;
                 tracing::warn!(gid, verb, "recovered an in-doubt transaction");
                 if decision == "commit" {
@@ -391,7 +412,7 @@ impl Store {
                  WHERE database = current_database() AND starts_with(gid, $1)",
             )
             .bind(GID_PREFIX)
-            .fetch_all(self.primary(shard))
+            .fetch_all(&self.primary(shard))
             .await?;
             for row in rows {
                 let gid: String = row.try_get("gid")?;
@@ -404,7 +425,7 @@ impl Store {
         )
         .bind(&pending)
         .bind(ABORT_RETENTION.as_secs_f64())
-        .execute(self.primary(0))
+        .execute(&self.primary(0))
         .await?;
         Ok(done)
     }

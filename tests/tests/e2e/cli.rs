@@ -255,7 +255,56 @@ async fn scenario(data: &Path) -> Result<()> {
     );
     let back: Value = resp.json().await?;
     ensure!(back["name"] == created["name"] && back["meta"] == created["meta"]);
+
+    // A third shard, added while the server runs: it gets its share, the running gateway
+    // follows the map, the data stays readable, and `up` stops the new nodes too.
+    let (ok, out) = fhirgate(&["shards", "add", "--chunk", "128"], data)?;
+    ensure!(ok, "shards add: {out}");
+    let report: Value = serde_json::from_str(&out).with_context(|| format!("shards add: {out}"))?;
+    ensure!(report["buckets"] == 341, "shards add: {out}");
+    let (ok, out) = fhirgate(&["shards", "status"], data)?;
+    ensure!(
+        ok && out.matches("primary 127.0.0.1:").count() == 3
+            && out.contains("shard 2: primary")
+            && out.contains("341 buckets"),
+        "shards status after add: {out}"
+    );
+    let resp = http
+        .get(format!("{}/Patient/{id}", up.base))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(
+        resp.status() == 200,
+        "read after the move: {}",
+        resp.status()
+    );
+    for i in 0..20 {
+        let resp = http
+            .post(format!("{}/Patient", up.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Patient", "name": [{"family": format!("After{i}")}]})
+                    .to_string(),
+            )
+            .send()
+            .await?;
+        ensure!(
+            resp.status() == 201,
+            "create after the move: {}",
+            resp.status()
+        );
+    }
+    let all_servers = postmaster_pids(data);
+    ensure!(all_servers.len() == 6, "servers after add: {all_servers:?}");
     stop_up(up).await?;
+    for pid in all_servers {
+        ensure!(
+            !alive(pid),
+            "PostgreSQL {pid} (an added shard's) outlived fhirgate up"
+        );
+    }
 
     // With the server down, `audit verify` starts the cluster itself.
     let (ok, out) = fhirgate(&["audit", "verify"], data)?;

@@ -8,6 +8,7 @@
 
 mod autofailover;
 mod load;
+mod scale;
 
 use std::time::{Duration, Instant};
 
@@ -577,6 +578,9 @@ fn main() {
         ("ha11_one_shard_down", || Box::pin(ha11_one_shard_down())),
         ("read_your_writes_under_a_lagging_standby", || {
             Box::pin(read_your_writes_under_a_lagging_standby())
+        }),
+        ("scale::add_shard_under_write_load", || {
+            Box::pin(scale::add_shard_under_write_load())
         }),
         ("autofailover::ha3_node_death", || {
             Box::pin(autofailover::ha3_node_death())
