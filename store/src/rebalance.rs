@@ -145,8 +145,12 @@ impl Mover {
         };
         write_map(&mut zero, &version).await?;
         self.wait_readers(&mut zero, version.map.version).await?;
-        let plan = plan(&version.map, new);
         let mut report = MoveReport::default();
+        // A mover that stopped half-way left its move listed: finish it first.
+        for mv in current.moving.clone() {
+            self.resume(&mut zero, &mut version, &mv, &mut report).await?;
+        }
+        let plan = plan(&version.map, new);
         for (from, buckets) in plan {
             for chunk in buckets.chunks(self.options.chunk.max(1)) {
                 self.move_chunk(&mut zero, &mut version, chunk, from, new, &mut report)
@@ -156,6 +160,40 @@ impl Mover {
         report.map_version = version.map.version;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// Finishes a move an earlier mover left listed: if the map already gives its buckets
+    /// to the target, only the source's leftovers are deleted; otherwise the move is run
+    /// again from the start (the target's partial copy is replaced; a source whose buckets
+    /// were already fenced stays fenced, so the copy is exact).
+    async fn resume(
+        &self,
+        zero: &mut PgConnection,
+        version: &mut MapVersion,
+        mv: &BucketMove,
+        report: &mut MoveReport,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(from = mv.from, to = mv.to, buckets = mv.buckets.len(), "resuming an unfinished bucket move");
+        let switched = mv
+            .buckets
+            .iter()
+            .all(|&b| version.map.shard_of(b) == mv.to);
+        if switched {
+            self.wait_readers(zero, version.map.version).await?;
+            let map = version.map.clone();
+            let mut src = self.connect(mv.from).await?;
+            let mut tx = src.begin().await?;
+            delete_rows(&mut tx, &int_array(&mv.buckets)).await?;
+            delete_locators(&mut tx, &map, &mv.buckets).await?;
+            tx.commit().await?;
+            self.next_map(zero, version, |v| v.moving.retain(|m| m != mv))
+                .await?;
+        } else {
+            // The entry stays listed until the new run's cleanup removes both.
+            self.move_chunk(zero, version, &mv.buckets, mv.from, mv.to, report)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Takes the one-mover-at-a-time lock on shard 0 (held by `zero`'s session).
