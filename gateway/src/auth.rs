@@ -219,6 +219,9 @@ pub struct Scope {
     pub resource: String,
     /// Which of `c r u d s` are granted.
     pub actions: String,
+    /// A granular scope's filter (`?category=laboratory`), as decoded search parameters:
+    /// the grant covers only the resources the search would find.
+    pub filter: Vec<(String, String)>,
 }
 
 impl Scope {
@@ -228,11 +231,19 @@ impl Scope {
         if !matches!(context, "system" | "user" | "patient") {
             return None;
         }
-        // Granular scopes (`?category=…`) narrow a grant; until they are honoured they
-        // grant nothing, which is the safe reading.
-        if rest.contains('?') {
-            return None;
-        }
+        // Granular scopes (`?category=…`) narrow a grant to what the search finds.
+        let (rest, filter) = match rest.split_once('?') {
+            Some((rest, query)) => {
+                let filter: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                if filter.is_empty() {
+                    return None;
+                }
+                (rest, filter)
+            }
+            None => (rest, Vec::new()),
+        };
         let (resource, actions) = rest.split_once('.')?;
         let actions = match actions {
             "read" => "rs".to_owned(),
@@ -245,7 +256,39 @@ impl Scope {
             context: context.to_owned(),
             resource: resource.to_owned(),
             actions,
+            filter,
         })
+    }
+
+    /// A granular scope's filter as index predicates for `resource` (an AND of ORs), or
+    /// `None` when it cannot be applied (unknown or result parameters, hierarchy searches):
+    /// such a scope grants nothing.
+    fn predicates(&self, resource: &str) -> Option<Vec<Vec<model::query::Predicate>>> {
+        let parsed = mappings::search::parse_query(
+            resource,
+            &self.filter,
+            &mappings::search::SearchLimits {
+                default_count: 1,
+                max_count: 1,
+            },
+        )
+        .ok()?;
+        let q = &parsed.query;
+        let plain = parsed.ignored.is_empty()
+            && parsed.used.len() == self.filter.len()
+            && q.after_id.is_none()
+            && !q.total
+            && !q.all_of.is_empty()
+            && !q.all_of.iter().flatten().any(|p| {
+                matches!(
+                    p,
+                    model::query::Predicate::TokenIn {
+                        expand: Some(_),
+                        ..
+                    }
+                )
+            });
+        plain.then(|| q.all_of.clone())
     }
 }
 
@@ -332,26 +375,47 @@ impl Principal {
                 other => format!("role {other:?} has no access to clinical data"),
             }));
         }
-        let grants = |contexts: &[&str]| {
-            self.scopes.iter().any(|s| {
+        // What the scopes of some contexts grant: nothing, everything, or what granular
+        // filters find (one match of any suffices).
+        let grants = |contexts: &[&str]| -> Option<Option<Vec<Vec<Vec<model::query::Predicate>>>>> {
+            let mut filters = Vec::new();
+            let mut granted = false;
+            for s in self.scopes.iter().filter(|s| {
                 contexts.contains(&s.context.as_str())
                     && (s.resource == "*" || s.resource == resource)
                     && s.actions.contains(action.letter())
-            })
+            }) {
+                if s.filter.is_empty() {
+                    return Some(None);
+                }
+                if let Some(p) = s.predicates(resource) {
+                    filters.push(p);
+                    granted = true;
+                }
+            }
+            granted.then_some(Some(filters))
         };
         let mut all_of = Vec::new();
-        if !grants(&["system", "user"]) {
-            if !grants(&["patient"]) {
-                return Err(ApiError::Forbidden(format!(
-                    "the token's scopes do not allow '{}' on {resource}",
-                    action.letter()
-                )));
+        let filters = match grants(&["system", "user"]) {
+            Some(filters) => filters,
+            None => {
+                let Some(filters) = grants(&["patient"]) else {
+                    return Err(ApiError::Forbidden(format!(
+                        "the token's scopes do not allow '{}' on {resource}",
+                        action.letter()
+                    )));
+                };
+                let patient = self.patient.as_deref().ok_or_else(|| {
+                    ApiError::Forbidden("patient/ scopes need a patient in context".into())
+                })?;
+                all_of.push(Restriction::Patients(vec![claim_id(patient, "Patient")]));
+                filters
             }
-            let patient = self.patient.as_deref().ok_or_else(|| {
-                ApiError::Forbidden("patient/ scopes need a patient in context".into())
-            })?;
-            all_of.push(Restriction::Patients(vec![claim_id(patient, "Patient")]));
-        }
+        };
+        let filtered = filters.map(|any_of| Restriction::Matching {
+            rtype: resource.to_owned(),
+            any_of,
+        });
         match self.role.as_str() {
             "gp" | "specialist" => {
                 let practitioner = self.practitioner.as_deref().ok_or_else(|| {
@@ -374,6 +438,7 @@ impl Principal {
         } else {
             SHARED_TYPES.iter().map(|t| (*t).to_owned()).collect()
         };
+        all_of.extend(filtered);
         Ok(Access {
             all_of,
             shared_types,
@@ -610,9 +675,10 @@ mod tests {
         assert_eq!(Scope::parse("openid"), None);
         assert_eq!(Scope::parse("system/Patient.xyz"), None);
         assert_eq!(
-            Scope::parse("patient/Observation.rs?category=laboratory"),
-            None
+            Scope::parse("patient/Observation.rs?category=laboratory").map(|s| s.filter),
+            Some(vec![("category".into(), "laboratory".into())])
         );
+        assert_eq!(Scope::parse("patient/Observation.rs?"), None);
     }
 
     #[test]

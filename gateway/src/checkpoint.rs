@@ -2,9 +2,12 @@
 //! sees and written outside it, so that cutting the newest records of a chain (which leaves
 //! a shorter chain that still links) is detected by `fhirgate audit verify`.
 //!
-//! A checkpoint is a JWT (HS256 with the checkpoint key) whose claims hold the heads and
-//! the time. A new checkpoint replaces the last one only if the last one still holds: a cut
-//! chain is never laundered into a fresh checkpoint.
+//! A checkpoint is a JWT signed with Ed25519 (EdDSA) whose claims hold the heads and the
+//! time. The private key (a 32-byte seed, hex) stays in its file; its public half is written
+//! beside it (`<key>.pub`, hex) for whoever verifies without being able to sign. A
+//! checkpoint of an older release (HS256 with the same key file) is still verified. A new
+//! checkpoint replaces the last one only if the last one still holds: a cut chain is never
+//! laundered into a fresh checkpoint.
 
 use std::path::{Path, PathBuf};
 
@@ -36,8 +39,16 @@ pub enum CheckpointError {
 pub struct Checkpoints {
     /// The folder of `latest.jwt`.
     pub dir: PathBuf,
+    /// The Ed25519 seed (also the HMAC key of older HS256 checkpoints).
     key: Vec<u8>,
+    /// The Ed25519 public key.
+    public: [u8; 32],
 }
+
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): the fixed prefix, then the 32 bytes.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 impl std::fmt::Debug for Checkpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,10 +108,30 @@ impl Checkpoints {
             }
             Err(e) => return Err(io(format!("reading {}", key_file.display()))(e)),
         };
+        let seed: [u8; 32] = key.as_slice().try_into().map_err(|_| {
+            CheckpointError::Invalid(format!("key {} is not 32 bytes", key_file.display()))
+        })?;
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        let mut pub_file = key_file.as_os_str().to_owned();
+        pub_file.push(".pub");
+        let pub_file = PathBuf::from(pub_file);
+        if !pub_file.exists()
+            && let Err(e) = std::fs::write(&pub_file, hex::encode(public))
+        {
+            tracing::warn!(file = %pub_file.display(), error = %e, "writing the checkpoint public key");
+        }
         Ok(Checkpoints {
             dir: dir.to_owned(),
             key,
+            public,
         })
+    }
+
+    /// The public key checkpoints are verified with (hex in `<key file>.pub`).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public
     }
 
     fn latest(&self) -> PathBuf {
@@ -114,16 +145,24 @@ impl Checkpoints {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(format!("reading {}", self.latest().display()))(e)),
         };
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
+        let invalid = |e: jsonwebtoken::errors::Error| {
+            CheckpointError::Invalid(format!("signature or content invalid: {e}"))
+        };
+        // The key, and so the algorithm, is ours to pick: the header only tells an older
+        // release's checkpoint (HS256) from ours, and each is checked with its own key.
+        let alg = jsonwebtoken::decode_header(text.trim())
+            .map_err(invalid)?
+            .alg;
+        let (alg, key) = match alg {
+            Algorithm::HS256 => (Algorithm::HS256, DecodingKey::from_secret(&self.key)),
+            _ => (Algorithm::EdDSA, DecodingKey::from_ed_der(&self.public)),
+        };
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
         validation.set_required_spec_claims(&["iat"]);
         validation.validate_exp = false;
-        let data = jsonwebtoken::decode::<Claims>(
-            text.trim(),
-            &DecodingKey::from_secret(&self.key),
-            &validation,
-        )
-        .map_err(|e| CheckpointError::Invalid(format!("signature or content invalid: {e}")))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(text.trim(), &key, &validation).map_err(invalid)?;
         Ok(Some(data.claims))
     }
 
@@ -149,10 +188,12 @@ impl Checkpoints {
             iat: chrono::Utc::now().timestamp(),
             heads: store.audit_heads().await?,
         };
+        let mut der = PKCS8_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&self.key);
         let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
+            &Header::new(Algorithm::EdDSA),
             &claims,
-            &EncodingKey::from_secret(&self.key),
+            &EncodingKey::from_ed_der(&der),
         )
         .map_err(|e| CheckpointError::Invalid(format!("cannot be signed: {e}")))?;
         std::fs::create_dir_all(&self.dir)

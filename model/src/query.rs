@@ -57,6 +57,15 @@ pub enum Restriction {
     /// from those Encounters (an `encounter` reference); those EpisodesOfCare, referrals and
     /// care teams; and the Patient resources of the granted Encounters.
     GrantsOf(String),
+    /// Resources of type `rtype` are visible only if one of `any_of` matches them (SMART
+    /// granular scopes, `patient/Observation.rs?category=laboratory`); each filter is an AND
+    /// of ORs of index predicates, like a search. Other types are not affected.
+    Matching {
+        /// The type the filters apply to.
+        rtype: String,
+        /// The filters, one per granting scope; one match suffices.
+        any_of: Vec<Vec<Vec<Predicate>>>,
+    },
 }
 
 /// How a range compares with the range searched for (FHIR's prefixes).

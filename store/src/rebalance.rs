@@ -54,6 +54,18 @@ pub struct MoveOptions {
     pub ack_timeout: Duration,
     /// A gateway that has not reported for this long is taken for gone.
     pub reader_alive: Duration,
+    /// Fault tests: stop in the first step at this point, as a mover that crashed there
+    /// would (the next `add_shard` resumes).
+    pub stop_at: Option<MoveStop>,
+}
+
+/// Where a fault test stops a mover ([`MoveOptions::stop_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveStop {
+    /// The buckets are marked moved on the source, the map still gives them to it.
+    AfterFence,
+    /// The map gives them to the target, the source still holds their copies.
+    AfterSwitch,
 }
 
 impl Default for MoveOptions {
@@ -63,6 +75,7 @@ impl Default for MoveOptions {
             fence_timeout: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(30),
             reader_alive: Duration::from_secs(15),
+            stop_at: None,
         }
     }
 }
@@ -148,7 +161,8 @@ impl Mover {
         let mut report = MoveReport::default();
         // A mover that stopped half-way left its move listed: finish it first.
         for mv in current.moving.clone() {
-            self.resume(&mut zero, &mut version, &mv, &mut report).await?;
+            self.resume(&mut zero, &mut version, &mv, &mut report)
+                .await?;
         }
         let plan = plan(&version.map, new);
         for (from, buckets) in plan {
@@ -173,11 +187,13 @@ impl Mover {
         mv: &BucketMove,
         report: &mut MoveReport,
     ) -> Result<(), StoreError> {
-        tracing::warn!(from = mv.from, to = mv.to, buckets = mv.buckets.len(), "resuming an unfinished bucket move");
-        let switched = mv
-            .buckets
-            .iter()
-            .all(|&b| version.map.shard_of(b) == mv.to);
+        tracing::warn!(
+            from = mv.from,
+            to = mv.to,
+            buckets = mv.buckets.len(),
+            "resuming an unfinished bucket move"
+        );
+        let switched = mv.buckets.iter().all(|&b| version.map.shard_of(b) == mv.to);
         if switched {
             self.wait_readers(zero, version.map.version).await?;
             let map = version.map.clone();
@@ -192,6 +208,16 @@ impl Mover {
             // The entry stays listed until the new run's cleanup removes both.
             self.move_chunk(zero, version, &mv.buckets, mv.from, mv.to, report)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Fails at `point` of the first step if the options ask for it.
+    fn stop_if(&self, point: MoveStop, report: &MoveReport) -> Result<(), StoreError> {
+        if self.options.stop_at == Some(point) && report.steps == 0 {
+            return Err(StoreError::Unavailable(format!(
+                "mover stopped at {point:?} (fault test)"
+            )));
         }
         Ok(())
     }
@@ -344,6 +370,7 @@ impl Mover {
             )
             .await?;
         report.fence_ms.push(fenced.as_secs_f64() * 1000.0);
+        self.stop_if(MoveStop::AfterFence, report)?;
         // 5. Switch, then clean up.
         self.next_map(zero, version, |v| {
             for &b in buckets {
@@ -352,6 +379,7 @@ impl Mover {
         })
         .await?;
         self.wait_readers(zero, version.map.version).await?;
+        self.stop_if(MoveStop::AfterSwitch, report)?;
         {
             let mut tx = src.begin().await?;
             delete_rows(&mut tx, &set).await?;

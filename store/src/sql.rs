@@ -552,6 +552,10 @@ pub(crate) fn push_access(qb: &mut QueryBuilder<Postgres>, access: &Access) {
         return;
     }
     for restriction in &access.all_of {
+        if let Restriction::Matching { rtype, any_of } = restriction {
+            push_matching(qb, rtype, any_of);
+            continue;
+        }
         qb.push(" AND ((r.patient IS NULL AND r.rtype = ANY(")
             .push_bind(access.shared_types.clone())
             .push(")) OR ");
@@ -571,9 +575,50 @@ pub(crate) fn push_access(qb: &mut QueryBuilder<Postgres>, access: &Access) {
                 .push(")");
             }
             Restriction::GrantsOf(practitioner) => push_grants(qb, practitioner),
+            // Handled above.
+            Restriction::Matching { .. } => {
+                qb.push("FALSE");
+            }
         }
         qb.push(")");
     }
+}
+
+/// Pushes ` AND (r.rtype <> rtype OR <one of the filters matches r>)`: an empty filter
+/// list or a filter with a predicate that has no SQL form matches nothing.
+fn push_matching(qb: &mut QueryBuilder<Postgres>, rtype: &str, any_of: &[Vec<Vec<Predicate>>]) {
+    qb.push(" AND (r.rtype <> ")
+        .push_bind(rtype.to_owned())
+        .push(" OR FALSE");
+    for filter in any_of {
+        let expressible = filter.iter().flatten().all(|p| {
+            matches!(p, Predicate::Id(_) | Predicate::LastUpdated { .. })
+                || (index_table(p).is_some()
+                    && !matches!(
+                        p,
+                        Predicate::TokenIn {
+                            expand: Some(_),
+                            ..
+                        }
+                    ))
+        });
+        if !expressible || filter.iter().any(Vec::is_empty) {
+            continue;
+        }
+        qb.push(" OR (TRUE");
+        for group in filter {
+            qb.push(" AND (");
+            for (j, p) in group.iter().enumerate() {
+                if j > 0 {
+                    qb.push(" OR ");
+                }
+                push_predicate(qb, p, IndexForm::Exists);
+            }
+            qb.push(")");
+        }
+        qb.push(")");
+    }
+    qb.push(")");
 }
 
 /// References to a practitioner from `rtype`'s `param`: the ids of the referring resources.

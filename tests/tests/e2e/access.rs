@@ -18,7 +18,8 @@ crate::tests![
     roles_without_clinical_access_get_403,
     break_glass_opens_is_flagged_and_expires,
     request_ids_and_forwarded_clients,
-    everything_pages_and_keeps_to_access
+    everything_pages_and_keeps_to_access,
+    granular_scopes_narrow_the_grant
 ];
 
 /// Ids of the scenario's resources by name.
@@ -711,5 +712,156 @@ async fn everything_pages_and_keeps_to_access(env: &Env) -> Result<()> {
         .await?
             == 400
     );
+    s.stop().await
+}
+
+/// An Observation of `patient` in `category` (an observation-category code).
+fn categorised(patient: &str, category: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+        "code": {"text": category},
+        "subject": {"reference": format!("Patient/{patient}")}})
+}
+
+/// SMART v2 granular scopes (`patient/Observation.rs?category=laboratory`): the grant covers
+/// what the filter finds, through read, search, `_total` and writes; several filters add
+/// up; a filter that cannot be applied grants nothing.
+async fn granular_scopes_narrow_the_grant(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let a = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Granular"}]}))
+        .await?;
+    let b = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Other"}]}))
+        .await?;
+    let (a, b) = (
+        a["id"].as_str().unwrap_or_default(),
+        b["id"].as_str().unwrap_or_default(),
+    );
+    let mut ids = std::collections::HashMap::new();
+    for (name, patient, category) in [
+        ("lab_a", a, "laboratory"),
+        ("vital_a", a, "vital-signs"),
+        ("lab_b", b, "laboratory"),
+        ("exam_a", a, "exam"),
+    ] {
+        let o = s.create(&categorised(patient, category)).await?;
+        ids.insert(name, o["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let ids_of =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| ids[n].clone()).collect() };
+    let in_context = Some(format!("Patient/{a}"));
+
+    // One patient, laboratory only.
+    let lab = s.token_for(
+        "registry",
+        "patient/Observation.crs?category=laboratory",
+        None,
+        in_context.as_deref(),
+        600,
+    );
+    let (found, total) = search_ids(&s, &lab, "Observation").await?;
+    ensure!(
+        found == ids_of(&["lab_a"]) && total == json!(1),
+        "{found:?} {total}"
+    );
+    ensure!(
+        status(
+            &s,
+            &lab,
+            Method::GET,
+            &format!("Observation/{}", ids["lab_a"]),
+            None
+        )
+        .await?
+            == 200
+    );
+    ensure!(
+        status(
+            &s,
+            &lab,
+            Method::GET,
+            &format!("Observation/{}", ids["vital_a"]),
+            None
+        )
+        .await?
+            == 404
+    );
+    ensure!(
+        status(
+            &s,
+            &lab,
+            Method::GET,
+            &format!("Observation/{}", ids["lab_b"]),
+            None
+        )
+        .await?
+            == 404
+    );
+    // It writes what it may see, and nothing else.
+    ensure!(
+        status(
+            &s,
+            &lab,
+            Method::POST,
+            "Observation",
+            Some(&categorised(a, "laboratory"))
+        )
+        .await?
+            == 201
+    );
+    ensure!(
+        status(
+            &s,
+            &lab,
+            Method::POST,
+            "Observation",
+            Some(&categorised(a, "vital-signs"))
+        )
+        .await?
+            == 403
+    );
+    // Other types are not granted by it.
+    ensure!(status(&s, &lab, Method::GET, &format!("Patient/{a}"), None).await? == 403);
+
+    // Two filters add up; a system-wide filtered grant spans patients.
+    let two = s.token_for(
+        "registry",
+        "patient/Observation.rs?category=laboratory patient/Observation.rs?category=vital-signs",
+        None,
+        in_context.as_deref(),
+        600,
+    );
+    let (found, _) =
+        search_ids(&s, &two, "Observation?category=laboratory,vital-signs,exam").await?;
+    ensure!(
+        found.len() == 3 && found.contains(&ids["vital_a"]) && !found.contains(&ids["exam_a"]),
+        "{found:?}"
+    );
+    let system = s.token("system", "system/Observation.rs?category=laboratory", 600);
+    let (found, _) = search_ids(&s, &system, "Observation").await?;
+    ensure!(
+        found.len() == 3 && found.contains(&ids["lab_b"]) && !found.contains(&ids["vital_a"]),
+        "{found:?}"
+    );
+    // An unfiltered scope of the same context wins over a filtered one.
+    let both = s.token(
+        "system",
+        "system/Observation.rs?category=laboratory system/Observation.rs",
+        600,
+    );
+    let (found, _) = search_ids(&s, &both, "Observation").await?;
+    ensure!(found.len() == 5, "{found:?}");
+
+    // Filters that cannot be applied grant nothing.
+    for scope in [
+        "system/Observation.rs?nonsense=1",
+        "system/Observation.rs?_count=5",
+        "system/Observation.rs?code:below=http://loinc.org|1",
+    ] {
+        let t = s.token("system", scope, 600);
+        let code = status(&s, &t, Method::GET, "Observation", None).await?;
+        ensure!(code == 403, "{scope}: {code}");
+    }
     s.stop().await
 }

@@ -698,6 +698,22 @@ async fn tamper_scenario(data: &Path) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let (ok, out) = fhirgate(&["audit", "verify"], data)?;
         ensure!(ok && out.contains("holds"), "before tampering: {out}");
+        // The checkpoint is an Ed25519 signature that the public key alone verifies.
+        let jwt = std::fs::read_to_string(data.join("audit-checkpoints/latest.jwt"))?;
+        let public = hex::decode(
+            std::fs::read_to_string(data.join("secrets/audit-checkpoint.key.pub"))?.trim(),
+        )?;
+        let header = jsonwebtoken::decode_header(jwt.trim())?;
+        ensure!(header.alg == jsonwebtoken::Algorithm::EdDSA, "checkpoint signed with {:?}", header.alg);
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.set_required_spec_claims(&["iat"]);
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(
+            jwt.trim(),
+            &jsonwebtoken::DecodingKey::from_ed_der(&public),
+            &validation,
+        )?;
+        ensure!(claims.claims["heads"].as_array().is_some_and(|h| !h.is_empty()));
         // A chain with at least three records.
         let mut conns = superuser_connections(data).await?;
         let mut target = None;

@@ -73,6 +73,11 @@ pub async fn ha3_node_death() -> Result<()> {
             })
             .await?;
         let lost = load::lost(&server, &report).await?;
+        let unaudited = load::unaudited(&server, &report).await?;
+        ensure!(
+            unaudited.is_empty(),
+            "run {run}: acknowledged writes without their audit record: {unaudited:?}"
+        );
         report
             .outage_after(fault)
             .with_context(|| format!("run {run}: no write acknowledged after the node death"))?;

@@ -113,6 +113,11 @@ async fn ha1_kill_primary_and_promote() -> Result<()> {
             lost.is_empty(),
             "run {run}: acknowledged writes lost: {lost:?}"
         );
+        let unaudited = load::unaudited(&server, &report).await?;
+        ensure!(
+            unaudited.is_empty(),
+            "run {run}: acknowledged writes without their audit record: {unaudited:?}"
+        );
         ensure!(
             before >= 200.0,
             "run {run}: the load reached only {before:.0} writes/s before the fault"
@@ -581,6 +586,9 @@ fn main() {
         }),
         ("scale::add_shard_under_write_load", || {
             Box::pin(scale::add_shard_under_write_load())
+        }),
+        ("scale::an_interrupted_move_is_resumed", || {
+            Box::pin(scale::an_interrupted_move_is_resumed())
         }),
         ("autofailover::ha3_node_death", || {
             Box::pin(autofailover::ha3_node_death())
