@@ -155,6 +155,9 @@ pub const PARAMS: &[SearchParam] = &[
     p("CareTeam", "encounter", Reference, &["encounter"]),
     p("EpisodeOfCare", "patient", Reference, &["patient"]),
     p("EpisodeOfCare", "care-manager", Reference, &["careManager"]),
+    // Not an R4 parameter: a fhirgate one, so that membership of an episode's team grants
+    // access to the episode (DESIGN, "Access control").
+    p("EpisodeOfCare", "team", Reference, &["team"]),
     p("EpisodeOfCare", "status", Token, &["status"]),
     p("DiagnosticReport", "subject", Reference, &["subject"]),
     patient_of("DiagnosticReport"),

@@ -52,8 +52,9 @@ pub enum Restriction {
     GpOf(String),
     /// What this practitioner's grants reach: the Encounters they were referred to (a
     /// ServiceRequest with them as `performer`, which the Encounter is `basedOn`), take part
-    /// in (`participant`), whose episode they manage (`EpisodeOfCare.careManager`) or whose
-    /// care team they are on (`CareTeam.participant` with `CareTeam.encounter`); what hangs
+    /// in (`participant`), whose episode they manage (`EpisodeOfCare.careManager`) or are on
+    /// the team of (`EpisodeOfCare.team` → `CareTeam.participant`), or whose care team they
+    /// are on (`CareTeam.participant` with `CareTeam.encounter`); what hangs
     /// from those Encounters (an `encounter` reference); those EpisodesOfCare, referrals and
     /// care teams; and the Patient resources of the granted Encounters.
     GrantsOf(String),

@@ -640,7 +640,7 @@ fn push_granted_encounters(qb: &mut QueryBuilder<Postgres>, practitioner: &str) 
     qb.push(" OR (e.param = 'based-on' AND e.target_type = 'ServiceRequest' AND e.target_id IN (");
     push_referrers(qb, "ServiceRequest", "performer", practitioner);
     qb.push(")) OR (e.param = 'episode-of-care' AND e.target_type = 'EpisodeOfCare' AND e.target_id IN (");
-    push_referrers(qb, "EpisodeOfCare", "care-manager", practitioner);
+    push_granted_episodes(qb, practitioner);
     qb.push(")))");
     qb.push(
         " UNION SELECT t.target_id FROM idx_reference t WHERE t.rtype = 'CareTeam' \
@@ -650,11 +650,23 @@ fn push_granted_encounters(qb: &mut QueryBuilder<Postgres>, practitioner: &str) 
     qb.push(")");
 }
 
+/// The EpisodesOfCare a practitioner manages (`careManager`) or whose team
+/// (`EpisodeOfCare.team`) they are on (`CareTeam.participant`).
+fn push_granted_episodes(qb: &mut QueryBuilder<Postgres>, practitioner: &str) {
+    push_referrers(qb, "EpisodeOfCare", "care-manager", practitioner);
+    qb.push(
+        " UNION SELECT m.id FROM idx_reference m WHERE m.rtype = 'EpisodeOfCare' \
+         AND m.param = 'team' AND m.target_type = 'CareTeam' AND m.target_id IN (",
+    );
+    push_referrers(qb, "CareTeam", "participant", practitioner);
+    qb.push(")");
+}
+
 fn push_grants(qb: &mut QueryBuilder<Postgres>, practitioner: &str) {
     qb.push("(r.rtype = 'Encounter' AND r.id IN (");
     push_granted_encounters(qb, practitioner);
     qb.push(")) OR (r.rtype = 'EpisodeOfCare' AND r.id IN (");
-    push_referrers(qb, "EpisodeOfCare", "care-manager", practitioner);
+    push_granted_episodes(qb, practitioner);
     qb.push(")) OR (r.rtype = 'ServiceRequest' AND r.id IN (");
     push_referrers(qb, "ServiceRequest", "performer", practitioner);
     qb.push(")) OR (r.rtype = 'CareTeam' AND r.id IN (");

@@ -19,7 +19,8 @@ crate::tests![
     break_glass_opens_is_flagged_and_expires,
     request_ids_and_forwarded_clients,
     everything_pages_and_keeps_to_access,
-    granular_scopes_narrow_the_grant
+    granular_scopes_narrow_the_grant,
+    an_episode_team_grants_its_episode
 ];
 
 /// Ids of the scenario's resources by name.
@@ -863,5 +864,128 @@ async fn granular_scopes_narrow_the_grant(env: &Env) -> Result<()> {
         let code = status(&s, &t, Method::GET, "Observation", None).await?;
         ensure!(code == 403, "{scope}: {code}");
     }
+    s.stop().await
+}
+
+/// A practitioner on the care team an EpisodeOfCare names (`EpisodeOfCare.team`) sees that
+/// episode, its encounters and what hangs from them, and nothing of the patient's other
+/// episode.
+async fn an_episode_team_grants_its_episode(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let member = s
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Member"}]}))
+        .await?;
+    let member = member["id"].as_str().unwrap_or_default().to_owned();
+    let p = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Teamed"}]}))
+        .await?;
+    let p = p["id"].as_str().unwrap_or_default().to_owned();
+    let subject = json!({"reference": format!("Patient/{p}")});
+    let amb = json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"});
+    let mut ids = std::collections::HashMap::new();
+    let mut make = async |name: &str, body: Value| -> Result<String> {
+        let created = s.create(&body).await?;
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        ids.insert(name.to_owned(), id.clone());
+        Ok(id)
+    };
+    let team = make(
+        "team",
+        json!({"resourceType": "CareTeam", "subject": subject,
+        "participant": [{"member": {"reference": format!("Practitioner/{member}")}}]}),
+    )
+    .await?;
+    let ep1 = make(
+        "ep1",
+        json!({"resourceType": "EpisodeOfCare", "status": "active", "patient": subject,
+        "team": [{"reference": format!("CareTeam/{team}")}]}),
+    )
+    .await?;
+    let ep2 = make(
+        "ep2",
+        json!({"resourceType": "EpisodeOfCare", "status": "active", "patient": subject}),
+    )
+    .await?;
+    let enc1 = make(
+        "enc1",
+        json!({"resourceType": "Encounter", "status": "finished", "class": amb, "subject": subject,
+        "episodeOfCare": [{"reference": format!("EpisodeOfCare/{ep1}")}]}),
+    )
+    .await?;
+    let enc2 = make(
+        "enc2",
+        json!({"resourceType": "Encounter", "status": "finished", "class": amb, "subject": subject,
+        "episodeOfCare": [{"reference": format!("EpisodeOfCare/{ep2}")}]}),
+    )
+    .await?;
+    make(
+        "o1",
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "in episode"},
+        "subject": subject, "encounter": {"reference": format!("Encounter/{enc1}")}}),
+    )
+    .await?;
+    make(
+        "o2",
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "other episode"},
+        "subject": subject, "encounter": {"reference": format!("Encounter/{enc2}")}}),
+    )
+    .await?;
+    let token = s.token_for(
+        "specialist",
+        "user/*.rs",
+        Some(&format!("Practitioner/{member}")),
+        None,
+        600,
+    );
+    let one = |name: &str| -> BTreeSet<String> { std::iter::once(ids[name].clone()).collect() };
+    for (rtype, expected) in [
+        ("EpisodeOfCare", "ep1"),
+        ("Encounter", "enc1"),
+        ("Observation", "o1"),
+    ] {
+        let (found, total) = search_ids(&s, &token, rtype).await?;
+        ensure!(
+            found == one(expected) && total == json!(1),
+            "{rtype}: {found:?} {total}"
+        );
+    }
+    ensure!(
+        status(
+            &s,
+            &token,
+            Method::GET,
+            &format!("Observation/{}", ids["o2"]),
+            None
+        )
+        .await?
+            == 404
+    );
+    ensure!(
+        status(
+            &s,
+            &token,
+            Method::GET,
+            &format!("EpisodeOfCare/{ep2}"),
+            None
+        )
+        .await?
+            == 404
+    );
+    // Off the team, nothing.
+    let other = s
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Outsider"}]}))
+        .await?;
+    let outsider = s.token_for(
+        "specialist",
+        "user/*.rs",
+        Some(&format!(
+            "Practitioner/{}",
+            other["id"].as_str().unwrap_or_default()
+        )),
+        None,
+        600,
+    );
+    let (found, _) = search_ids(&s, &outsider, "Observation").await?;
+    ensure!(found.is_empty(), "{found:?}");
     s.stop().await
 }
