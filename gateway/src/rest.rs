@@ -892,7 +892,7 @@ pub(crate) fn parse_checked(
             ),
         ));
     }
-    let issues = mappings::rules::check_required(&resource);
+    let issues = mappings::rules::check(&resource);
     if !issues.is_empty() {
         return Err(ApiError::Unprocessable(issues));
     }

@@ -753,7 +753,7 @@ async fn run_transaction(
                 let mut resource = check_resource(object, &path)
                     .map_err(|e| ApiError::from(e).in_entry(i, Some(rtype)))?;
                 resource.set_id(id);
-                let issues = mappings::rules::check_required(&resource);
+                let issues = mappings::rules::check(&resource);
                 if !issues.is_empty() {
                     return Err(ApiError::Unprocessable(issues).in_entry(i, Some(rtype)));
                 }

@@ -15,6 +15,7 @@ pub mod entity;
 mod fields;
 pub mod json;
 pub mod rules;
+pub mod schema;
 pub mod search;
 pub mod types;
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::entity::{to_entity, to_fhir};
 use crate::json::parse_resource;
-use crate::rules::check_required;
+use crate::rules::check;
 
 fn examples() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fhir-data/r4-examples");
@@ -37,7 +37,7 @@ fn every_example_round_trips_and_mapped_types_fill_typed_fields() {
     for (name, bytes) in examples() {
         let res =
             parse_resource(&bytes, &Default::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let issues = check_required(&res);
+        let issues = check(&res);
         if name == "Questionnaire-qs1.json" {
             assert!(
                 issues.iter().any(|i| i.expression.ends_with(".linkId")),
@@ -101,4 +101,32 @@ fn typed_fields_hold_the_clinical_content() {
     assert!(matches!(service.value, Some(model::Content::Quantity(_))));
     assert_eq!(obs.patient.as_deref(), Some("f001"));
     assert!(!obs.remainder.data.contains_key("valueQuantity"));
+}
+
+/// Every resource of the synthetic patients' transaction bundles keeps the R4 structure (so
+/// the schema check refuses nothing a real feed sends), and the bundles themselves too.
+#[test]
+fn synthetic_bundles_keep_the_structure() {
+    use std::io::Read;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fhir-data/synthea");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("shared/fhir-data/synthea beside the checkout") {
+        let path = entry.expect("readable dir").path();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("readable file"))
+            .read_to_string(&mut text)
+            .expect("gzip'd JSON");
+        let bundle: Value = serde_json::from_str(&text).expect("JSON");
+        let Value::Object(object) = &bundle else {
+            panic!("{path:?}: not an object")
+        };
+        let issues = crate::schema::check(object, "Bundle");
+        assert!(
+            issues.is_empty(),
+            "{path:?}: {:?}",
+            &issues[..issues.len().min(5)]
+        );
+        checked += bundle["entry"].as_array().map_or(0, Vec::len);
+    }
+    assert!(checked > 20_000, "only {checked} entries");
 }

@@ -163,6 +163,98 @@ async fn bad_input_gets_the_right_status_and_an_outcome(env: &Env) -> Result<()>
     )
     .await?;
     ensure!(b["issue"][0]["expression"][0] == "Observation.code", "{b}");
+    // The R4 structure of every element: type, lexical form, cardinality, unknown elements,
+    // required bindings, choice groups; each refused where it is, nothing stored.
+    for (what, rtype, body, at, code) in [
+        (
+            "a number for a date",
+            "Patient",
+            json!({"resourceType": "Patient", "birthDate": 42}),
+            "Patient.birthDate",
+            "value",
+        ),
+        (
+            "a month 13",
+            "Patient",
+            json!({"resourceType": "Patient", "birthDate": "1980-13-01"}),
+            "Patient.birthDate",
+            "value",
+        ),
+        (
+            "a string for a boolean",
+            "Patient",
+            json!({"resourceType": "Patient", "active": "yes"}),
+            "Patient.active",
+            "value",
+        ),
+        (
+            "an unknown element",
+            "Patient",
+            json!({"resourceType": "Patient", "nickname": "Bob"}),
+            "Patient.nickname",
+            "structure",
+        ),
+        (
+            "one value for a list",
+            "Patient",
+            json!({"resourceType": "Patient", "name": {"family": "X"}}),
+            "Patient.name",
+            "structure",
+        ),
+        (
+            "a list for one value",
+            "Patient",
+            json!({"resourceType": "Patient", "gender": ["male"]}),
+            "Patient.gender",
+            "structure",
+        ),
+        (
+            "a code outside the required binding",
+            "Patient",
+            json!({"resourceType": "Patient", "gender": "woman"}),
+            "Patient.gender",
+            "code-invalid",
+        ),
+        (
+            "a status outside its value set",
+            "Observation",
+            json!({"resourceType": "Observation", "status": "done", "code": {"text": "x"}}),
+            "Observation.status",
+            "code-invalid",
+        ),
+        (
+            "two values of a choice",
+            "Observation",
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueString": "a", "valueBoolean": true}),
+            "Observation.valueString",
+            "structure",
+        ),
+        (
+            "a nested type error",
+            "Patient",
+            json!({"resourceType": "Patient", "name": [{"given": ["A", 7]}]}),
+            "Patient.name[0].given[1]",
+            "value",
+        ),
+        (
+            "a dateTime without its zone",
+            "Observation",
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "effectiveDateTime": "2020-01-01T10:00:00"}),
+            "Observation.effectiveDateTime",
+            "value",
+        ),
+    ] {
+        let b = expect(&s, post(rtype, body.to_string()), 422, what).await?;
+        ensure!(
+            b["issue"][0]["expression"][0] == at && b["issue"][0]["code"] == code,
+            "{what}: {b}"
+        );
+    }
+    let (_, found) = s.send(Method::GET, "Patient?_summary=count", None).await?;
+    ensure!(
+        found["total"] == 0,
+        "a refused resource was stored: {found}"
+    );
     expect(
         &s,
         s.req(Method::POST, "Patient")

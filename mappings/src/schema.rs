@@ -1,0 +1,512 @@
+//! The structure of FHIR R4 resources, checked on write: every element a resource, data type
+//! or backbone element may hold, its type, whether it repeats, whether it is required, its
+//! choice group (`value[x]`), and the codes of a required binding (status codes and the like).
+//!
+//! The table (`schema/r4.json`) is generated from the R4 StructureDefinitions by way of the
+//! R4 models of fhir.resources 6.4.0 (`schema/generate.py` says how); this module only reads
+//! it. A JSON value is checked for: unknown elements, an array where one value belongs (and
+//! the reverse), the JSON type and lexical form of each primitive (`date`, `dateTime`,
+//! `instant`, `time`, `id`, `code`, `integer` ranges …), primitive extensions (`_given`),
+//! missing required elements, more than one member of a choice group, and codes outside a
+//! required binding. Contained resources and `Bundle.entry.resource` are checked as what
+//! they say they are.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{Issue, IssueCode};
+
+/// One element of a type, as the table lists it: `[type, repeats, required, codes?]`.
+#[derive(Debug, Deserialize)]
+struct Element(String, u8, u8, #[serde(default)] Option<Vec<String>>);
+
+/// One type: its elements by JSON name, and its choice groups (`[required, members]`).
+#[derive(Debug, Deserialize)]
+struct TypeDef {
+    elements: HashMap<String, Element>,
+    choices: HashMap<String, (u8, Vec<String>)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Table {
+    types: HashMap<String, TypeDef>,
+}
+
+static TABLE: OnceLock<Option<Table>> = OnceLock::new();
+
+fn table() -> Option<&'static Table> {
+    TABLE
+        .get_or_init(|| serde_json::from_str(include_str!("../schema/r4.json")).ok())
+        .as_ref()
+}
+
+/// Whether the element table loaded (it is compiled in; a unit test proves it parses).
+pub fn available() -> bool {
+    table().is_some()
+}
+
+/// Checks a resource (a JSON object with its `resourceType`) against the R4 structure;
+/// `root` is the path to report from (`Patient`, `Bundle.entry[2].resource`).
+pub fn check(resource: &Map<String, Value>, root: &str) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let Some(table) = table() else {
+        return issues;
+    };
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some(rtype) => check_object(table, rtype, resource, root, true, &mut issues),
+        None => issues.push(structure(root, "a resource needs its resourceType")),
+    }
+    issues
+}
+
+fn structure(path: &str, text: impl Into<String>) -> Issue {
+    Issue::error(IssueCode::Structure, path, text)
+}
+
+fn check_object(
+    table: &Table,
+    ty: &str,
+    object: &Map<String, Value>,
+    path: &str,
+    is_resource: bool,
+    issues: &mut Vec<Issue>,
+) {
+    let Some(def) = table.types.get(ty) else {
+        issues.push(structure(path, format!("{ty} is not an R4 type")));
+        return;
+    };
+    for (key, value) in object {
+        if is_resource && key == "resourceType" {
+            continue;
+        }
+        let here = format!("{path}.{key}");
+        if let Some(base) = key.strip_prefix('_') {
+            match def.elements.get(base) {
+                Some(e) if is_primitive(&e.0) => {
+                    check_primitive_extension(table, e.1 == 1, value, &here, issues);
+                }
+                Some(_) => issues.push(structure(
+                    &here,
+                    format!("{base} is not a primitive element: it cannot have a {key}"),
+                )),
+                None => issues.push(structure(&here, format!("unknown element {key} of {ty}"))),
+            }
+            continue;
+        }
+        let Some(element) = def.elements.get(key) else {
+            issues.push(structure(&here, format!("unknown element {key} of {ty}")));
+            continue;
+        };
+        let (ety, repeats) = (&element.0, element.1 == 1);
+        match (value, repeats) {
+            (Value::Array(items), true) => {
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{here}[{i}]");
+                    // A null stands in for a value given only by its primitive extension.
+                    if item.is_null() && is_primitive(ety) && has_extension_at(object, key, i) {
+                        continue;
+                    }
+                    check_value(table, element, item, &at, issues);
+                }
+            }
+            (Value::Array(_), false) => issues.push(structure(
+                &here,
+                format!("{key} holds one value, not an array"),
+            )),
+            (_, true) => issues.push(structure(
+                &here,
+                format!("{key} repeats: it must be an array"),
+            )),
+            (_, false) => check_value(table, element, value, &here, issues),
+        }
+    }
+    for (name, element) in &def.elements {
+        if element.2 == 1 && !object.contains_key(name) && !object.contains_key(&format!("_{name}"))
+        {
+            issues.push(Issue::error(
+                IssueCode::Required,
+                format!("{path}.{name}"),
+                format!("{ty}.{name} is required"),
+            ));
+        }
+    }
+    for (group, (required, members)) in &def.choices {
+        let present: Vec<&String> = members
+            .iter()
+            .filter(|m| object.contains_key(m.as_str()) || object.contains_key(&format!("_{m}")))
+            .collect();
+        if present.len() > 1 {
+            issues.push(structure(
+                &format!("{path}.{}", present[1]),
+                format!("only one of {group}[x] may be given, not {present:?}"),
+            ));
+        } else if present.is_empty() && *required == 1 {
+            issues.push(Issue::error(
+                IssueCode::Required,
+                format!("{path}.{group}[x]"),
+                format!("{ty}.{group}[x] is required"),
+            ));
+        }
+    }
+}
+
+/// Whether `object[key]` has a primitive extension at position `i` (`_key[i]` an object).
+fn has_extension_at(object: &Map<String, Value>, key: &str, i: usize) -> bool {
+    object
+        .get(&format!("_{key}"))
+        .and_then(Value::as_array)
+        .and_then(|a| a.get(i))
+        .is_some_and(Value::is_object)
+}
+
+fn check_primitive_extension(
+    table: &Table,
+    repeats: bool,
+    value: &Value,
+    path: &str,
+    issues: &mut Vec<Issue>,
+) {
+    match (value, repeats) {
+        (Value::Object(o), false) => check_object(table, "Element", o, path, false, issues),
+        (Value::Array(items), true) => {
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::Null => {}
+                    Value::Object(o) => {
+                        check_object(table, "Element", o, &format!("{path}[{i}]"), false, issues);
+                    }
+                    _ => issues.push(structure(
+                        &format!("{path}[{i}]"),
+                        "a primitive extension is an object (or null)",
+                    )),
+                }
+            }
+        }
+        (_, false) => issues.push(structure(path, "a primitive extension is an object")),
+        (_, true) => issues.push(structure(
+            path,
+            "the extensions of a repeating primitive are an array",
+        )),
+    }
+}
+
+fn check_value(
+    table: &Table,
+    element: &Element,
+    value: &Value,
+    path: &str,
+    issues: &mut Vec<Issue>,
+) {
+    let ty = element.0.as_str();
+    if is_primitive(ty) {
+        if let Some(problem) = primitive_problem(ty, value) {
+            issues.push(Issue::error(IssueCode::Value, path, problem));
+        } else if let (Some(codes), Some(code)) = (&element.3, value.as_str())
+            && !codes.iter().any(|c| c == code)
+        {
+            issues.push(Issue::error(
+                IssueCode::CodeInvalid,
+                path,
+                format!(
+                    "{code:?} is not one of the codes of the required binding: {}",
+                    codes.join(", ")
+                ),
+            ));
+        }
+        return;
+    }
+    let Value::Object(object) = value else {
+        issues.push(structure(path, format!("a {ty} is a JSON object")));
+        return;
+    };
+    if ty == "Resource" {
+        match object.get("resourceType").and_then(Value::as_str) {
+            Some(rtype) if table.types.contains_key(rtype) => {
+                check_object(table, rtype, object, path, true, issues);
+            }
+            Some(rtype) => issues.push(structure(path, format!("unknown resource type {rtype}"))),
+            None => issues.push(structure(path, "a resource needs its resourceType")),
+        }
+        return;
+    }
+    check_object(table, ty, object, path, false, issues);
+}
+
+/// The FHIR primitive types (the table names them in lower camel case).
+fn is_primitive(ty: &str) -> bool {
+    ty.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+}
+
+/// What is wrong with `value` as a FHIR primitive of type `ty`, if anything.
+fn primitive_problem(ty: &str, value: &Value) -> Option<String> {
+    let want = |what: &str| Some(format!("a {ty} must be {what}, not {}", kind(value)));
+    match ty {
+        "boolean" => (!value.is_boolean())
+            .then(|| format!("a boolean must be true or false, not {}", kind(value))),
+        "integer" | "unsignedInt" | "positiveInt" => {
+            let Some(n) = value.as_i64() else {
+                return want("a whole number");
+            };
+            let (low, high) = match ty {
+                "integer" => (i64::from(i32::MIN), i64::from(i32::MAX)),
+                "unsignedInt" => (0, i64::from(i32::MAX)),
+                _ => (1, i64::from(i32::MAX)),
+            };
+            (!(low..=high).contains(&n))
+                .then(|| format!("{n} is outside the range of a {ty} ({low} to {high})"))
+        }
+        "decimal" => (!value.is_number())
+            .then(|| format!("a decimal must be a JSON number, not {}", kind(value))),
+        _ => {
+            let Some(text) = value.as_str() else {
+                return want("a string");
+            };
+            lexical_problem(ty, text)
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The lexical rules of the string-based primitives (FHIR R4 datatypes, "Primitive Types").
+fn lexical_problem(ty: &str, text: &str) -> Option<String> {
+    let bad = |rule: &str| Some(format!("{text:?} is not a valid {ty} ({rule})"));
+    match ty {
+        "date" => (!is_date(text))
+            .then(|| format!("{text:?} is not a valid date (YYYY, YYYY-MM or YYYY-MM-DD)")),
+        "dateTime" => {
+            let ok = match text.split_once('T') {
+                None => is_date(text),
+                Some((d, t)) => is_full_date(d) && is_time_with_zone(t, false),
+            };
+            if ok {
+                None
+            } else {
+                bad("YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.fff]+zz:zz")
+            }
+        }
+        "instant" => {
+            let ok = text
+                .split_once('T')
+                .is_some_and(|(d, t)| is_full_date(d) && is_time_with_zone(t, true));
+            if ok {
+                None
+            } else {
+                bad("YYYY-MM-DDThh:mm:ss[.fff] with a time zone")
+            }
+        }
+        "time" => {
+            (!is_time(text)).then(|| format!("{text:?} is not a valid time (hh:mm:ss[.fff])"))
+        }
+        "id" => (!crate::json::is_valid_id(text))
+            .then(|| format!("{text:?} is not a valid id (1 to 64 of A-Z, a-z, 0-9, '-', '.')")),
+        "code" => (text.trim() != text || text.contains("  ") || text.is_empty()).then(|| {
+            format!("{text:?} is not a valid code (no leading, trailing or double spaces)")
+        }),
+        "uri" | "url" | "canonical" => text
+            .chars()
+            .any(char::is_whitespace)
+            .then(|| format!("{text:?} is not a valid {ty} (no whitespace)")),
+        "oid" => (!text.starts_with("urn:oid:")
+            || !text[8..]
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        .then(|| format!("{text:?} is not a valid oid (urn:oid:1.2.3)")),
+        "uuid" => (!text.starts_with("urn:uuid:") || text.len() != 45)
+            .then(|| format!("{text:?} is not a valid uuid (urn:uuid: and 36 characters)")),
+        "base64Binary" => (!text.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b' ' | b'\n' | b'\r')
+        }))
+        .then(|| format!("{ty} holds characters outside base64")),
+        _ => None,
+    }
+}
+
+fn digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn in_range(s: &str, low: u32, high: u32) -> bool {
+    s.parse::<u32>().is_ok_and(|v| (low..=high).contains(&v))
+}
+
+fn is_full_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && digits(parts[0], 4)
+        && digits(parts[1], 2)
+        && in_range(parts[1], 1, 12)
+        && digits(parts[2], 2)
+        && in_range(parts[2], 1, 31)
+}
+
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    match parts.len() {
+        1 => digits(parts[0], 4),
+        2 => digits(parts[0], 4) && digits(parts[1], 2) && in_range(parts[1], 1, 12),
+        _ => is_full_date(s),
+    }
+}
+
+fn is_time(s: &str) -> bool {
+    let (hms, fraction) = match s.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (s, None),
+    };
+    let parts: Vec<&str> = hms.split(':').collect();
+    parts.len() == 3
+        && digits(parts[0], 2)
+        && in_range(parts[0], 0, 23)
+        && digits(parts[1], 2)
+        && in_range(parts[1], 0, 59)
+        && digits(parts[2], 2)
+        && in_range(parts[2], 0, 60)
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `hh:mm:ss[.fff]` then `Z` or `±hh:mm` (the zone required for dateTime too when a time is
+/// given; `instant` the same).
+fn is_time_with_zone(s: &str, _instant: bool) -> bool {
+    if let Some(t) = s.strip_suffix('Z') {
+        return is_time(t);
+    }
+    let Some(at) = s.rfind(['+', '-']) else {
+        return false;
+    };
+    let (t, zone) = s.split_at(at);
+    let zone = &zone[1..];
+    let ok_zone = zone.split_once(':').is_some_and(|(h, m)| {
+        digits(h, 2) && in_range(h, 0, 14) && digits(m, 2) && in_range(m, 0, 59)
+    });
+    is_time(t) && ok_zone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn issues(v: Value) -> Vec<(IssueCode, String)> {
+        let Value::Object(o) = v else { return vec![] };
+        let root = o["resourceType"].as_str().unwrap_or_default().to_owned();
+        check(&o, &root)
+            .into_iter()
+            .map(|i| (i.code, i.expression))
+            .collect()
+    }
+
+    #[test]
+    fn the_table_loads() {
+        assert!(available());
+    }
+
+    #[test]
+    fn types_cardinality_and_unknown_elements() {
+        assert!(issues(json!({"resourceType": "Patient", "birthDate": "1970-01-01", "name": [{"given": ["A", "B"]}]})).is_empty());
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "birthDate": 42})),
+            vec![(IssueCode::Value, "Patient.birthDate".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "birthDate": "1970-13-01"})),
+            vec![(IssueCode::Value, "Patient.birthDate".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "name": {"family": "X"}})),
+            vec![(IssueCode::Structure, "Patient.name".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "nickname": "X"})),
+            vec![(IssueCode::Structure, "Patient.nickname".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "active": "yes"})),
+            vec![(IssueCode::Value, "Patient.active".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "gender": "woman"})),
+            vec![(IssueCode::CodeInvalid, "Patient.gender".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "name": [{"given": ["A", 7]}]})),
+            vec![(IssueCode::Value, "Patient.name[0].given[1]".into())]
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "multipleBirthInteger": 3000000000i64})),
+            vec![(IssueCode::Value, "Patient.multipleBirthInteger".into())]
+        );
+    }
+
+    #[test]
+    fn required_elements_choices_and_primitive_extensions() {
+        assert_eq!(
+            issues(json!({"resourceType": "Observation", "code": {"text": "x"}})),
+            vec![(IssueCode::Required, "Observation.status".into())]
+        );
+        assert_eq!(
+            issues(
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueString": "a", "valueBoolean": true})
+            ),
+            vec![(IssueCode::Structure, "Observation.valueString".into())]
+        );
+        // A value given only by its extension, and a null held by an extension.
+        assert!(issues(json!({"resourceType": "Patient",
+            "_birthDate": {"extension": [{"url": "http://x", "valueString": "unknown"}]},
+            "name": [{"given": [null, "B"], "_given": [{"extension": [{"url": "http://x", "valueCode": "c"}]}, null]}]}))
+        .is_empty());
+        assert_eq!(
+            issues(json!({"resourceType": "Patient", "name": [{"given": [null]}]})),
+            vec![(IssueCode::Value, "Patient.name[0].given[0]".into())]
+        );
+        // Contained resources and bundle entries are checked as what they are.
+        assert_eq!(
+            issues(json!({"resourceType": "Bundle", "type": "collection",
+                "entry": [{"resource": {"resourceType": "Patient", "birthDate": "x"}}]})),
+            vec![(
+                IssueCode::Value,
+                "Bundle.entry[0].resource.birthDate".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn lexical_forms() {
+        for ok in [
+            "2020",
+            "2020-02",
+            "2020-02-29",
+            "2020-02-29T10:00:00Z",
+            "2020-02-29T10:00:00.123+01:00",
+        ] {
+            assert_eq!(lexical_problem("dateTime", ok), None, "{ok}");
+        }
+        for bad in [
+            "20",
+            "2020-2",
+            "2020-02-29T10:00",
+            "2020-02-29T10:00:00",
+            "2020-02-29 10:00:00Z",
+        ] {
+            assert!(lexical_problem("dateTime", bad).is_some(), "{bad}");
+        }
+        assert!(lexical_problem("instant", "2020-02-29").is_some());
+        assert_eq!(lexical_problem("time", "23:59:59.5"), None);
+        assert!(lexical_problem("code", " x").is_some());
+        assert!(lexical_problem("uri", "a b").is_some());
+        assert_eq!(lexical_problem("oid", "urn:oid:1.2.3"), None);
+    }
+}
