@@ -59,6 +59,10 @@ pub fn capability_statement(base: &str) -> Value {
                 .filter(|(t, _, _)| t == rtype)
                 .map(|(t, name, _)| json!({ "name": name, "definition": definition(t, name) }))
                 .collect();
+            operations.push(json!({
+                "name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+            }));
             if *rtype == "Patient" {
                 operations.push(json!({
                     "name": "everything",

@@ -516,6 +516,31 @@ async fn handle(
             ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
             everything(state, id, &pairs, ctx).await
         }
+        // $validate: the checks of a create or update, without the write.
+        (_, [.., op]) if rest.len() <= 2 && is_validate(op) => {
+            ctx.audit.interaction = "operation".into();
+            let instance = rest.first().filter(|_| rest.len() == 2).copied();
+            if let Some(id) = instance {
+                note_target(ctx, rtype, id)?;
+            }
+            if *method != Method::POST {
+                return Err(ApiError::MethodNotAllowed(
+                    "$validate is called with POST and the resource (or a Parameters holding it)"
+                        .into(),
+                ));
+            }
+            // It writes and reads nothing: the scope to create (update, for an instance) the
+            // type is what it checks for.
+            let action = if instance.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            };
+            principal.authorize(rtype, action)?;
+            let bytes = read_body(state, headers, body).await?;
+            let answer = validate_operation(state, rtype, instance, &bytes);
+            Ok(json_response(StatusCode::OK, answer.to_string()))
+        }
         // Terminology operations, answered from the loaded tables (terminology_ops).
         (_, [.., op]) if rest.len() <= 2 && terminology_ops::is_operation(op) => {
             ctx.audit.interaction = "operation".into();
@@ -724,6 +749,100 @@ pub(crate) fn decode_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// Whether a path segment is the `$validate` operation.
+fn is_validate(segment: &str) -> bool {
+    matches!(segment, "$validate" | "%24validate")
+}
+
+/// `$validate` (FHIR R4 Resource-validate): the body is the resource, or a Parameters with
+/// it in `resource` (and a `mode`: `create`, `update`, `delete`). The answer is an
+/// OperationOutcome listing what a create or update would refuse (structure, required
+/// elements, required bindings, codes) and the warnings it would give; it says so when there
+/// is nothing to report. The HTTP status is 200 whenever the validation ran.
+fn validate_operation(
+    state: &AppState,
+    rtype: &str,
+    instance: Option<&str>,
+    bytes: &[u8],
+) -> Value {
+    let mut mode = None;
+    let mut body = bytes.to_vec();
+    if rtype != "Parameters"
+        && let Ok(Value::Object(parameters)) = serde_json::from_slice::<Value>(bytes)
+        && parameters.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+    {
+        let list = parameters
+            .get("parameter")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let named = |name: &str| list.iter().find(|p| p["name"] == name);
+        mode = named("mode").and_then(|p| p["valueCode"].as_str().map(str::to_owned));
+        match named("resource").map(|p| &p["resource"]) {
+            Some(resource @ Value::Object(_)) => body = resource.to_string().into_bytes(),
+            _ if mode.as_deref() == Some("delete") => body.clear(),
+            _ => {
+                return crate::outcome::outcome(vec![crate::outcome::issue_value(
+                    &mappings::Issue::error(
+                        mappings::IssueCode::Required,
+                        "Parameters.parameter",
+                        "a Parameters body needs the resource to validate in a parameter named resource",
+                    ),
+                )]);
+            }
+        }
+    }
+    if let Some(m) = mode.as_deref()
+        && !matches!(m, "create" | "update" | "delete")
+    {
+        return crate::outcome::outcome(vec![crate::outcome::issue_value(
+            &mappings::Issue::error(
+                mappings::IssueCode::Value,
+                "Parameters.parameter.valueCode",
+                format!("mode must be create, update or delete, not {m:?}"),
+            ),
+        )]);
+    }
+    if mode.as_deref() == Some("delete") {
+        return crate::outcome::outcome(vec![crate::outcome::information(
+            "nothing prevents the delete",
+        )]);
+    }
+    let mut issues = Vec::new();
+    match parse_checked(state, rtype, &body) {
+        Err(e) => return e.outcome_value(),
+        Ok(resource) => {
+            if let Some(id) = instance
+                && resource.id() != Some(id)
+            {
+                issues.push(crate::outcome::issue_value(&mappings::Issue::error(
+                    mappings::IssueCode::Value,
+                    format!("{rtype}.id"),
+                    format!("an update of {rtype}/{id} needs the body's id to be {id}"),
+                )));
+            }
+            match crate::validate::check_codes(
+                &resource,
+                &state.terminology,
+                &state.config.terminology_policy,
+            ) {
+                Ok(warnings) => issues.extend(warnings.iter().map(crate::outcome::issue_value)),
+                Err(e) => {
+                    if let Value::Array(found) = e.outcome_value()["issue"].take() {
+                        issues.extend(found);
+                    }
+                }
+            }
+        }
+    }
+    if issues.is_empty() {
+        issues.push(crate::outcome::information(
+            "no issues: the resource is valid",
+        ));
+    }
+    crate::outcome::outcome(issues)
 }
 
 fn note_target(ctx: &mut Ctx, rtype: &str, id: &str) -> Result<(), ApiError> {

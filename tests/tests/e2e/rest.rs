@@ -2,7 +2,7 @@
 
 use anyhow::{Result, ensure};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use tests::{TestServer, next_link, without_server_meta};
 
 use crate::Env;
@@ -14,7 +14,8 @@ crate::tests![
     conditional_create_makes_one_resource,
     system_history_since_and_at,
     json_patch_updates_the_version_it_read,
-    create_with_request_id_is_idempotent
+    create_with_request_id_is_idempotent,
+    validate_checks_without_writing
 ];
 
 async fn server(env: &Env) -> Result<TestServer> {
@@ -554,5 +555,89 @@ async fn create_with_request_id_is_idempotent(env: &Env) -> Result<()> {
     );
     let n = s.get_ok("Patient?family=Retried&_summary=count").await?;
     ensure!(n["total"] == 4, "four resources expected: {n}");
+    s.stop().await
+}
+
+/// `$validate` at type and instance level: what a create or update would refuse or warn
+/// about, as an OperationOutcome (200), and nothing written.
+async fn validate_checks_without_writing(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let issues = |b: &Value| -> Vec<(String, String)> {
+        b["issue"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                (
+                    i["severity"].as_str().unwrap_or_default().to_owned(),
+                    i["expression"][0].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let good = json!({"resourceType": "Patient", "name": [{"family": "Valid"}], "birthDate": "1970-01-01"});
+    let (status, b) = s
+        .send(Method::POST, "Patient/$validate", Some(&good))
+        .await?;
+    ensure!(
+        status == 200 && b["resourceType"] == "OperationOutcome",
+        "{status} {b}"
+    );
+    ensure!(
+        issues(&b) == vec![("information".to_owned(), String::new())],
+        "{b}"
+    );
+    let bad = json!({"resourceType": "Patient", "birthDate": 42, "gender": "woman"});
+    let (status, b) = s
+        .send(Method::POST, "Patient/$validate", Some(&bad))
+        .await?;
+    ensure!(status == 200, "{status} {b}");
+    let found = issues(&b);
+    ensure!(
+        found.contains(&("error".into(), "Patient.birthDate".into()))
+            && found.contains(&("error".into(), "Patient.gender".into())),
+        "{b}"
+    );
+    // In a Parameters, as the spec shows it; with a bad ICD-10 code (the terminology check).
+    let wrapped = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "mode", "valueCode": "create"},
+        {"name": "resource", "resource": {"resourceType": "Condition",
+            "subject": {"reference": "Patient/x"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "XX99.9"}]}}}]});
+    let (status, b) = s
+        .send(Method::POST, "Condition/$validate", Some(&wrapped))
+        .await?;
+    ensure!(status == 200, "{status} {b}");
+    ensure!(
+        issues(&b)
+            .iter()
+            .any(|(sev, at)| sev == "error" && at.starts_with("Condition.code")),
+        "{b}"
+    );
+    // Instance level: the body's id must be the URL's.
+    let (status, b) = s
+        .send(
+            Method::POST,
+            "Patient/other/$validate",
+            Some(&json!({"resourceType": "Patient", "id": "mine"})),
+        )
+        .await?;
+    ensure!(
+        status == 200 && issues(&b) == vec![("error".into(), "Patient.id".into())],
+        "{b}"
+    );
+    // Malformed JSON is an outcome too; GET is not the way to call it.
+    let resp = s
+        .req(Method::POST, "Patient/$validate")
+        .header("content-type", "application/fhir+json")
+        .body("{")
+        .send()
+        .await?;
+    ensure!(resp.status() == 200, "{}", resp.status());
+    let (status, _) = s.send(Method::GET, "Patient/$validate", None).await?;
+    ensure!(status == 405, "GET: {status}");
+    // Nothing was written.
+    let (_, count) = s.send(Method::GET, "Patient?_summary=count", None).await?;
+    ensure!(count["total"] == 0, "{count}");
     s.stop().await
 }

@@ -689,11 +689,19 @@ async fn built_in_code_systems_are_read_only_resources(env: &Env) -> Result<()> 
             == defs(&[
                 "CodeSystem-lookup",
                 "CodeSystem-validate-code",
-                "CodeSystem-subsumes"
+                "CodeSystem-subsumes",
+                "Resource-validate"
             ])
     );
-    ensure!(ops("ValueSet") == defs(&["ValueSet-expand", "ValueSet-validate-code"]));
-    ensure!(ops("ConceptMap") == defs(&["ConceptMap-translate"]));
+    ensure!(
+        ops("ValueSet")
+            == defs(&[
+                "ValueSet-expand",
+                "ValueSet-validate-code",
+                "Resource-validate"
+            ])
+    );
+    ensure!(ops("ConceptMap") == defs(&["ConceptMap-translate", "Resource-validate"]));
     // An operation leaves its audit record like any request.
     get_ok(
         &s,
