@@ -4,7 +4,8 @@
 The table comes from the R4 (4.0.1) models of the Python package fhir.resources 6.4.0, which
 are generated from the official StructureDefinitions: for every resource, data type and
 backbone element, each element's JSON name, FHIR type, whether it repeats, whether it is
-required, its choice group, and the codes of a required binding. Run it again only to
+required, its choice group, the codes of a required binding, and the resource types a
+Reference may point at: `[type, repeats, required, codes or null, targets]`. Run it again only to
 change the source:
 
     python3 -m venv /tmp/frenv && /tmp/frenv/bin/pip install 'fhir.resources==6.4.0' 'pydantic<2'
@@ -96,6 +97,11 @@ def describe(cls):
             entry.append(sorted(completed))
         elif codes and "+" not in codes and not garbled:
             entry.append(sorted(codes))
+        targets = extra.get("enum_reference_types")
+        if targets and "Resource" not in targets:
+            if len(entry) == 3:
+                entry.append(None)
+            entry.append(sorted(targets))
         elements[f.alias] = entry
         group = extra.get("one_of_many")
         if group:

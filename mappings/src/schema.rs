@@ -19,9 +19,16 @@ use serde_json::{Map, Value};
 
 use crate::{Issue, IssueCode};
 
-/// One element of a type, as the table lists it: `[type, repeats, required, codes?]`.
+/// One element of a type, as the table lists it: `[type, repeats, required, codes?,
+/// targets?]` (the codes of a required binding; the types a Reference may point at).
 #[derive(Debug, Deserialize)]
-struct Element(String, u8, u8, #[serde(default)] Option<Vec<String>>);
+struct Element(
+    String,
+    u8,
+    u8,
+    #[serde(default)] Option<Vec<String>>,
+    #[serde(default)] Option<Vec<String>>,
+);
 
 /// One type: its elements by JSON name, and its choice groups (`[required, members]`).
 #[derive(Debug, Deserialize)]
@@ -222,6 +229,12 @@ fn check_value(
         issues.push(structure(path, format!("a {ty} is a JSON object")));
         return;
     };
+    if ty == "Reference"
+        && let Some(targets) = &element.4
+        && let Some(problem) = reference_problem(object, targets)
+    {
+        issues.push(Issue::error(IssueCode::Value, path, problem));
+    }
     if ty == "Resource" {
         match object.get("resourceType").and_then(Value::as_str) {
             Some(rtype) if table.types.contains_key(rtype) => {
@@ -233,6 +246,38 @@ fn check_value(
         return;
     }
     check_object(table, ty, object, path, false, issues);
+}
+
+/// What is wrong with where a Reference points, given the types the element allows: the
+/// type in `reference` (`Type/id`, a full URL ending so, `…/_history/n`) or in `type`.
+/// Local (`#…`) and bundle (`urn:uuid:…`) references, and URLs that name no resource type,
+/// are not judged here.
+fn reference_problem(object: &Map<String, Value>, targets: &[String]) -> Option<String> {
+    let allowed = |t: &str| targets.iter().any(|a| a == t);
+    let named = object.get("type").and_then(Value::as_str);
+    if let Some(t) = named
+        && crate::types::is_resource_type(t)
+        && !allowed(t)
+    {
+        return Some(format!(
+            "a reference to a {t} is not allowed here (only {})",
+            targets.join(", ")
+        ));
+    }
+    let text = object.get("reference").and_then(Value::as_str)?;
+    if text.starts_with('#') || text.starts_with("urn:") {
+        return None;
+    }
+    let path = text.split(['?', '#']).next().unwrap_or(text);
+    let path = path.split("/_history/").next().unwrap_or(path);
+    let mut segments = path.rsplit('/');
+    let (_id, t) = (segments.next()?, segments.next()?);
+    (crate::types::is_resource_type(t) && !allowed(t)).then(|| {
+        format!(
+            "a reference to a {t} is not allowed here (only {})",
+            targets.join(", ")
+        )
+    })
 }
 
 /// The FHIR primitive types (the table names them in lower camel case).
@@ -472,6 +517,18 @@ mod tests {
             issues(json!({"resourceType": "Patient", "name": [{"given": [null]}]})),
             vec![(IssueCode::Value, "Patient.name[0].given[0]".into())]
         );
+        // References point at the types the element allows.
+        assert_eq!(
+            issues(
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "subject": {"reference": "Practitioner/1"}})
+            ),
+            vec![(IssueCode::Value, "Observation.subject".into())]
+        );
+        assert!(issues(json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "http://example.org/fhir/Patient/1/_history/2"},
+            "performer": [{"reference": "#p1"}, {"reference": "urn:uuid:7f1d5d3c-0000-4000-8000-000000000001"}]}))
+        .is_empty());
         // Contained resources and bundle entries are checked as what they are.
         assert_eq!(
             issues(json!({"resourceType": "Bundle", "type": "collection",

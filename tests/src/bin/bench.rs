@@ -1006,10 +1006,72 @@ fn terminology_figures(smoke: bool) -> Result<String> {
     ))
 }
 
+/// The mapping in-process (issue 3): every shared R4 example parsed, checked against the R4
+/// structure, mapped onto an entity, encoded as stored, decoded, rendered back and written
+/// as JSON — against a `serde_json::Value` parse and write of the same bytes, in one run.
+fn mapping_figures(smoke: bool) -> Result<String> {
+    let dir = tests::shared_dir().join("fhir-data").join("r4-examples");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        files.push(std::fs::read(entry?.path())?);
+    }
+    files.sort();
+    let bytes: usize = files.iter().map(Vec::len).sum();
+    let rounds = if smoke { 1 } else { 20 };
+    let time = |work: &dyn Fn(&[u8]) -> Result<usize>| -> Result<f64> {
+        let mut runs = Vec::new();
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let mut out = 0usize;
+            for f in &files {
+                out += work(f)?;
+            }
+            std::hint::black_box(out);
+            runs.push(start.elapsed().as_secs_f64());
+        }
+        runs.sort_by(f64::total_cmp);
+        Ok(runs[runs.len() / 2])
+    };
+    let baseline = time(&|f| {
+        let v: Value = serde_json::from_slice(f)?;
+        Ok(serde_json::to_vec(&v)?.len())
+    })?;
+    let mapped = time(&|f| {
+        let parsed = mappings::json::parse_resource(f, &Default::default())?;
+        std::hint::black_box(mappings::rules::check(&parsed));
+        let entity = mappings::entity::to_entity(&parsed);
+        let stored = store::codec::encode(&entity)?;
+        let back = store::codec::decode(&stored)?;
+        let rendered = mappings::entity::to_fhir(&back, None);
+        Ok(serde_json::to_vec(&rendered)?.len())
+    })?;
+    let n = files.len() as f64;
+    let mb = bytes as f64 / 1e6;
+    let ratio = mapped / baseline;
+    let line = json!({"phase": "mapping", "resources": files.len(), "bytes": bytes,
+        "mapped_per_sec": round(n / mapped), "mapped_mb_per_sec": round(mb / mapped),
+        "value_per_sec": round(n / baseline), "value_mb_per_sec": round(mb / baseline),
+        "cost_ratio": round(ratio)});
+    println!("{line}");
+    Ok(format!(
+        "Mapping (in-process, the {} shared R4 examples, {:.1} MB, median of {rounds} rounds): parse, R4 structure \
+         check, entity, stored encoding and back, FHIR JSON out: {:.0} resources/s, {:.1} MB/s; a \
+         `serde_json::Value` parse and write of the same bytes: {:.0} resources/s, {:.1} MB/s — the mapping \
+         costs **{ratio:.2}×** the plain round trip (target ≤ 3×).",
+        files.len(),
+        mb,
+        n / mapped,
+        mb / mapped,
+        n / baseline,
+        mb / baseline,
+    ))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = parse_args()?;
     let terminology_note = terminology_figures(opts.smoke)?;
+    let mapping_note = mapping_figures(opts.smoke)?;
     let gw = tokio::task::spawn_blocking(start_gateway).await??;
     let mut pools = Vec::new();
     for url in &gw.shard_urls {
@@ -1036,7 +1098,7 @@ async fn main() -> Result<()> {
         rows: Vec::new(),
     };
     let mut rng = StdRng::seed_from_u64(bench.opts.seed);
-    let mut notes = vec![terminology_note];
+    let mut notes = vec![terminology_note, mapping_note];
     let concurrencies = bench.opts.concurrency.clone();
     let per_phase = bench.opts.phase_ops * 2;
 
