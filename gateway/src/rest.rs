@@ -992,6 +992,21 @@ pub(crate) fn parse_checked(
     rtype: &str,
     bytes: &[u8],
 ) -> Result<Resource, ApiError> {
+    let resource = parse_envelope(state, rtype, bytes)?;
+    let issues = mappings::rules::check(&resource);
+    if !issues.is_empty() {
+        return Err(ApiError::Unprocessable(issues));
+    }
+    Ok(resource)
+}
+
+/// [`parse_checked`] without the R4 structure check: for a batch or transaction Bundle,
+/// whose entries are checked one by one (a bad entry of a batch fails alone).
+pub(crate) fn parse_envelope(
+    state: &AppState,
+    rtype: &str,
+    bytes: &[u8],
+) -> Result<Resource, ApiError> {
     let limits = JsonLimits {
         max_depth: state.config.limits.max_json_depth,
     };
@@ -1010,10 +1025,6 @@ pub(crate) fn parse_checked(
                 resource.resource_type()
             ),
         ));
-    }
-    let issues = mappings::rules::check(&resource);
-    if !issues.is_empty() {
-        return Err(ApiError::Unprocessable(issues));
     }
     Ok(resource)
 }

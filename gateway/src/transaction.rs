@@ -157,7 +157,7 @@ pub(crate) async fn process(
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
-    let bundle = crate::rest::parse_checked(state, "Bundle", bytes)?;
+    let bundle = crate::rest::parse_envelope(state, "Bundle", bytes)?;
     let object = bundle.object();
     let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
     let entries = match object.get("entry") {
