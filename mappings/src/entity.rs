@@ -402,41 +402,53 @@ fn write_condition(h: &HealthElement) -> Obj {
 /// contained resources included), for the gateway to ask terminology about.
 pub fn codings(resource: &Resource) -> Vec<(String, Code)> {
     let mut out = Vec::new();
-    walk_codings(
-        &Value::Object(resource.object().clone()),
-        resource.resource_type(),
-        &mut out,
-    );
+    let mut path = crate::path::Path::new(resource.resource_type());
+    walk_object(resource.object(), &mut path, &mut out);
     out
 }
 
-fn walk_codings(value: &Value, path: &str, out: &mut Vec<(String, Code)>) {
-    match value {
-        Value::Object(o) => {
-            for (key, v) in o {
-                if key.starts_with('_') {
-                    continue;
-                }
-                let here = format!("{path}.{key}");
-                if key == "coding" || key == "valueCoding" || key == "class" {
-                    match v {
-                        Value::Array(items) => {
-                            for (i, item) in items.iter().enumerate() {
-                                if let Some(c) = item.as_object() {
-                                    out.push((format!("{here}[{i}]"), read_coding(c)));
-                                }
-                            }
+fn walk_object<'a>(
+    o: &'a serde_json::Map<String, Value>,
+    path: &mut crate::path::Path<'a>,
+    out: &mut Vec<(String, Code)>,
+) {
+    for (key, v) in o {
+        if key.starts_with('_') {
+            continue;
+        }
+        path.key(key);
+        if key == "coding" || key == "valueCoding" || key == "class" {
+            match v {
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(c) = item.as_object() {
+                            path.index(i);
+                            out.push((path.text(""), read_coding(c)));
+                            path.pop();
                         }
-                        Value::Object(c) => out.push((here.clone(), read_coding(c))),
-                        _ => {}
                     }
                 }
-                walk_codings(v, &here, out);
+                Value::Object(c) => out.push((path.text(""), read_coding(c))),
+                _ => {}
             }
         }
+        walk_value(v, path, out);
+        path.pop();
+    }
+}
+
+fn walk_value<'a>(
+    value: &'a Value,
+    path: &mut crate::path::Path<'a>,
+    out: &mut Vec<(String, Code)>,
+) {
+    match value {
+        Value::Object(o) => walk_object(o, path, out),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk_codings(item, &format!("{path}[{i}]"), out);
+                path.index(i);
+                walk_value(item, path, out);
+                path.pop();
             }
         }
         _ => {}

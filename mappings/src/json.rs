@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::path::Path;
 use crate::types::is_resource_type;
 use crate::{Issue, IssueCode, MappingError};
 
@@ -134,7 +135,7 @@ pub fn check_resource(object: Map<String, Value>, path: &str) -> Result<Resource
             "meta must be an object",
         ));
     }
-    check_object(&object, &root, &mut issues);
+    check_object(&object, &mut Path::new(&root), &mut issues);
     if issues.is_empty() {
         Ok(Resource {
             resource_type,
@@ -161,77 +162,95 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn check_object(object: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) {
+fn check_object<'a>(object: &'a Map<String, Value>, path: &mut Path<'a>, issues: &mut Vec<Issue>) {
     if object.is_empty() {
         issues.push(Issue::error(
             IssueCode::Structure,
-            path.to_owned(),
+            path.text(""),
             "objects must not be empty",
         ));
     }
     for (key, value) in object {
-        let here = format!("{path}.{key}");
-        if key.is_empty() {
-            issues.push(Issue::error(
-                IssueCode::Structure,
-                here,
-                "empty property name",
-            ));
-            continue;
-        }
-        // A primitive's value array and its `_name` extension array may hold `null` to keep
-        // the two aligned; nowhere else.
-        let nulls_allowed = key.starts_with('_') || object.contains_key(&format!("_{key}"));
-        match value {
-            Value::Null => issues.push(Issue::error(
-                IssueCode::Structure,
-                here,
-                "null is not allowed here",
-            )),
-            Value::Array(items) => {
-                if items.is_empty() {
-                    issues.push(Issue::error(
-                        IssueCode::Structure,
-                        here,
-                        "arrays must not be empty",
-                    ));
-                    continue;
-                }
-                if nulls_allowed && items.iter().all(Value::is_null) {
-                    issues.push(Issue::error(
-                        IssueCode::Structure,
-                        here.clone(),
-                        "an array must not hold only null",
-                    ));
-                }
-                for (i, item) in items.iter().enumerate() {
-                    let at = format!("{here}[{i}]");
-                    match item {
-                        Value::Null if nulls_allowed => {}
-                        Value::Null => issues.push(Issue::error(
-                            IssueCode::Structure,
-                            at,
-                            "null is not allowed here",
-                        )),
-                        Value::Array(_) => issues.push(Issue::error(
-                            IssueCode::Structure,
-                            at,
-                            "arrays must not nest directly",
-                        )),
-                        Value::Object(inner) => check_nested(key, inner, &at, issues),
-                        Value::String(s) => check_string(s, &at, issues),
-                        _ => {}
-                    }
-                }
-            }
-            Value::Object(inner) => check_nested(key, inner, &here, issues),
-            Value::String(s) => check_string(s, &here, issues),
-            _ => {}
-        }
+        path.key(key);
+        check_member(object, key, value, path, issues);
+        path.pop();
     }
 }
 
-fn check_nested(key: &str, inner: &Map<String, Value>, at: &str, issues: &mut Vec<Issue>) {
+fn check_member<'a>(
+    object: &'a Map<String, Value>,
+    key: &'a str,
+    value: &'a Value,
+    path: &mut Path<'a>,
+    issues: &mut Vec<Issue>,
+) {
+    if key.is_empty() {
+        issues.push(Issue::error(
+            IssueCode::Structure,
+            path.text(""),
+            "empty property name",
+        ));
+        return;
+    }
+    // A primitive's value array and its `_name` extension array may hold `null` to keep
+    // the two aligned; nowhere else.
+    let nulls_allowed = key.starts_with('_')
+        || (value.is_array() && object.contains_key(format!("_{key}").as_str()));
+    match value {
+        Value::Null => issues.push(Issue::error(
+            IssueCode::Structure,
+            path.text(""),
+            "null is not allowed here",
+        )),
+        Value::Array(items) => {
+            if items.is_empty() {
+                issues.push(Issue::error(
+                    IssueCode::Structure,
+                    path.text(""),
+                    "arrays must not be empty",
+                ));
+                return;
+            }
+            if nulls_allowed && items.iter().all(Value::is_null) {
+                issues.push(Issue::error(
+                    IssueCode::Structure,
+                    path.text(""),
+                    "an array must not hold only null",
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                path.index(i);
+                match item {
+                    Value::Null if nulls_allowed => {}
+                    Value::Null => issues.push(Issue::error(
+                        IssueCode::Structure,
+                        path.text(""),
+                        "null is not allowed here",
+                    )),
+                    Value::Array(_) => issues.push(Issue::error(
+                        IssueCode::Structure,
+                        path.text(""),
+                        "arrays must not nest directly",
+                    )),
+                    Value::Object(inner) => check_nested(key, inner, path, issues),
+                    Value::String(s) => check_string(s, path, issues),
+                    _ => {}
+                }
+                path.pop();
+            }
+        }
+        Value::Object(inner) => check_nested(key, inner, path, issues),
+        Value::String(s) => check_string(s, path, issues),
+        _ => {}
+    }
+}
+
+fn check_nested<'a>(
+    key: &str,
+    inner: &'a Map<String, Value>,
+    path: &mut Path<'a>,
+    issues: &mut Vec<Issue>,
+) {
     // Contained and inline resources (`contained`, `Bundle.entry.resource`, `Parameters`
     // values) are resources in their own right and carry a resourceType.
     if (key == "contained" || key == "resource")
@@ -240,19 +259,19 @@ fn check_nested(key: &str, inner: &Map<String, Value>, at: &str, issues: &mut Ve
     {
         issues.push(Issue::error(
             IssueCode::Value,
-            format!("{at}.resourceType"),
+            path.text("resourceType"),
             format!("unknown resource type {rt}"),
         ));
     }
-    check_object(inner, at, issues);
+    check_object(inner, path, issues);
 }
 
-fn check_string(s: &str, at: &str, issues: &mut Vec<Issue>) {
+fn check_string(s: &str, path: &Path<'_>, issues: &mut Vec<Issue>) {
     // FHIR: "string values are never empty".
     if s.is_empty() {
         issues.push(Issue::error(
             IssueCode::Value,
-            at.to_owned(),
+            path.text(""),
             "strings must not be empty",
         ));
     }

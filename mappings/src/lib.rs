@@ -14,6 +14,7 @@ pub mod dates;
 pub mod entity;
 mod fields;
 pub mod json;
+mod path;
 pub mod rules;
 pub mod schema;
 pub mod search;

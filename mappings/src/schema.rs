@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::path::Path;
 use crate::{Issue, IssueCode};
 
 /// One element of a type, as the table lists it: `[type, repeats, required, codes?,
@@ -30,23 +31,82 @@ struct Element(
     #[serde(default)] Option<Vec<String>>,
 );
 
-/// One type: its elements by JSON name, and its choice groups (`[required, members]`).
+/// One type as the table lists it: its elements by JSON name, and its choice groups
+/// (`[required, members]`).
 #[derive(Debug, Deserialize)]
-struct TypeDef {
+struct RawType {
     elements: HashMap<String, Element>,
     choices: HashMap<String, (u8, Vec<String>)>,
 }
 
 #[derive(Debug, Deserialize)]
+struct RawTable {
+    types: HashMap<String, RawType>,
+}
+
+/// An element name and its primitive-extension name (`given`, `_given`).
+type Named = (String, String);
+
+/// A choice group: its name, whether one member is required, and its members.
+type Choice = (String, (u8, Vec<Named>));
+
+/// One type, ready to check against: the required elements and the choice members come
+/// with their primitive-extension names (`_name`).
+#[derive(Debug)]
+struct TypeDef {
+    elements: HashMap<String, Element>,
+    required: Vec<Named>,
+    choices: Vec<Choice>,
+}
+
+#[derive(Debug)]
 struct Table {
     types: HashMap<String, TypeDef>,
+}
+
+impl From<RawTable> for Table {
+    fn from(raw: RawTable) -> Table {
+        let with_extension = |n: &String| (n.clone(), format!("_{n}"));
+        let types = raw
+            .types
+            .into_iter()
+            .map(|(name, t)| {
+                let mut required: Vec<Named> = t
+                    .elements
+                    .iter()
+                    .filter(|(_, e)| e.2 == 1)
+                    .map(|(n, _)| with_extension(n))
+                    .collect();
+                required.sort();
+                let mut choices: Vec<Choice> = t
+                    .choices
+                    .into_iter()
+                    .map(|(g, (req, members))| {
+                        (g, (req, members.iter().map(with_extension).collect()))
+                    })
+                    .collect();
+                choices.sort();
+                let def = TypeDef {
+                    elements: t.elements,
+                    required,
+                    choices,
+                };
+                (name, def)
+            })
+            .collect();
+        Table { types }
+    }
 }
 
 static TABLE: OnceLock<Option<Table>> = OnceLock::new();
 
 fn table() -> Option<&'static Table> {
     TABLE
-        .get_or_init(|| serde_json::from_str(include_str!("../schema/r4.json")).ok())
+        .get_or_init(|| {
+            serde_json::from_str::<RawTable>(include_str!("../schema/r4.json"))
+                .ok()
+                .map(Table::from)
+        })
         .as_ref()
 }
 
@@ -62,8 +122,9 @@ pub fn check(resource: &Map<String, Value>, root: &str) -> Vec<Issue> {
     let Some(table) = table() else {
         return issues;
     };
+    let mut path = Path::new(root);
     match resource.get("resourceType").and_then(Value::as_str) {
-        Some(rtype) => check_object(table, rtype, resource, root, true, &mut issues),
+        Some(rtype) => check_object(table, rtype, resource, &mut path, true, &mut issues),
         None => issues.push(structure(root, "a resource needs its resourceType")),
     }
     issues
@@ -73,87 +134,99 @@ fn structure(path: &str, text: impl Into<String>) -> Issue {
     Issue::error(IssueCode::Structure, path, text)
 }
 
-fn check_object(
+fn check_object<'a>(
     table: &Table,
     ty: &str,
-    object: &Map<String, Value>,
-    path: &str,
+    object: &'a Map<String, Value>,
+    path: &mut Path<'a>,
     is_resource: bool,
     issues: &mut Vec<Issue>,
 ) {
     let Some(def) = table.types.get(ty) else {
-        issues.push(structure(path, format!("{ty} is not an R4 type")));
+        issues.push(structure(&path.text(""), format!("{ty} is not an R4 type")));
         return;
     };
     for (key, value) in object {
         if is_resource && key == "resourceType" {
             continue;
         }
-        let here = format!("{path}.{key}");
+        path.key(key);
         if let Some(base) = key.strip_prefix('_') {
             match def.elements.get(base) {
                 Some(e) if is_primitive(&e.0) => {
-                    check_primitive_extension(table, e.1 == 1, value, &here, issues);
+                    check_primitive_extension(table, e.1 == 1, value, path, issues);
                 }
                 Some(_) => issues.push(structure(
-                    &here,
+                    &path.text(""),
                     format!("{base} is not a primitive element: it cannot have a {key}"),
                 )),
-                None => issues.push(structure(&here, format!("unknown element {key} of {ty}"))),
+                None => issues.push(structure(
+                    &path.text(""),
+                    format!("unknown element {key} of {ty}"),
+                )),
             }
+            path.pop();
             continue;
         }
-        let Some(element) = def.elements.get(key) else {
-            issues.push(structure(&here, format!("unknown element {key} of {ty}")));
+        let Some(element) = def.elements.get(key.as_str()) else {
+            issues.push(structure(
+                &path.text(""),
+                format!("unknown element {key} of {ty}"),
+            ));
+            path.pop();
             continue;
         };
         let (ety, repeats) = (&element.0, element.1 == 1);
         match (value, repeats) {
             (Value::Array(items), true) => {
                 for (i, item) in items.iter().enumerate() {
-                    let at = format!("{here}[{i}]");
                     // A null stands in for a value given only by its primitive extension.
                     if item.is_null() && is_primitive(ety) && has_extension_at(object, key, i) {
                         continue;
                     }
-                    check_value(table, element, item, &at, issues);
+                    path.index(i);
+                    check_value(table, element, item, path, issues);
+                    path.pop();
                 }
             }
             (Value::Array(_), false) => issues.push(structure(
-                &here,
+                &path.text(""),
                 format!("{key} holds one value, not an array"),
             )),
             (_, true) => issues.push(structure(
-                &here,
+                &path.text(""),
                 format!("{key} repeats: it must be an array"),
             )),
-            (_, false) => check_value(table, element, value, &here, issues),
+            (_, false) => check_value(table, element, value, path, issues),
         }
+        path.pop();
     }
-    for (name, element) in &def.elements {
-        if element.2 == 1 && !object.contains_key(name) && !object.contains_key(&format!("_{name}"))
-        {
+    for (name, underscored) in &def.required {
+        if !object.contains_key(name.as_str()) && !object.contains_key(underscored.as_str()) {
             issues.push(Issue::error(
                 IssueCode::Required,
-                format!("{path}.{name}"),
+                path.text(name),
                 format!("{ty}.{name} is required"),
             ));
         }
     }
     for (group, (required, members)) in &def.choices {
-        let present: Vec<&String> = members
+        let mut present = members
             .iter()
-            .filter(|m| object.contains_key(m.as_str()) || object.contains_key(&format!("_{m}")))
-            .collect();
-        if present.len() > 1 {
+            .filter(|(m, um)| object.contains_key(m.as_str()) || object.contains_key(um.as_str()));
+        let first = present.next();
+        if let Some((second, _)) = present.next() {
             issues.push(structure(
-                &format!("{path}.{}", present[1]),
-                format!("only one of {group}[x] may be given, not {present:?}"),
+                &path.text(second),
+                format!(
+                    "only one of {group}[x] may be given, not {} and {second}",
+                    first.map_or("", |(m, _)| m.as_str())
+                ),
             ));
-        } else if present.is_empty() && *required == 1 {
+        } else if first.is_none() && *required == 1 {
             issues.push(Issue::error(
                 IssueCode::Required,
-                format!("{path}.{group}[x]"),
+                path.text(&format!("{group}[x]")),
                 format!("{ty}.{group}[x] is required"),
             ));
         }
@@ -163,60 +236,63 @@ fn check_object(
 /// Whether `object[key]` has a primitive extension at position `i` (`_key[i]` an object).
 fn has_extension_at(object: &Map<String, Value>, key: &str, i: usize) -> bool {
     object
-        .get(&format!("_{key}"))
+        .get(format!("_{key}").as_str())
         .and_then(Value::as_array)
         .and_then(|a| a.get(i))
         .is_some_and(Value::is_object)
 }
 
-fn check_primitive_extension(
+fn check_primitive_extension<'a>(
     table: &Table,
     repeats: bool,
-    value: &Value,
-    path: &str,
+    value: &'a Value,
+    path: &mut Path<'a>,
     issues: &mut Vec<Issue>,
 ) {
     match (value, repeats) {
         (Value::Object(o), false) => check_object(table, "Element", o, path, false, issues),
         (Value::Array(items), true) => {
             for (i, item) in items.iter().enumerate() {
+                path.index(i);
                 match item {
                     Value::Null => {}
-                    Value::Object(o) => {
-                        check_object(table, "Element", o, &format!("{path}[{i}]"), false, issues);
-                    }
+                    Value::Object(o) => check_object(table, "Element", o, path, false, issues),
                     _ => issues.push(structure(
-                        &format!("{path}[{i}]"),
+                        &path.text(""),
                         "a primitive extension is an object (or null)",
                     )),
                 }
+                path.pop();
             }
         }
-        (_, false) => issues.push(structure(path, "a primitive extension is an object")),
+        (_, false) => issues.push(structure(
+            &path.text(""),
+            "a primitive extension is an object",
+        )),
         (_, true) => issues.push(structure(
-            path,
+            &path.text(""),
             "the extensions of a repeating primitive are an array",
         )),
     }
 }
 
-fn check_value(
+fn check_value<'a>(
     table: &Table,
     element: &Element,
-    value: &Value,
-    path: &str,
+    value: &'a Value,
+    path: &mut Path<'a>,
     issues: &mut Vec<Issue>,
 ) {
     let ty = element.0.as_str();
     if is_primitive(ty) {
         if let Some(problem) = primitive_problem(ty, value) {
-            issues.push(Issue::error(IssueCode::Value, path, problem));
+            issues.push(Issue::error(IssueCode::Value, path.text(""), problem));
         } else if let (Some(codes), Some(code)) = (&element.3, value.as_str())
             && !codes.iter().any(|c| c == code)
         {
             issues.push(Issue::error(
                 IssueCode::CodeInvalid,
-                path,
+                path.text(""),
                 format!(
                     "{code:?} is not one of the codes of the required binding: {}",
                     codes.join(", ")
@@ -226,22 +302,31 @@ fn check_value(
         return;
     }
     let Value::Object(object) = value else {
-        issues.push(structure(path, format!("a {ty} is a JSON object")));
+        issues.push(structure(
+            &path.text(""),
+            format!("a {ty} is a JSON object"),
+        ));
         return;
     };
     if ty == "Reference"
         && let Some(targets) = &element.4
         && let Some(problem) = reference_problem(object, targets)
     {
-        issues.push(Issue::error(IssueCode::Value, path, problem));
+        issues.push(Issue::error(IssueCode::Value, path.text(""), problem));
     }
     if ty == "Resource" {
         match object.get("resourceType").and_then(Value::as_str) {
             Some(rtype) if table.types.contains_key(rtype) => {
                 check_object(table, rtype, object, path, true, issues);
             }
-            Some(rtype) => issues.push(structure(path, format!("unknown resource type {rtype}"))),
-            None => issues.push(structure(path, "a resource needs its resourceType")),
+            Some(rtype) => issues.push(structure(
+                &path.text(""),
+                format!("unknown resource type {rtype}"),
+            )),
+            None => issues.push(structure(
+                &path.text(""),
+                "a resource needs its resourceType",
+            )),
         }
         return;
     }

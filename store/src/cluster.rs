@@ -265,10 +265,12 @@ impl Ctx {
     /// `-o` options of `pg_ctl start` for a node (shell syntax: pg_ctl runs them through
     /// `/bin/sh`).
     fn node_options(&self, node: &Node, role: &Role<'_>) -> Result<String> {
+        // 200 connections: a gateway's pools (32 per shard, standby-read pools, probes) and an
+        // operator's tools (a mover, `audit verify`, the bench's raw pools) at once.
         let mut o = format!(
             "-p {} -c cluster_name={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
              -c wal_log_hints=on -c wal_keep_size=256MB -c synchronous_commit=on \
-             -c max_prepared_transactions=128 -c wal_retrieve_retry_interval=500ms",
+             -c max_prepared_transactions=128 -c max_connections=200 -c wal_retrieve_retry_interval=500ms",
             node.port, node.name
         );
         if !self.spec.durable {

@@ -473,7 +473,7 @@ impl AutoFailoverCluster {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             self.autoctl_run(&args, &format!("pg_autoctl create postgres {}", first.name))?;
             let mut settings = String::from(
-                "\n# fhirgate\nmax_prepared_transactions = 128\nwal_keep_size = '256MB'\n",
+                "\n# fhirgate\nmax_prepared_transactions = 128\nmax_connections = 200\nwal_keep_size = '256MB'\n",
             );
             if !self.ctx.spec.durable {
                 // Not full_page_writes = off: pg_rewind, which a keeper runs to turn a failed

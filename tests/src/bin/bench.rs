@@ -8,7 +8,7 @@
 //! primary-key reads of the same rows). Each phase prints a JSON line; `--write-md` puts a
 //! Markdown table into BENCHMARKS.md.
 //!
-//! `./dev bench [--smoke] [--scale-to N] [--write-md]` builds both binaries and runs this.
+//! `./dev bench [--smoke] [--scale-to N] [--write-md] [--mapping-only]` builds both binaries and runs this.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +23,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use store::placement::{DEFAULT_BUCKETS, ShardMap};
+
+// The same allocator as the `fhirgate` binary, so in-process figures (mapping) match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const FAMILIES: &[&str] = &[
     "Nelson", "Smith", "Ivanova", "Tamm", "Kask", "García", "Müller", "Okafor", "Nguyen",
@@ -71,6 +75,8 @@ const ICPC2: &[(&str, &str)] = &[
 struct Options {
     smoke: bool,
     scale_to: usize,
+    /// Only the in-process mapping figures (no cluster).
+    mapping_only: bool,
     audit_records: usize,
     write_md: bool,
     seed: u64,
@@ -83,6 +89,7 @@ fn parse_args() -> Result<Options> {
     let mut o = Options {
         smoke: false,
         scale_to: 0,
+        mapping_only: false,
         audit_records: 100_000,
         write_md: false,
         seed: 42,
@@ -95,6 +102,7 @@ fn parse_args() -> Result<Options> {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match a.as_str() {
             "--smoke" => o.smoke = true,
+            "--mapping-only" => o.mapping_only = true,
             "--write-md" => o.write_md = true,
             "--scale-to" => o.scale_to = value("--scale-to")?.parse()?,
             "--audit-records" => o.audit_records = value("--audit-records")?.parse()?,
@@ -1072,6 +1080,10 @@ async fn main() -> Result<()> {
     let opts = parse_args()?;
     let terminology_note = terminology_figures(opts.smoke)?;
     let mapping_note = mapping_figures(opts.smoke)?;
+    if opts.mapping_only {
+        println!("{mapping_note}");
+        return Ok(());
+    }
     let gw = tokio::task::spawn_blocking(start_gateway).await??;
     let mut pools = Vec::new();
     for url in &gw.shard_urls {
