@@ -183,9 +183,10 @@ type Pending = (
 );
 
 /// Group commit of audit records that are not part of a write (reads, searches, failures):
-/// one writer task per shard takes every record queued while its last commit was in flight
-/// and commits them together, so a read's record is durable before its answer without a
-/// commit of its own.
+/// per shard, [`WRITERS`] writer tasks share one queue; a writer takes every record queued
+/// while it was busy and commits them together (on a chain of its choosing), so a read's
+/// record is durable before its answer without a commit of its own, and one writer's commit
+/// (a synchronous-replication round trip) does not hold up the next batch.
 #[derive(Clone)]
 pub(crate) struct GroupWriter {
     tx: tokio::sync::mpsc::Sender<Pending>,
@@ -194,31 +195,43 @@ pub(crate) struct GroupWriter {
 /// Most records committed together.
 const MAX_BATCH: usize = 512;
 
+/// Commits in flight at once per shard.
+const WRITERS: usize = 2;
+
 impl GroupWriter {
-    /// Starts the writer task (needs a Tokio runtime).
+    /// Starts the writer tasks (needs a Tokio runtime).
     pub(crate) fn start(pool: sqlx::PgPool) -> GroupWriter {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
+        let (tx, rx) = tokio::sync::mpsc::channel::<Pending>(4 * MAX_BATCH);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let (rx, pool) = (rx.clone(), pool.clone());
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { break };
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(p) => batch.push(p),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    let (records, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
+                    // A record whose batch was lost with its shard may be appended again by
+                    // the caller (at least once: an audit record is never dropped silently).
+                    let result = commit_batch(&pool, &records).await.map_err(|e| {
+                        let unavailable = e.is_unavailable() || e.is_commit_unknown();
+                        (unavailable, e.to_string())
+                    });
+                    for w in waiters {
+                        let _ = w.send(result.clone());
                     }
                 }
-                let (records, waiters): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
-                // A record whose batch was lost with its shard may be appended again by the
-                // caller (at least once: an audit record is never dropped silently).
-                let result = commit_batch(&pool, &records).await.map_err(|e| {
-                    let unavailable = e.is_unavailable() || e.is_commit_unknown();
-                    (unavailable, e.to_string())
-                });
-                for w in waiters {
-                    let _ = w.send(result.clone());
-                }
-            }
-        });
+            });
+        }
         GroupWriter { tx }
     }
 

@@ -336,14 +336,19 @@ impl Router {
             } else {
                 tracing::info!(shard = self.shard, primary = %self.addresses[i], "shard primary found");
             }
-            let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-            self.pool.set_connect_options(
-                self.nodes[i]
-                    .clone()
-                    .application_name(&pool_application_name(generation)),
-            );
-            let now = self.epoch.elapsed().as_micros().min(u64::MAX as u128) as u64;
-            self.switched_at.store(now, Ordering::Release);
+            // The pool starts out pointed at the first node: finding it writable at the first
+            // probe is no switch (and must not refuse the connects already under way).
+            let first_found = state.last_primary.is_none() && i == 0;
+            if !first_found {
+                let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                self.pool.set_connect_options(
+                    self.nodes[i]
+                        .clone()
+                        .application_name(&pool_application_name(generation)),
+                );
+                let now = self.epoch.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                self.switched_at.store(now, Ordering::Release);
+            }
         } else if chosen.is_none() && state.primary.is_some() {
             tracing::warn!(shard = self.shard, "the shard has no writable node");
         }
