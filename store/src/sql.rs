@@ -523,15 +523,21 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
         if Some(i) == driver {
             continue;
         }
-        qb.push(" AND (");
-        for (j, p) in group.iter().enumerate() {
-            if j > 0 {
-                qb.push(" OR ");
-            }
-            push_predicate(qb, p, IndexForm::Exists);
-        }
-        qb.push(")");
+        qb.push(" AND ");
+        push_any(qb, group);
     }
+}
+
+/// Pushes `(p1 OR p2 …)` over the resources row aliased `r`.
+fn push_any(qb: &mut QueryBuilder<Postgres>, group: &[Predicate]) {
+    qb.push("(");
+    for (j, p) in group.iter().enumerate() {
+        if j > 0 {
+            qb.push(" OR ");
+        }
+        push_predicate(qb, p, IndexForm::Exists);
+    }
+    qb.push(")");
 }
 
 /// Pushes ` AND <the row's bucket is not one of excluded>` (`prefix` is the table alias
@@ -607,14 +613,8 @@ fn push_matching(qb: &mut QueryBuilder<Postgres>, rtype: &str, any_of: &[Vec<Vec
         }
         qb.push(" OR (TRUE");
         for group in filter {
-            qb.push(" AND (");
-            for (j, p) in group.iter().enumerate() {
-                if j > 0 {
-                    qb.push(" OR ");
-                }
-                push_predicate(qb, p, IndexForm::Exists);
-            }
-            qb.push(")");
+            qb.push(" AND ");
+            push_any(qb, group);
         }
         qb.push(")");
     }

@@ -766,39 +766,11 @@ async fn granular_scopes_narrow_the_grant(env: &Env) -> Result<()> {
         found == ids_of(&["lab_a"]) && total == json!(1),
         "{found:?} {total}"
     );
-    ensure!(
-        status(
-            &s,
-            &lab,
-            Method::GET,
-            &format!("Observation/{}", ids["lab_a"]),
-            None
-        )
-        .await?
-            == 200
-    );
-    ensure!(
-        status(
-            &s,
-            &lab,
-            Method::GET,
-            &format!("Observation/{}", ids["vital_a"]),
-            None
-        )
-        .await?
-            == 404
-    );
-    ensure!(
-        status(
-            &s,
-            &lab,
-            Method::GET,
-            &format!("Observation/{}", ids["lab_b"]),
-            None
-        )
-        .await?
-            == 404
-    );
+    for (name, want) in [("lab_a", 200), ("vital_a", 404), ("lab_b", 404)] {
+        let path = format!("Observation/{}", ids[name]);
+        let got = status(&s, &lab, Method::GET, &path, None).await?;
+        ensure!(got == want, "{name}: {got}");
+    }
     // It writes what it may see, and nothing else.
     ensure!(
         status(
