@@ -25,6 +25,8 @@ pub enum ParamKind {
     Date,
     /// References to other resources.
     Reference,
+    /// URIs, matched whole (indexed as tokens without a system).
+    Uri,
 }
 
 impl ParamKind {
@@ -35,6 +37,7 @@ impl ParamKind {
             ParamKind::String => "string",
             ParamKind::Date => "date",
             ParamKind::Reference => "reference",
+            ParamKind::Uri => "uri",
         }
     }
 }
@@ -174,8 +177,19 @@ pub const PARAMS: &[SearchParam] = &[
 
 /// The parameters of one resource type.
 pub fn params_of(resource: &str) -> impl Iterator<Item = &'static SearchParam> + '_ {
-    PARAMS.iter().filter(move |p| p.resource == resource)
+    PARAMS
+        .iter()
+        .filter(move |p| p.resource == resource)
+        .chain(COMMON_PARAMS)
 }
+
+/// The parameters every resource type has (besides `_id` and `_lastUpdated`, which are
+/// answered from the resource row): the tags, security labels and profiles in `meta`.
+const COMMON_PARAMS: &[SearchParam] = &[
+    p("*", "_tag", Token, &["meta.tag"]),
+    p("*", "_security", Token, &["meta.security"]),
+    p("*", "_profile", ParamKind::Uri, &["meta.profile"]),
+];
 
 fn find_param(resource: &str, name: &str) -> Option<&'static SearchParam> {
     params_of(resource).find(|p| p.name == name)
@@ -299,6 +313,15 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
                     }
                 }
                 _ => {}
+            }
+        }
+        ParamKind::Uri => {
+            if let Value::String(uri) = v {
+                out.push(IndexEntry::Token {
+                    param: name,
+                    system: None,
+                    code: uri.clone(),
+                });
             }
         }
         ParamKind::String => {
@@ -594,6 +617,11 @@ fn parse_value(
                 }),
             })
         }
+        (ParamKind::Uri, None) => Ok(Predicate::Token {
+            param: index_param,
+            system: SystemMatch::None,
+            code: Some(value.to_owned()),
+        }),
         (ParamKind::String, None | Some("exact") | Some("contains")) => {
             let how = match modifier {
                 Some("exact") => StringMatch::Exact,

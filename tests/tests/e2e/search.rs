@@ -12,7 +12,8 @@ crate::tests![
     hierarchy_search_across_shards,
     includes_elements_summary_and_strict,
     every_advertised_interaction_answers,
-    chains_and_has
+    chains_and_has,
+    meta_tags_security_and_profiles
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -628,5 +629,50 @@ async fn chains_and_has(env: &Env) -> Result<()> {
         .filter_map(|e| e["resource"]["id"].as_str())
         .collect();
     ensure!(found == [bob.as_str()], "{found:?}");
+    s.stop().await
+}
+
+/// `_tag`, `_security` and `_profile` (every type): what `meta` says of a resource.
+async fn meta_tags_security_and_profiles(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let tagged = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Tagged"}],
+            "meta": {
+                "tag": [{"system": "http://example.org/tags", "code": "vip"}],
+                "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
+                "profile": ["http://example.org/StructureDefinition/our-patient"]}}))
+        .await?;
+    let tagged = tagged["id"].as_str().unwrap_or_default().to_owned();
+    s.create(
+        &json!({"resourceType": "Patient", "name": [{"family": "Plain"}],
+        "meta": {"tag": [{"system": "http://example.org/tags", "code": "plain"}]}}),
+    )
+    .await?;
+    s.create(
+        &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "meta": {"tag": [{"system": "http://example.org/tags", "code": "vip"}]}}),
+    )
+    .await?;
+    for q in [
+        "Patient?_tag=http://example.org/tags|vip",
+        "Patient?_tag=vip",
+        "Patient?_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R",
+        "Patient?_profile=http://example.org/StructureDefinition/our-patient",
+    ] {
+        let bundle = s.get_ok(q).await?;
+        let found: Vec<String> = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+            .collect();
+        ensure!(found == vec![tagged.clone()], "{q}: {found:?}");
+    }
+    let none = s
+        .get_ok("Patient?_profile=http://example.org/StructureDefinition/other")
+        .await?;
+    ensure!(none["entry"].as_array().is_none_or(Vec::is_empty), "{none}");
+    let obs = s.get_ok("Observation?_tag=vip").await?;
+    ensure!(obs["entry"].as_array().map(Vec::len) == Some(1), "{obs}");
     s.stop().await
 }
