@@ -5,7 +5,7 @@
 //! generated from it, so it lists nothing that does not work.
 
 use model::index::IndexEntry;
-use model::query::{Expand, Predicate, Prefix, Query, StringMatch, SystemMatch};
+use model::query::{Expand, IndexKind, Predicate, Prefix, Query, StringMatch, SystemMatch};
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
@@ -470,6 +470,11 @@ pub fn parse_query(
                     .collect::<Result<Vec<_>, Issue>>();
                 match group {
                     Ok(group) if group.is_empty() => {}
+                    // `code:not=a,b`: neither a nor b (each value a condition of its own).
+                    Ok(group) if modifier == Some("not") => {
+                        query.all_of.extend(group.into_iter().map(|p| vec![p]));
+                        used.push((key.clone(), raw.clone()));
+                    }
                     Ok(group) => {
                         query.all_of.push(group);
                         used.push((key.clone(), raw.clone()));
@@ -583,18 +588,44 @@ fn parse_value(
         ));
     };
     let index_param = param.index_of.unwrap_or(param.name).to_owned();
+    if modifier == Some("missing") {
+        let missing = match value {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad(format!(":missing takes true or false, not {value:?}"))),
+        };
+        let kind = match param.kind {
+            ParamKind::Token | ParamKind::Uri => IndexKind::Token,
+            ParamKind::String => IndexKind::String,
+            ParamKind::Date => IndexKind::Date,
+            ParamKind::Reference => IndexKind::Reference,
+        };
+        return Ok(Predicate::Missing {
+            param: index_param,
+            kind,
+            missing,
+        });
+    }
     match (param.kind, modifier) {
-        (ParamKind::Token, None) => {
+        (ParamKind::Token, None | Some("not")) => {
             let (system, code) = match value.split_once('|') {
                 None => (SystemMatch::Any, Some(value.to_owned())),
                 Some(("", code)) => (SystemMatch::None, Some(code.to_owned())),
                 Some((system, "")) => (SystemMatch::Is(system.to_owned()), None),
                 Some((system, code)) => (SystemMatch::Is(system.to_owned()), Some(code.to_owned())),
             };
-            Ok(Predicate::Token {
-                param: index_param,
-                system,
-                code,
+            Ok(if modifier == Some("not") {
+                Predicate::NotToken {
+                    param: index_param,
+                    system,
+                    code,
+                }
+            } else {
+                Predicate::Token {
+                    param: index_param,
+                    system,
+                    code,
+                }
             })
         }
         (ParamKind::Token, Some(m @ ("below" | "above"))) => {

@@ -92,6 +92,19 @@ pub enum Prefix {
     Ap,
 }
 
+/// The kinds of index entries (one index table each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// Codes and identifiers (and URIs).
+    Token,
+    /// Text.
+    String,
+    /// Dates.
+    Date,
+    /// References.
+    Reference,
+}
+
 /// How a token's system must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SystemMatch {
@@ -178,6 +191,25 @@ pub enum Predicate {
         low: i64,
         /// End of the searched range.
         high: i64,
+    },
+    /// The resource has (`missing: false`) or has no (`missing: true`) index entry of a
+    /// parameter (`:missing`).
+    Missing {
+        /// Parameter.
+        param: String,
+        /// Which kind of index entries the parameter has.
+        kind: IndexKind,
+        /// Whether the entries must be absent.
+        missing: bool,
+    },
+    /// No token entry of the parameter matches (`:not`; a resource without any matches).
+    NotToken {
+        /// Parameter.
+        param: String,
+        /// System condition.
+        system: SystemMatch,
+        /// Code; `None` matches any code of the system.
+        code: Option<String>,
     },
     /// A reference entry points at this target.
     Reference {

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use model::index::IndexEntry;
-use model::query::{Access, Predicate, Prefix, Query, Restriction, StringMatch, SystemMatch};
+use model::query::{
+    Access, IndexKind, Predicate, Prefix, Query, Restriction, StringMatch, SystemMatch,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
@@ -358,7 +360,11 @@ enum IndexForm<'a> {
 /// The index table a predicate reads, or `None` for a predicate on the resource row.
 fn index_table(p: &Predicate) -> Option<&'static str> {
     match p {
-        Predicate::Id(_) | Predicate::LastUpdated { .. } => None,
+        // Negative conditions cannot drive a search (nor be a candidate list).
+        Predicate::Id(_)
+        | Predicate::LastUpdated { .. }
+        | Predicate::Missing { .. }
+        | Predicate::NotToken { .. } => None,
         Predicate::Token { .. } | Predicate::TokenIn { .. } => Some("idx_token"),
         Predicate::String { .. } => Some("idx_string"),
         Predicate::Date { .. } => Some("idx_date"),
@@ -370,6 +376,44 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
     let (param, table) = match (p, index_table(p)) {
         (Predicate::Id(id), _) => {
             qb.push("r.id = ").push_bind(id.clone());
+            return;
+        }
+        (
+            Predicate::Missing {
+                param,
+                kind,
+                missing,
+            },
+            _,
+        ) => {
+            let table = match kind {
+                IndexKind::Token => "idx_token",
+                IndexKind::String => "idx_string",
+                IndexKind::Date => "idx_date",
+                IndexKind::Reference => "idx_reference",
+            };
+            qb.push(if *missing { "NOT EXISTS" } else { "EXISTS" })
+                .push(format!(
+                    " (SELECT 1 FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
+                ))
+                .push_bind(param.clone())
+                .push(")");
+            return;
+        }
+        (
+            Predicate::NotToken {
+                param,
+                system,
+                code,
+            },
+            _,
+        ) => {
+            qb.push(
+                "NOT EXISTS (SELECT 1 FROM idx_token x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = ",
+            )
+            .push_bind(param.clone());
+            push_token_match(qb, system, code.as_deref());
+            qb.push(")");
             return;
         }
         (Predicate::LastUpdated { prefix, low, high }, _) => {
@@ -401,20 +445,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
     }
     qb.push_bind(param.clone());
     match p {
-        Predicate::Token { system, code, .. } => {
-            if let Some(code) = code {
-                qb.push(" AND x.code = ").push_bind(code.clone());
-            }
-            match system {
-                SystemMatch::Any => {}
-                SystemMatch::None => {
-                    qb.push(" AND x.system IS NULL");
-                }
-                SystemMatch::Is(s) => {
-                    qb.push(" AND x.system = ").push_bind(s.clone());
-                }
-            }
-        }
+        Predicate::Token { system, code, .. } => push_token_match(qb, system, code.as_deref()),
         Predicate::TokenIn { system, codes, .. } => {
             qb.push(" AND x.code = ANY(")
                 .push_bind(codes.clone())
@@ -455,10 +486,29 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                 qb.push(" AND x.target_type = ").push_bind(t.clone());
             }
         }
-        Predicate::Id(_) | Predicate::LastUpdated { .. } => {}
+        Predicate::Id(_)
+        | Predicate::LastUpdated { .. }
+        | Predicate::Missing { .. }
+        | Predicate::NotToken { .. } => {}
     }
     if matches!(form, IndexForm::Exists) {
         qb.push(")");
+    }
+}
+
+/// Pushes the code and system conditions of a token match on the entry aliased `x`.
+fn push_token_match(qb: &mut QueryBuilder<Postgres>, system: &SystemMatch, code: Option<&str>) {
+    if let Some(code) = code {
+        qb.push(" AND x.code = ").push_bind(code.to_owned());
+    }
+    match system {
+        SystemMatch::Any => {}
+        SystemMatch::None => {
+            qb.push(" AND x.system IS NULL");
+        }
+        SystemMatch::Is(s) => {
+            qb.push(" AND x.system = ").push_bind(s.clone());
+        }
     }
 }
 
@@ -478,7 +528,11 @@ fn selectivity(p: &Predicate) -> u8 {
             ..
         } => 2,
         Predicate::String { .. } | Predicate::Date { .. } => 1,
-        Predicate::Token { code: None, .. } | Predicate::Id(_) | Predicate::LastUpdated { .. } => 0,
+        Predicate::Token { code: None, .. }
+        | Predicate::Id(_)
+        | Predicate::LastUpdated { .. }
+        | Predicate::Missing { .. }
+        | Predicate::NotToken { .. } => 0,
     }
 }
 

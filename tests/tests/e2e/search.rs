@@ -13,7 +13,8 @@ crate::tests![
     includes_elements_summary_and_strict,
     every_advertised_interaction_answers,
     chains_and_has,
-    meta_tags_security_and_profiles
+    meta_tags_security_and_profiles,
+    missing_and_not_modifiers
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -674,5 +675,61 @@ async fn meta_tags_security_and_profiles(env: &Env) -> Result<()> {
     ensure!(none["entry"].as_array().is_none_or(Vec::is_empty), "{none}");
     let obs = s.get_ok("Observation?_tag=vip").await?;
     ensure!(obs["entry"].as_array().map(Vec::len) == Some(1), "{obs}");
+    s.stop().await
+}
+
+/// `:missing` (every parameter type) and `:not` (tokens; a resource without the element
+/// matches, and `:not=a,b` is neither).
+async fn missing_and_not_modifiers(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let mut ids = std::collections::HashMap::new();
+    for (name, body) in [
+        (
+            "male",
+            json!({"resourceType": "Patient", "gender": "male", "birthDate": "1970-01-01"}),
+        ),
+        (
+            "female",
+            json!({"resourceType": "Patient", "gender": "female"}),
+        ),
+        (
+            "unsaid",
+            json!({"resourceType": "Patient", "name": [{"family": "Unsaid"}]}),
+        ),
+    ] {
+        let created = s.create(&body).await?;
+        ids.insert(name, created["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let expect = |names: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = names.iter().map(|n| ids[n].clone()).collect();
+        v.sort();
+        v
+    };
+    for (q, want) in [
+        ("Patient?birthdate:missing=true", vec!["female", "unsaid"]),
+        ("Patient?birthdate:missing=false", vec!["male"]),
+        ("Patient?gender:missing=true", vec!["unsaid"]),
+        ("Patient?name:missing=false", vec!["unsaid"]),
+        ("Patient?gender:not=male", vec!["female", "unsaid"]),
+        ("Patient?gender:not=male,female", vec!["unsaid"]),
+        (
+            "Patient?gender:not=male&birthdate:missing=true",
+            vec!["female", "unsaid"],
+        ),
+    ] {
+        let bundle = s.get_ok(q).await?;
+        let mut found: Vec<String> = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+            .collect();
+        found.sort();
+        ensure!(found == expect(&want), "{q}: {found:?}");
+    }
+    let (status, _) = s
+        .send(reqwest::Method::GET, "Patient?gender:missing=maybe", None)
+        .await?;
+    ensure!(status == 400, ":missing=maybe answered {status}");
     s.stop().await
 }
