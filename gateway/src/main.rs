@@ -333,7 +333,12 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // PostgreSQL answers the COMMIT that settles sqlx's bookkeeping after every
+                // PREPARE TRANSACTION with the notice "there is no transaction in progress":
+                // expected, and not worth a warning per two-phase commit.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
