@@ -129,11 +129,6 @@ impl Checkpoints {
         })
     }
 
-    /// The public key checkpoints are verified with (hex in `<key file>.pub`).
-    pub fn public_key(&self) -> [u8; 32] {
-        self.public
-    }
-
     fn latest(&self) -> PathBuf {
         self.dir.join("latest.jwt")
     }

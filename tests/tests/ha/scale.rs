@@ -56,20 +56,10 @@ pub async fn add_shard_under_write_load() -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let started = Instant::now();
         let added = tokio::task::block_in_place(|| c.add_shard(std::slice::from_ref(&db)))?;
-        let primary = c.superuser_url(&added.primary, &db);
-        store::migrate(std::slice::from_ref(&primary)).await?;
-        let owners: Vec<String> = c
-            .shards()
-            .iter()
-            .map(|s| c.superuser_url(&s.primary, &db))
-            .collect();
-        let public: Vec<String> = std::iter::once(&added.primary)
-            .chain(&added.standbys)
-            .map(|n| format!("postgres://127.0.0.1:{}/{db}", n.port))
-            .collect();
+        store::migrate(&[c.superuser_url(&added.primary, &db)]).await?;
         let shard_up = started.elapsed();
-        let report = Mover::new(owners, MoveOptions::default())
-            .add_shard(&public)
+        let report = mover(c, &db, MoveOptions::default())
+            .add_shard(&public_urls(&added, &db))
             .await
             .context("moving buckets")?;
         Ok::<_, anyhow::Error>((shard_up, report))
