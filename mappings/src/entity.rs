@@ -26,7 +26,7 @@ pub fn to_entity(resource: &Resource) -> Entity {
     strip_server_meta(&mut src);
     let rtype = resource.resource_type();
     let body = read_body(rtype, &src);
-    let typed = write_body(&body);
+    let typed = write_body(rtype, &body);
     let mut data = src.clone();
     data.shift_remove("resourceType");
     data.shift_remove("id");
@@ -87,7 +87,7 @@ pub fn to_fhir(entity: &Entity, last_updated: Option<&str>) -> Obj {
         out.insert("meta".into(), meta.clone());
     }
     if !entity.remainder.complete {
-        for (key, value) in write_body(&entity.body) {
+        for (key, value) in write_body(&entity.source_type, &entity.body) {
             if !rest.contains_key(&key) {
                 out.insert(key, value);
             }
@@ -151,26 +151,29 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
     }
 }
 
+/// The typed body of a resource of type `rtype`: one arm per mapped type, sorted by type.
 fn read_body(rtype: &str, o: &Obj) -> Body {
     match rtype {
-        "Patient" => Body::Person(read_person(o)),
-        "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
-        "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
+        "Condition" => Body::HealthElement(read_condition(o)),
         "Encounter" => Body::Contact(read_contact(o)),
         "Observation" => Body::Service(read_observation(o)),
-        "Condition" => Body::HealthElement(read_condition(o)),
+        "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
+        "Patient" => Body::Person(read_person(o)),
+        "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
         _ => Body::Generic,
     }
 }
 
-fn write_body(body: &Body) -> Obj {
-    match body {
-        Body::Person(p) => write_person(p),
-        Body::Party(p) => write_party(p),
-        Body::Contact(c) => write_contact(c),
-        Body::Service(s) => write_observation(s),
-        Body::HealthElement(h) => write_condition(h),
-        Body::Generic => Obj::new(),
+/// The FHIR fields a typed body renders, for a resource of type `rtype` (several types
+/// share an entity kind). A body that does not belong to `rtype` renders nothing.
+fn write_body(rtype: &str, body: &Body) -> Obj {
+    match (rtype, body) {
+        ("Condition", Body::HealthElement(h)) => write_condition(h),
+        ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("Observation", Body::Service(s)) => write_observation(s),
+        ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
+        ("Patient", Body::Person(p)) => write_person(p),
+        _ => Obj::new(),
     }
 }
 

@@ -83,6 +83,9 @@ struct Options {
     phase_secs: u64,
     phase_ops: usize,
     concurrency: Vec<usize>,
+    /// After the scale phases, keep the cluster up this long (printing how to reach it) so
+    /// that its plans can be looked at.
+    hold_secs: u64,
 }
 
 fn parse_args() -> Result<Options> {
@@ -96,6 +99,7 @@ fn parse_args() -> Result<Options> {
         phase_secs: 10,
         phase_ops: 4000,
         concurrency: vec![1, 16, 64],
+        hold_secs: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -109,6 +113,7 @@ fn parse_args() -> Result<Options> {
             "--seed" => o.seed = value("--seed")?.parse()?,
             "--phase-secs" => o.phase_secs = value("--phase-secs")?.parse()?,
             "--phase-ops" => o.phase_ops = value("--phase-ops")?.parse()?,
+            "--hold-secs" => o.hold_secs = value("--hold-secs")?.parse::<u64>()?.min(24 * 3600),
             "--concurrency" => {
                 o.concurrency = value("--concurrency")?
                     .split(',')
@@ -1398,6 +1403,17 @@ async fn main() -> Result<()> {
                 None,
             )
             .await;
+    }
+    if bench.opts.hold_secs > 0 {
+        eprintln!(
+            "holding for {} s: gateway {} (bearer token in {}), shards {:?}",
+            bench.opts.hold_secs,
+            bench.gw.base,
+            bench.gw.data.join("bench-token").display(),
+            bench.gw.shard_urls
+        );
+        std::fs::write(bench.gw.data.join("bench-token"), &bench.gw.token)?;
+        tokio::time::sleep(Duration::from_secs(bench.opts.hold_secs)).await;
     }
     notes.push(audit_verify_figures(&bench).await?);
     if bench.opts.write_md {
