@@ -36,6 +36,15 @@ const GIVENS: &[&str] = &[
     "Ann", "Peter", "Mari", "Jüri", "Olga", "Luis", "Amina", "Chen", "Eva", "Karl", "Ines",
     "Tomas", "Leila", "Hana", "Oskar", "Sofia",
 ];
+/// Syllables of the surnames of the scale load's patients: 100 names, none starting like a
+/// name of [`FAMILIES`], so the measured searches match the same patients before and after
+/// the load and their latency shows the cost of the store's size, not of a longer result.
+const LOAD_STEMS: &[&str] = &[
+    "Vaher", "Pärn", "Ilves", "Jõe", "Uus", "Lepp", "Mägi", "Zorin", "Björk", "Quist",
+];
+const LOAD_ENDINGS: &[&str] = &[
+    "berg", "mann", "son", "ova", "ski", "ström", "ez", "ini", "lane", "wood",
+];
 const CITIES: &[&str] = &["Tallinn", "Tartu", "Pärnu", "Narva", "Viljandi", "Rakvere"];
 /// LOINC code, display, unit, low, high.
 const LOINC: &[(&str, &str, &str, f64, f64)] = &[
@@ -289,8 +298,23 @@ fn unchecked(mut condition: Value) -> Value {
 
 /// A transaction Bundle: one new Patient and `n_obs` Observations of it, by `urn:uuid`.
 fn patient_bundle(rng: &mut StdRng, n: usize, n_obs: usize) -> Value {
+    bundle_of(patient(rng, n), rng, n, n_obs)
+}
+
+/// A patient of the scale load: a surname from the load's own pool (see [`LOAD_STEMS`]).
+fn load_patient_bundle(rng: &mut StdRng, n: usize, n_obs: usize) -> Value {
+    let mut p = patient(rng, n);
+    p["name"][0]["family"] = json!(format!(
+        "{}{}",
+        LOAD_STEMS[n % LOAD_STEMS.len()],
+        LOAD_ENDINGS[(n / LOAD_STEMS.len()) % LOAD_ENDINGS.len()]
+    ));
+    bundle_of(p, rng, n, n_obs)
+}
+
+fn bundle_of(patient: Value, rng: &mut StdRng, n: usize, n_obs: usize) -> Value {
     let full_url = format!("urn:uuid:00000000-0000-4000-8000-{n:012}");
-    let mut entries = vec![json!({"fullUrl": full_url, "resource": patient(rng, n),
+    let mut entries = vec![json!({"fullUrl": full_url, "resource": patient,
         "request": {"method": "POST", "url": "Patient"}})];
     for _ in 0..n_obs {
         let mut obs = observation(rng, "x");
@@ -1228,6 +1252,28 @@ async fn main() -> Result<()> {
             })
             .collect(),
     );
+    let includes: Arc<Vec<String>> = Arc::new(
+        (0..1000)
+            .map(|_| {
+                let p = &patients[rng.random_range(0..patients.len())];
+                format!("Observation?patient={p}&_include=Observation:patient")
+            })
+            .collect(),
+    );
+    let revincludes: Arc<Vec<String>> = Arc::new(
+        (0..1000)
+            .map(|_| {
+                let p = &patients[rng.random_range(0..patients.len())];
+                format!("Patient?_id={p}&_revinclude=Observation:patient")
+            })
+            .collect(),
+    );
+    let searches = [
+        ("search Observation?patient&code", obs_search.clone()),
+        ("search Patient?family&birthdate", pat_search.clone()),
+        ("search Observation?patient&_include", includes),
+        ("search Patient?_id&_revinclude", revincludes),
+    ];
     let histories: Arc<Vec<String>> = Arc::new(
         observations
             .iter()
@@ -1249,25 +1295,10 @@ async fn main() -> Result<()> {
             .read_phase("vread Patient", c, vreads.clone(), Some(raw_vreads.clone()))
             .await;
     }
-    for &c in &concurrencies {
-        bench
-            .read_phase(
-                "search Observation?patient&code",
-                c,
-                obs_search.clone(),
-                None,
-            )
-            .await;
-    }
-    for &c in &concurrencies {
-        bench
-            .read_phase(
-                "search Patient?family&birthdate",
-                c,
-                pat_search.clone(),
-                None,
-            )
-            .await;
+    for (name, queries) in &searches {
+        for &c in &concurrencies {
+            bench.read_phase(name, c, queries.clone(), None).await;
+        }
     }
     if !histories.is_empty() {
         for &c in &concurrencies {
@@ -1342,7 +1373,7 @@ async fn main() -> Result<()> {
                 .map(|b| {
                     let mut entries = Vec::new();
                     for k in 0..5 {
-                        let one = patient_bundle(&mut rng, 4_000_000 + b * 5 + k, 19);
+                        let one = load_patient_bundle(&mut rng, 4_000_000 + b * 5 + k, 19);
                         entries.extend(one["entry"].as_array().cloned().unwrap_or_default());
                     }
                     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
@@ -1387,22 +1418,11 @@ async fn main() -> Result<()> {
                 Some(raw_reads.clone()),
             )
             .await;
-        bench
-            .read_phase(
-                &format!("search Observation?patient&code @{target}"),
-                16,
-                obs_search.clone(),
-                None,
-            )
-            .await;
-        bench
-            .read_phase(
-                &format!("search Patient?family&birthdate @{target}"),
-                16,
-                pat_search.clone(),
-                None,
-            )
-            .await;
+        for (name, queries) in &searches {
+            bench
+                .read_phase(&format!("{name} @{target}"), 16, queries.clone(), None)
+                .await;
+        }
     }
     if bench.opts.hold_secs > 0 {
         eprintln!(
