@@ -397,7 +397,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                     " (SELECT 1 FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
                 ))
                 .push_bind(param.clone())
-                .push(")");
+                .push(PROBE_END);
             return;
         }
         (
@@ -413,7 +413,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
             )
             .push_bind(param.clone());
             push_token_match(qb, system, code.as_deref());
-            qb.push(")");
+            qb.push(PROBE_END);
             return;
         }
         (Predicate::LastUpdated { prefix, low, high }, _) => {
@@ -492,9 +492,16 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
         | Predicate::NotToken { .. } => {}
     }
     if matches!(form, IndexForm::Exists) {
-        qb.push(")");
+        qb.push(PROBE_END);
     }
 }
+
+/// Closes an `EXISTS (…)` filter. `OFFSET 0` keeps the planner from turning the `EXISTS`
+/// into a semi-join, which reads the filter's whole index range (every Observation with a
+/// common code, at scale hundreds of thousands of rows) to keep a few candidates: the
+/// filter is instead a probe of the owner index per candidate row, so a search costs what
+/// its driving predicate matches, whatever the size of the store.
+const PROBE_END: &str = " OFFSET 0)";
 
 /// Pushes the code and system conditions of a token match on the entry aliased `x`.
 fn push_token_match(qb: &mut QueryBuilder<Postgres>, system: &SystemMatch, code: Option<&str>) {
@@ -752,6 +759,30 @@ pub(crate) fn push_visible_history(qb: &mut QueryBuilder<Postgres>, access: &Acc
     qb.push(")");
 }
 
+/// One shard's query for a page of a search: up to `count + 1` matches after the cursor,
+/// in id order.
+pub(crate) fn search_page_sql(query: &Query, excluded: Vec<i32>) -> QueryBuilder<Postgres> {
+    let mut qb = QueryBuilder::new("");
+    push_search(&mut qb, "r.id, r.version, r.updated_at, r.body", query);
+    push_access(&mut qb, &query.access);
+    push_owned(&mut qb, "r.", excluded);
+    if let Some(after) = &query.after_id {
+        qb.push(" AND r.id > ").push_bind(after.clone());
+    }
+    qb.push(" ORDER BY r.id LIMIT ")
+        .push_bind((query.count + 1) as i64);
+    qb
+}
+
+/// One shard's count of all a search's matches.
+pub(crate) fn search_count_sql(query: &Query, excluded: Vec<i32>) -> QueryBuilder<Postgres> {
+    let mut qb = QueryBuilder::new("");
+    push_search(&mut qb, "count(*) AS n", query);
+    push_access(&mut qb, &query.access);
+    push_owned(&mut qb, "r.", excluded);
+    qb
+}
+
 /// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
 /// and the shard's count of all matches when asked.
 pub(crate) async fn search_shard(
@@ -759,26 +790,19 @@ pub(crate) async fn search_shard(
     query: &Query,
     excluded: Vec<i32>,
 ) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
-    let mut qb = QueryBuilder::new("");
-    push_search(&mut qb, "r.id, r.version, r.updated_at, r.body", query);
-    push_access(&mut qb, &query.access);
-    push_owned(&mut qb, "r.", excluded.clone());
-    if let Some(after) = &query.after_id {
-        qb.push(" AND r.id > ").push_bind(after.clone());
-    }
-    qb.push(" ORDER BY r.id LIMIT ")
-        .push_bind((query.count + 1) as i64);
-    let rows = qb.build().fetch_all(pool).await?;
+    let rows = search_page_sql(query, excluded.clone())
+        .build()
+        .fetch_all(pool)
+        .await?;
     let items = rows
         .iter()
         .map(|r| Ok((r.try_get::<String, _>("id")?, stored_from_row(r)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let total = if query.total {
-        let mut qb = QueryBuilder::new("");
-        push_search(&mut qb, "count(*) AS n", query);
-        push_access(&mut qb, &query.access);
-        push_owned(&mut qb, "r.", excluded);
-        let row = qb.build().fetch_one(pool).await?;
+        let row = search_count_sql(query, excluded)
+            .build()
+            .fetch_one(pool)
+            .await?;
         Some(row.try_get::<i64, _>("n")? as u64)
     } else {
         None
