@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::fields::*;
 use crate::json::Resource;
+use crate::records::*;
 
 /// The remainder's source-model name for FHIR R4.
 pub const SOURCE_MODEL: &str = "fhir-r4";
@@ -44,6 +45,7 @@ pub fn to_entity(resource: &Resource) -> Entity {
     let codes = match &body {
         Body::Service(s) => s.code.as_ref().map(|c| c.codes.clone()),
         Body::HealthElement(h) => h.code.as_ref().map(|c| c.codes.clone()),
+        Body::Document(d) => d.document_type.as_ref().map(|c| c.codes.clone()),
         _ => None,
     }
     .unwrap_or_default();
@@ -140,6 +142,14 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
         Body::Service(s) => of(&s.subject),
         Body::HealthElement(h) => of(&h.subject),
         Body::Party(_) => None,
+        Body::Document(d) => of(&d.subject),
+        Body::Consent(c) => of(&c.patient),
+        // A provenance is in a patient's compartment through a target that is a Patient.
+        Body::Provenance(p) => p
+            .targets
+            .iter()
+            .filter(|t| t.target_type.as_deref() == Some("Patient"))
+            .find_map(|t| t.target_id.clone()),
         Body::Generic => {
             if rtype == "Patient" {
                 return id.map(str::to_owned);
@@ -154,12 +164,16 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
 /// The typed body of a resource of type `rtype`: one arm per mapped type, sorted by type.
 fn read_body(rtype: &str, o: &Obj) -> Body {
     match rtype {
+        "Composition" => Body::Document(read_composition(o)),
         "Condition" => Body::HealthElement(read_condition(o)),
+        "Consent" => Body::Consent(read_consent(o)),
+        "DocumentReference" => Body::Document(read_document_reference(o)),
         "Encounter" => Body::Contact(read_contact(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "Provenance" => Body::Provenance(read_provenance(o)),
         _ => Body::Generic,
     }
 }
@@ -168,11 +182,15 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
 /// share an entity kind). A body that does not belong to `rtype` renders nothing.
 fn write_body(rtype: &str, body: &Body) -> Obj {
     match (rtype, body) {
+        ("Composition", Body::Document(d)) => write_composition(d),
         ("Condition", Body::HealthElement(h)) => write_condition(h),
+        ("Consent", Body::Consent(c)) => write_consent(c),
+        ("DocumentReference", Body::Document(d)) => write_document_reference(d),
         ("Encounter", Body::Contact(c)) => write_contact(c),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
+        ("Provenance", Body::Provenance(p)) => write_provenance(p),
         _ => Obj::new(),
     }
 }
@@ -458,11 +476,13 @@ fn walk_value<'a>(
     }
 }
 
-/// The concept of a service or health element, for callers that need the main code.
+/// The concept of a service or health element (or a document's type), for callers that need
+/// the main code.
 pub fn main_concept(entity: &Entity) -> Option<&Concept> {
     match &entity.body {
         Body::Service(s) => s.code.as_ref(),
         Body::HealthElement(h) => h.code.as_ref(),
+        Body::Document(d) => d.document_type.as_ref(),
         _ => None,
     }
 }

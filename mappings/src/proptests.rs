@@ -1,5 +1,6 @@
-//! Property tests of the mapping's typed fields: any Patient or Observation built from the
-//! generators maps onto typed fields (not the remainder) and renders back to the same JSON.
+//! Property tests of the mapping's typed fields: any Patient, Observation or DocumentReference
+//! built from the generators maps onto typed fields (not the remainder) and renders back to
+//! the same JSON.
 
 use model::{Body, Content};
 use proptest::prelude::*;
@@ -76,6 +77,51 @@ fn observation() -> impl Strategy<Value = Value> {
     )
 }
 
+fn document_reference() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(
+            (
+                "[a-z]{1,10}/[a-z0-9.+-]{1,12}",
+                prop::option::of(0..u32::MAX),
+                prop::option::of("([A-Za-z0-9+/]{4}){1,6}"),
+                prop::option::of(text()),
+                prop::option::of(date()),
+            ),
+            1..3,
+        ),
+        prop::option::of(date()),
+    )
+        .prop_map(|(contents, period_start)| {
+            let content: Vec<Value> = contents
+                .into_iter()
+                .map(|(kind, size, data, title, creation)| {
+                    let mut a = json!({ "contentType": kind });
+                    if let Some(s) = size {
+                        a["size"] = json!(s);
+                    }
+                    if let Some(d) = data {
+                        a["data"] = json!(d);
+                    }
+                    if let Some(t) = title {
+                        a["title"] = json!(t);
+                    }
+                    if let Some(c) = creation {
+                        a["creation"] = json!(c);
+                    }
+                    json!({"attachment": a})
+                })
+                .collect();
+            let mut d = json!({
+                "resourceType": "DocumentReference", "id": "d1", "status": "current",
+                "subject": {"reference": "Patient/p1"}, "content": content,
+            });
+            if let Some(start) = period_start {
+                d["context"] = json!({"period": {"start": start}});
+            }
+            d
+        })
+}
+
 fn round_trip(v: &Value) -> Result<model::Entity, TestCaseError> {
     let res = parse_resource(v.to_string().as_bytes(), &Default::default())
         .map_err(|e| TestCaseError::fail(format!("{e}: {v}")))?;
@@ -111,6 +157,22 @@ proptest! {
         let Some(Content::Quantity(q)) = &service.value else { return Err(TestCaseError::fail("no quantity")) };
         prop_assert_eq!(q.value.as_ref().map(|d| d.0.clone()), Some(o["valueQuantity"]["value"].to_string()));
         prop_assert!(!entity.remainder.data.contains_key("valueQuantity"));
+        prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn document_attachments_map_to_typed_fields(d in document_reference()) {
+        let entity = round_trip(&d)?;
+        let Body::Document(doc) = &entity.body else { return Err(TestCaseError::fail("not a Document")) };
+        prop_assert_eq!(doc.contents.len(), d["content"].as_array().map_or(0, Vec::len));
+        for (c, src) in doc.contents.iter().zip(d["content"].as_array().into_iter().flatten()) {
+            let a = c.attachment.as_ref();
+            prop_assert_eq!(a.and_then(|a| a.size.as_ref()).map(|s| s.0.clone()), src["attachment"].get("size").map(Value::to_string));
+            prop_assert_eq!(a.and_then(|a| a.data.as_deref()), src["attachment"]["data"].as_str());
+        }
+        for key in ["content", "context", "subject", "status"] {
+            prop_assert!(!entity.remainder.data.contains_key(key), "{} left in the remainder", key);
+        }
         prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
     }
 }

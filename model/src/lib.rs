@@ -175,6 +175,36 @@ pub struct Quantity {
     pub code: Option<String>,
 }
 
+/// A file or document content, inline (base64 text) or by address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Media type of the content (`application/pdf`, …).
+    pub content_type: Option<String>,
+    /// Human language of the content.
+    pub language: Option<String>,
+    /// The content itself, as base64 source text.
+    pub data: Option<String>,
+    /// Where the content can be fetched.
+    pub url: Option<String>,
+    /// Size of the content in bytes, as source text.
+    pub size: Option<Decimal>,
+    /// Hash (SHA-1) of the content, as base64 source text.
+    pub hash: Option<String>,
+    /// A label or title for the content.
+    pub title: Option<String>,
+    /// When the content was first created, as source text.
+    pub creation: Option<String>,
+}
+
+/// Human-readable text kept with a record or a part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Narrative {
+    /// How the text was made (generated, extensions, additional, empty).
+    pub status: Option<String>,
+    /// The text as an XHTML `div`, verbatim.
+    pub div: Option<String>,
+}
+
 /// A moment or span as source text: a date, a date-time, or a period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum When {
@@ -362,6 +392,322 @@ pub struct HealthElement {
     pub asserter: Option<Link>,
 }
 
+/// Which kind of document record a [`Document`] is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DocumentKind {
+    /// A record that points at a document's content (attached or by address) and indexes it.
+    #[default]
+    Reference,
+    /// A document composed of titled sections that refer to other records.
+    Composition,
+}
+
+/// A clinical document: a letter, a report, a summary, or the index entry of a file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// Whether this is a pointer to the content or a composition of sections.
+    pub kind: DocumentKind,
+    /// The identifier of the document itself, stable across versions of this record.
+    pub master_identifier: Option<Identifier>,
+    /// Other business identifiers.
+    pub identifiers: Vec<Identifier>,
+    /// Status of the record (current, superseded, preliminary, final, amended, …).
+    pub status: Option<String>,
+    /// Status of the underlying document (preliminary, final, amended, …).
+    pub document_status: Option<String>,
+    /// What kind of document it is (a note type, a report type).
+    pub document_type: Option<Concept>,
+    /// Categories.
+    pub categories: Vec<Concept>,
+    /// The patient or other subject.
+    pub subject: Option<Link>,
+    /// The contacts the document belongs to.
+    pub contacts: Vec<Link>,
+    /// When the record was made or last edited, as source text.
+    pub recorded_at: Option<String>,
+    /// Who wrote it.
+    pub authors: Vec<Link>,
+    /// Its title, or a description in words.
+    pub title: Option<String>,
+    /// Confidentiality code of the whole document.
+    pub confidentiality: Option<String>,
+    /// Security labels.
+    pub security_labels: Vec<Concept>,
+    /// Who attested or authenticated it, how and when.
+    pub attesters: Vec<Attestation>,
+    /// The organisation that keeps the document.
+    pub custodian: Option<Link>,
+    /// Relations to other documents (replaces, appends, transforms, signs …).
+    pub relations: Vec<DocumentRelation>,
+    /// The content, as attachments with their formats.
+    pub contents: Vec<DocumentContent>,
+    /// The clinical context of the content.
+    pub context: Option<DocumentContext>,
+    /// The clinical services documented (a composition's events).
+    pub events: Vec<DocumentEvent>,
+    /// The sections of a composition.
+    pub sections: Vec<Section>,
+}
+
+/// Someone's attestation of a document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    /// How they attested (personal, professional, legal, official); none for an
+    /// authentication given without one.
+    pub mode: Option<String>,
+    /// When, as source text.
+    pub time: Option<String>,
+    /// Who.
+    pub party: Option<Link>,
+}
+
+/// A relation of a document to another.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentRelation {
+    /// The kind of relation (replaces, transforms, signs, appends).
+    pub code: Option<String>,
+    /// The other document, as a link.
+    pub target: Option<Link>,
+    /// The other document, by business identifier only.
+    pub target_identifier: Option<Identifier>,
+}
+
+/// One rendition of a document's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentContent {
+    /// The content or where it is.
+    pub attachment: Option<Attachment>,
+    /// The format or profile the content follows.
+    pub format: Option<Code>,
+}
+
+/// The clinical context of a document's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentContext {
+    /// The main clinical acts documented.
+    pub events: Vec<Concept>,
+    /// When the documented care took place.
+    pub period: Option<Period>,
+    /// The kind of facility where the patient was seen.
+    pub facility_type: Option<Concept>,
+    /// The clinical specialty of the setting.
+    pub practice_setting: Option<Concept>,
+    /// The patient as known at the document's source.
+    pub source_patient: Option<Link>,
+    /// Related records and identifiers.
+    pub related: Vec<Link>,
+}
+
+/// A clinical service documented by a composition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentEvent {
+    /// What was documented.
+    pub codes: Vec<Concept>,
+    /// When it took place.
+    pub period: Option<Period>,
+    /// The records of the service.
+    pub details: Vec<Link>,
+}
+
+/// A section of a composition; sections nest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// Its title.
+    pub title: Option<String>,
+    /// What the section holds.
+    pub code: Option<Concept>,
+    /// Who wrote it.
+    pub authors: Vec<Link>,
+    /// Who or what it is about, when not the document's subject.
+    pub focus: Option<Link>,
+    /// Its text for a human reader.
+    pub text: Option<Narrative>,
+    /// How its entries were chosen (working, snapshot, changes).
+    pub mode: Option<String>,
+    /// The order of its entries.
+    pub ordered_by: Option<Concept>,
+    /// The records it refers to.
+    pub entries: Vec<Link>,
+    /// Why it is empty.
+    pub empty_reason: Option<Concept>,
+    /// Nested sections.
+    pub sections: Vec<Section>,
+}
+
+/// A person's consent: choices about their care or their data, and the policies they keep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    /// Business identifiers.
+    pub identifiers: Vec<Identifier>,
+    /// Status (draft, proposed, active, rejected, inactive, entered-in-error).
+    pub status: Option<String>,
+    /// What it is about (privacy, research, treatment, advance directive).
+    pub scope: Option<Concept>,
+    /// Categories.
+    pub categories: Vec<Concept>,
+    /// The patient.
+    pub patient: Option<Link>,
+    /// When it was given or recorded, as source text.
+    pub recorded_at: Option<String>,
+    /// Who agrees to it.
+    pub performers: Vec<Link>,
+    /// The organisations that hold it.
+    pub organizations: Vec<Link>,
+    /// The source document: the signed form or a record.
+    pub source: Option<ConsentSource>,
+    /// The policies it refers to.
+    pub policies: Vec<Policy>,
+    /// The regulation or policy it follows, as a code.
+    pub policy_rule: Option<Concept>,
+    /// Verifications of the consent with the patient or a proxy.
+    pub verifications: Vec<Verification>,
+    /// The rules it sets, permit or deny with exceptions.
+    pub provision: Option<Provision>,
+}
+
+/// Where a consent is written down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsentSource {
+    /// A scanned or signed document.
+    Attachment(Attachment),
+    /// Another record.
+    Link(Link),
+}
+
+/// A policy a consent refers to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// The authority that enforces it, as a URI.
+    pub authority: Option<String>,
+    /// The policy itself, as a URI.
+    pub uri: Option<String>,
+}
+
+/// A verification of a consent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Whether it was verified.
+    pub verified: Option<bool>,
+    /// With whom.
+    pub verified_with: Option<Link>,
+    /// When, as source text.
+    pub verified_at: Option<String>,
+}
+
+/// A rule of a consent: a permit or a deny, narrowed by actors, actions, data and time,
+/// with nested exceptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provision {
+    /// permit or deny.
+    pub decision: Option<String>,
+    /// When the rule applies.
+    pub period: Option<Period>,
+    /// Who the rule is about, in which role.
+    pub actors: Vec<ProvisionActor>,
+    /// The actions it covers (access, collect, use, disclose, correct).
+    pub actions: Vec<Concept>,
+    /// Security labels of the data it covers.
+    pub security_labels: Vec<Code>,
+    /// Purposes of use it covers.
+    pub purposes: Vec<Code>,
+    /// Kinds of records it covers.
+    pub classes: Vec<Code>,
+    /// Codes of the records it covers.
+    pub codes: Vec<Concept>,
+    /// When the covered data was recorded.
+    pub data_period: Option<Period>,
+    /// The particular records it covers.
+    pub data: Vec<ProvisionData>,
+    /// Nested rules (exceptions).
+    pub provisions: Vec<Provision>,
+}
+
+/// Someone a consent rule is about, in a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionActor {
+    /// The role (the recipient, the custodian, …).
+    pub role: Option<Concept>,
+    /// Who.
+    pub party: Option<Link>,
+}
+
+/// A record a consent rule covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionData {
+    /// How the record is meant (instance, related, dependents, authoredby).
+    pub meaning: Option<String>,
+    /// The record.
+    pub target: Option<Link>,
+}
+
+/// Where records came from: who did what to which, when and why, and who signed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The records this is the provenance of.
+    pub targets: Vec<Link>,
+    /// When the activity took place.
+    pub occurred: Option<When>,
+    /// When it was recorded, as source text.
+    pub recorded_at: Option<String>,
+    /// The policies followed, as URIs.
+    pub policies: Vec<String>,
+    /// Where the activity took place.
+    pub location: Option<Link>,
+    /// Why.
+    pub reasons: Vec<Concept>,
+    /// What was done (create, update, authenticate, …).
+    pub activity: Option<Concept>,
+    /// Who took part.
+    pub agents: Vec<Agent>,
+    /// What was used or produced.
+    pub entities: Vec<ProvenanceEntity>,
+    /// Signatures over the targets.
+    pub signatures: Vec<Signature>,
+}
+
+/// Someone who took part in an activity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// How they took part (author, verifier, …).
+    pub kind: Option<Concept>,
+    /// Their roles.
+    pub roles: Vec<Concept>,
+    /// Who.
+    pub who: Option<Link>,
+    /// On whose behalf.
+    pub on_behalf_of: Option<Link>,
+}
+
+/// A record used or produced by an activity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenanceEntity {
+    /// How it was used (derivation, revision, quotation, source, removal).
+    pub role: Option<String>,
+    /// The record.
+    pub what: Option<Link>,
+    /// Who took part in making it.
+    pub agents: Vec<Agent>,
+}
+
+/// A digital or written signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// What the signature means (author, verification, witness, …).
+    pub kinds: Vec<Code>,
+    /// When it was signed, as source text.
+    pub signed_at: Option<String>,
+    /// Who signed.
+    pub who: Option<Link>,
+    /// On whose behalf.
+    pub on_behalf_of: Option<Link>,
+    /// Media type of the signed content.
+    pub target_format: Option<String>,
+    /// Media type of the signature.
+    pub signature_format: Option<String>,
+    /// The signature, as base64 source text.
+    pub data: Option<String>,
+}
+
 /// The typed content of an entity, by kind.
 // Entities are built once per request and passed by reference; boxing variants would only
 // add allocations.
@@ -380,6 +726,12 @@ pub enum Body {
     HealthElement(HealthElement),
     /// A type with no mapping yet: everything is in the remainder.
     Generic,
+    /// A clinical document or the index entry of one.
+    Document(Document),
+    /// A consent.
+    Consent(Consent),
+    /// The provenance of records.
+    Provenance(Provenance),
 }
 
 impl Body {
@@ -392,6 +744,9 @@ impl Body {
             Body::Service(_) => "service",
             Body::HealthElement(_) => "health-element",
             Body::Generic => "generic",
+            Body::Document(_) => "document",
+            Body::Consent(_) => "consent",
+            Body::Provenance(_) => "provenance",
         }
     }
 }
