@@ -336,6 +336,7 @@ fn read_observation(o: &Obj) -> Service {
         value: read_content(o, "value"),
         data_absent_reason: one_of(o, "dataAbsentReason", read_concept),
         interpretations: list_of(o, "interpretation", read_concept),
+        ..Service::default()
     }
 }
 
