@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::fields::*;
 use crate::json::Resource;
+use crate::requests::*;
 
 /// The remainder's source-model name for FHIR R4.
 pub const SOURCE_MODEL: &str = "fhir-r4";
@@ -41,12 +42,9 @@ pub fn to_entity(resource: &Resource) -> Entity {
         .and_then(Value::as_object)
         .map(|m| list_of(m, "tag", read_coding))
         .unwrap_or_default();
-    let codes = match &body {
-        Body::Service(s) => s.code.as_ref().map(|c| c.codes.clone()),
-        Body::HealthElement(h) => h.code.as_ref().map(|c| c.codes.clone()),
-        _ => None,
-    }
-    .unwrap_or_default();
+    let codes = body_concept(&body)
+        .map(|c| c.codes.clone())
+        .unwrap_or_default();
     let mut entity = Entity {
         id: resource.id().unwrap_or_default().to_owned(),
         source_type: rtype.to_owned(),
@@ -156,10 +154,13 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
     match rtype {
         "Condition" => Body::HealthElement(read_condition(o)),
         "Encounter" => Body::Contact(read_contact(o)),
+        "MedicationRequest" => Body::Service(read_medication_request(o)),
+        "MedicationStatement" => Body::Service(read_medication_statement(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "ServiceRequest" => Body::Service(read_service_request(o)),
         _ => Body::Generic,
     }
 }
@@ -170,9 +171,12 @@ fn write_body(rtype: &str, body: &Body) -> Obj {
     match (rtype, body) {
         ("Condition", Body::HealthElement(h)) => write_condition(h),
         ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("MedicationRequest", Body::Service(s)) => write_medication_request(s),
+        ("MedicationStatement", Body::Service(s)) => write_medication_statement(s),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
+        ("ServiceRequest", Body::Service(s)) => write_service_request(s),
         _ => Obj::new(),
     }
 }
@@ -461,8 +465,14 @@ fn walk_value<'a>(
 
 /// The concept of a service or health element, for callers that need the main code.
 pub fn main_concept(entity: &Entity) -> Option<&Concept> {
-    match &entity.body {
-        Body::Service(s) => s.code.as_ref(),
+    body_concept(&entity.body)
+}
+
+/// The main concept of a body: a service's code (or its coded medication), a health
+/// element's code.
+fn body_concept(body: &Body) -> Option<&Concept> {
+    match body {
+        Body::Service(s) => s.code.as_ref().or_else(|| medication_concept(s)),
         Body::HealthElement(h) => h.code.as_ref(),
         _ => None,
     }

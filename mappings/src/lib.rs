@@ -15,6 +15,7 @@ pub mod entity;
 mod fields;
 pub mod json;
 mod path;
+mod requests;
 pub mod rules;
 pub mod schema;
 pub mod search;
