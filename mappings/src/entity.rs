@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::fields::*;
 use crate::json::Resource;
 use crate::records::*;
+use crate::requests::*;
 
 /// The remainder's source-model name for FHIR R4.
 pub const SOURCE_MODEL: &str = "fhir-r4";
@@ -42,13 +43,9 @@ pub fn to_entity(resource: &Resource) -> Entity {
         .and_then(Value::as_object)
         .map(|m| list_of(m, "tag", read_coding))
         .unwrap_or_default();
-    let codes = match &body {
-        Body::Service(s) => s.code.as_ref().map(|c| c.codes.clone()),
-        Body::HealthElement(h) => h.code.as_ref().map(|c| c.codes.clone()),
-        Body::Document(d) => d.document_type.as_ref().map(|c| c.codes.clone()),
-        _ => None,
-    }
-    .unwrap_or_default();
+    let codes = body_concept(&body)
+        .map(|c| c.codes.clone())
+        .unwrap_or_default();
     let mut entity = Entity {
         id: resource.id().unwrap_or_default().to_owned(),
         source_type: rtype.to_owned(),
@@ -169,11 +166,14 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
         "Consent" => Body::Consent(read_consent(o)),
         "DocumentReference" => Body::Document(read_document_reference(o)),
         "Encounter" => Body::Contact(read_contact(o)),
+        "MedicationRequest" => Body::Service(read_medication_request(o)),
+        "MedicationStatement" => Body::Service(read_medication_statement(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
         "Provenance" => Body::Provenance(read_provenance(o)),
+        "ServiceRequest" => Body::Service(read_service_request(o)),
         _ => Body::Generic,
     }
 }
@@ -187,10 +187,13 @@ fn write_body(rtype: &str, body: &Body) -> Obj {
         ("Consent", Body::Consent(c)) => write_consent(c),
         ("DocumentReference", Body::Document(d)) => write_document_reference(d),
         ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("MedicationRequest", Body::Service(s)) => write_medication_request(s),
+        ("MedicationStatement", Body::Service(s)) => write_medication_statement(s),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
         ("Provenance", Body::Provenance(p)) => write_provenance(p),
+        ("ServiceRequest", Body::Service(s)) => write_service_request(s),
         _ => Obj::new(),
     }
 }
@@ -354,6 +357,7 @@ fn read_observation(o: &Obj) -> Service {
         value: read_content(o, "value"),
         data_absent_reason: one_of(o, "dataAbsentReason", read_concept),
         interpretations: list_of(o, "interpretation", read_concept),
+        ..Service::default()
     }
 }
 
@@ -479,8 +483,14 @@ fn walk_value<'a>(
 /// The concept of a service or health element (or a document's type), for callers that need
 /// the main code.
 pub fn main_concept(entity: &Entity) -> Option<&Concept> {
-    match &entity.body {
-        Body::Service(s) => s.code.as_ref(),
+    body_concept(&entity.body)
+}
+
+/// The main concept of a body: a service's code (or its coded medication), a health
+/// element's code.
+fn body_concept(body: &Body) -> Option<&Concept> {
+    match body {
+        Body::Service(s) => s.code.as_ref().or_else(|| medication_concept(s)),
         Body::HealthElement(h) => h.code.as_ref(),
         Body::Document(d) => d.document_type.as_ref(),
         _ => None,

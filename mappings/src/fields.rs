@@ -6,8 +6,9 @@
 //! remainder. Writers render exactly the FHIR JSON a reader would have accepted.
 
 use model::{
-    Address, Attachment, Code, Concept, Content, Decimal, Identifier, Link, Name, Narrative,
-    Period, Quantity, Telecom, When,
+    Address, Amount, Annotation, Answer, Attachment, Bounds, Code, Concept, Content, Decimal,
+    Identifier, Link, Name, Narrative, Period, Quantity, Range, Ratio, Repeat, Telecom, Timing,
+    When,
 };
 use serde_json::{Map, Value};
 
@@ -423,4 +424,172 @@ pub(crate) fn write_content(o: &mut Obj, name: &str, c: &Option<Content>) {
         Content::Period(p) => ("Period", Value::Object(write_period(p))),
     };
     o.insert(format!("{name}{suffix}"), value);
+}
+
+pub(crate) fn read_annotation(o: &Obj) -> Annotation {
+    Annotation {
+        author: one_of(o, "authorReference", read_link),
+        author_text: str_of(o, "authorString"),
+        time: str_of(o, "time"),
+        text: str_of(o, "text"),
+    }
+}
+
+pub(crate) fn write_annotation(a: &Annotation) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "authorReference", &a.author, write_link);
+    put_str(&mut o, "authorString", &a.author_text);
+    put_str(&mut o, "time", &a.time);
+    put_str(&mut o, "text", &a.text);
+    o
+}
+
+pub(crate) fn read_range(o: &Obj) -> Range {
+    Range {
+        low: one_of(o, "low", read_quantity),
+        high: one_of(o, "high", read_quantity),
+    }
+}
+
+pub(crate) fn write_range(r: &Range) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "low", &r.low, write_quantity);
+    put_one(&mut o, "high", &r.high, write_quantity);
+    o
+}
+
+pub(crate) fn read_ratio(o: &Obj) -> Ratio {
+    Ratio {
+        numerator: one_of(o, "numerator", read_quantity),
+        denominator: one_of(o, "denominator", read_quantity),
+    }
+}
+
+pub(crate) fn write_ratio(r: &Ratio) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "numerator", &r.numerator, write_quantity);
+    put_one(&mut o, "denominator", &r.denominator, write_quantity);
+    o
+}
+
+/// Reads a `name[x]` choice of Quantity, Range or Ratio, each only if `allowed` names it
+/// (`"Quantity"`, `"Range"`, `"Ratio"`).
+pub(crate) fn read_amount(o: &Obj, name: &str, allowed: &[&str]) -> Option<Amount> {
+    let key = |suffix: &str| format!("{name}{suffix}");
+    for suffix in allowed {
+        let amount = match *suffix {
+            "Quantity" => one_of(o, &key(suffix), read_quantity).map(Amount::Quantity),
+            "Range" => one_of(o, &key(suffix), read_range).map(Amount::Range),
+            "Ratio" => one_of(o, &key(suffix), read_ratio).map(Amount::Ratio),
+            _ => None,
+        };
+        if amount.is_some() {
+            return amount;
+        }
+    }
+    None
+}
+
+pub(crate) fn write_amount(o: &mut Obj, name: &str, a: &Option<Amount>) {
+    let (suffix, value) = match a {
+        Some(Amount::Quantity(q)) => ("Quantity", write_quantity(q)),
+        Some(Amount::Range(r)) => ("Range", write_range(r)),
+        Some(Amount::Ratio(r)) => ("Ratio", write_ratio(r)),
+        None => return,
+    };
+    o.insert(format!("{name}{suffix}"), Value::Object(value));
+}
+
+/// Reads a `name[x]` choice of boolean or CodeableConcept.
+pub(crate) fn read_answer(o: &Obj, name: &str) -> Option<Answer> {
+    if let Some(flag) = bool_of(o, &format!("{name}Boolean")) {
+        return Some(Answer::Flag(flag));
+    }
+    one_of(o, &format!("{name}CodeableConcept"), read_concept).map(Answer::Coded)
+}
+
+pub(crate) fn write_answer(o: &mut Obj, name: &str, a: &Option<Answer>) {
+    match a {
+        Some(Answer::Flag(flag)) => {
+            o.insert(format!("{name}Boolean"), Value::Bool(*flag));
+        }
+        Some(Answer::Coded(c)) => {
+            o.insert(
+                format!("{name}CodeableConcept"),
+                Value::Object(write_concept(c)),
+            );
+        }
+        None => {}
+    }
+}
+
+pub(crate) fn read_timing(o: &Obj) -> Timing {
+    Timing {
+        events: strs_of(o, "event"),
+        repeat: one_of(o, "repeat", read_repeat),
+        code: one_of(o, "code", read_concept),
+    }
+}
+
+pub(crate) fn write_timing(t: &Timing) -> Obj {
+    let mut o = Obj::new();
+    put_strs(&mut o, "event", &t.events);
+    put_one(&mut o, "repeat", &t.repeat, write_repeat);
+    put_one(&mut o, "code", &t.code, write_concept);
+    o
+}
+
+fn read_repeat(o: &Obj) -> Repeat {
+    let bounds = if let Some(q) = one_of(o, "boundsDuration", read_quantity) {
+        Some(Bounds::Duration(q))
+    } else if let Some(r) = one_of(o, "boundsRange", read_range) {
+        Some(Bounds::Range(r))
+    } else {
+        one_of(o, "boundsPeriod", read_period).map(Bounds::Period)
+    };
+    Repeat {
+        bounds,
+        count: decimal_of(o, "count"),
+        count_max: decimal_of(o, "countMax"),
+        duration: decimal_of(o, "duration"),
+        duration_max: decimal_of(o, "durationMax"),
+        duration_unit: str_of(o, "durationUnit"),
+        frequency: decimal_of(o, "frequency"),
+        frequency_max: decimal_of(o, "frequencyMax"),
+        period: decimal_of(o, "period"),
+        period_max: decimal_of(o, "periodMax"),
+        period_unit: str_of(o, "periodUnit"),
+        days_of_week: strs_of(o, "dayOfWeek"),
+        times_of_day: strs_of(o, "timeOfDay"),
+        when: strs_of(o, "when"),
+        offset: decimal_of(o, "offset"),
+    }
+}
+
+fn write_repeat(r: &Repeat) -> Obj {
+    let mut o = Obj::new();
+    let bounds = match &r.bounds {
+        Some(Bounds::Duration(q)) => Some(("boundsDuration", write_quantity(q))),
+        Some(Bounds::Range(x)) => Some(("boundsRange", write_range(x))),
+        Some(Bounds::Period(p)) => Some(("boundsPeriod", write_period(p))),
+        None => None,
+    };
+    if let Some((key, value)) = bounds {
+        o.insert(key.into(), Value::Object(value));
+    }
+    put_decimal(&mut o, "count", &r.count);
+    put_decimal(&mut o, "countMax", &r.count_max);
+    put_decimal(&mut o, "duration", &r.duration);
+    put_decimal(&mut o, "durationMax", &r.duration_max);
+    put_str(&mut o, "durationUnit", &r.duration_unit);
+    put_decimal(&mut o, "frequency", &r.frequency);
+    put_decimal(&mut o, "frequencyMax", &r.frequency_max);
+    put_decimal(&mut o, "period", &r.period);
+    put_decimal(&mut o, "periodMax", &r.period_max);
+    put_str(&mut o, "periodUnit", &r.period_unit);
+    put_strs(&mut o, "dayOfWeek", &r.days_of_week);
+    put_strs(&mut o, "timeOfDay", &r.times_of_day);
+    put_strs(&mut o, "when", &r.when);
+    put_decimal(&mut o, "offset", &r.offset);
+    o
 }

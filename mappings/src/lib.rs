@@ -16,6 +16,7 @@ mod fields;
 pub mod json;
 mod path;
 mod records;
+mod requests;
 pub mod rules;
 pub mod schema;
 pub mod search;

@@ -1,8 +1,8 @@
-//! Property tests of the mapping's typed fields: any Patient, Observation or DocumentReference
-//! built from the generators maps onto typed fields (not the remainder) and renders back to
-//! the same JSON.
+//! Property tests of the mapping's typed fields: any Patient, Observation, DocumentReference
+//! or MedicationRequest built from the generators maps onto typed fields (not the remainder)
+//! and renders back to the same JSON.
 
-use model::{Body, Content};
+use model::{Amount, Body, Content};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -122,6 +122,32 @@ fn document_reference() -> impl Strategy<Value = Value> {
         })
 }
 
+fn medication_request() -> impl Strategy<Value = Value> {
+    (
+        "[0-9]{3,7}",
+        decimal(),
+        decimal(),
+        prop_oneof![Just("h"), Just("d"), Just("wk")],
+        1..6u32,
+        any::<bool>(),
+        prop::option::of(0..10u32),
+    )
+        .prop_map(|(code, dose, period, unit, frequency, prn, repeats)| {
+            let dispense = repeats
+                .map(|n| format!(r#","dispenseRequest":{{"numberOfRepeatsAllowed":{n}}}"#))
+                .unwrap_or_default();
+            // Built from text so the decimals keep their exact form.
+            let text = format!(
+                r#"{{"resourceType":"MedicationRequest","id":"m1","status":"active","intent":"order",
+                "medicationCodeableConcept":{{"coding":[{{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"{code}"}}]}},
+                "subject":{{"reference":"Patient/p1"}},"authoredOn":"2020-01-02",
+                "dosageInstruction":[{{"sequence":1,"timing":{{"repeat":{{"frequency":{frequency},"period":{period},"periodUnit":"{unit}"}}}},
+                "asNeededBoolean":{prn},"doseAndRate":[{{"doseQuantity":{{"value":{dose},"unit":"mg"}}}}]}}]{dispense}}}"#
+            );
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        })
+}
+
 fn round_trip(v: &Value) -> Result<model::Entity, TestCaseError> {
     let res = parse_resource(v.to_string().as_bytes(), &Default::default())
         .map_err(|e| TestCaseError::fail(format!("{e}: {v}")))?;
@@ -174,5 +200,22 @@ proptest! {
             prop_assert!(!entity.remainder.data.contains_key(key), "{} left in the remainder", key);
         }
         prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn medication_requests_keep_dosage_decimals_in_typed_fields(m in medication_request()) {
+        let entity = round_trip(&m)?;
+        let Body::Service(service) = &entity.body else { return Err(TestCaseError::fail("not a Service")) };
+        let dosage = &service.dosages[0];
+        let Some(Amount::Quantity(q)) = &dosage.doses[0].dose else { return Err(TestCaseError::fail("no dose")) };
+        let source = &m["dosageInstruction"][0];
+        prop_assert_eq!(q.value.as_ref().map(|d| d.0.clone()), Some(source["doseAndRate"][0]["doseQuantity"]["value"].to_string()));
+        let period = dosage.timing.as_ref().and_then(|t| t.repeat.as_ref()).and_then(|r| r.period.as_ref());
+        prop_assert_eq!(period.map(|d| d.0.clone()), Some(source["timing"]["repeat"]["period"].to_string()));
+        for key in ["status", "intent", "medicationCodeableConcept", "authoredOn", "dosageInstruction", "dispenseRequest"] {
+            prop_assert!(!entity.remainder.data.contains_key(key), "{} left in the remainder", key);
+        }
+        prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
+        prop_assert_eq!(entity.codes[0].code.as_deref(), m["medicationCodeableConcept"]["coding"][0]["code"].as_str());
     }
 }

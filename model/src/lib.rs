@@ -332,7 +332,8 @@ pub struct Contact {
     pub part_of: Option<Link>,
 }
 
-/// One clinical statement: an observation, a measurement, a finding.
+/// One clinical statement: an observation, a measurement, a finding, a statement that a
+/// medicine is taken, or a request (for a medicine or a service, a referral).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {
     /// Item tag: what kind of statement this is (`observation`, …).
@@ -359,6 +360,323 @@ pub struct Service {
     pub data_absent_reason: Option<Concept>,
     /// Interpretation of the result.
     pub interpretations: Vec<Concept>,
+    /// Business identifiers.
+    #[serde(default)]
+    pub identifiers: Vec<Identifier>,
+    /// Why the status is what it is (e.g. why it was not taken or was stopped).
+    #[serde(default)]
+    pub status_reason: Option<Concept>,
+    /// Coded reasons.
+    #[serde(default)]
+    pub reasons: Vec<Concept>,
+    /// Records that justify it (conditions, observations …).
+    #[serde(default)]
+    pub reason_links: Vec<Link>,
+    /// The plans, orders or proposals it fulfils.
+    #[serde(default)]
+    pub based_on: Vec<Link>,
+    /// The larger events it is part of.
+    #[serde(default)]
+    pub part_of: Vec<Link>,
+    /// Comments.
+    #[serde(default)]
+    pub notes: Vec<Annotation>,
+    /// Body sites.
+    #[serde(default)]
+    pub body_sites: Vec<Concept>,
+    /// Who entered it into the record.
+    #[serde(default)]
+    pub recorder: Option<Link>,
+    /// For a request: proposal, plan, order, …
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// For a request: how urgent (routine, urgent, asap, stat).
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// For a request: true when it asks that the thing NOT be done.
+    #[serde(default)]
+    pub do_not_perform: Option<bool>,
+    /// For a request: who asked for it.
+    #[serde(default)]
+    pub requester: Option<Link>,
+    /// For a request: when it was written, as source text.
+    #[serde(default)]
+    pub authored: Option<String>,
+    /// Whether it was reported by someone else than its author, or by whom.
+    #[serde(default)]
+    pub reported: Option<Reported>,
+    /// The medicine taken or asked for.
+    #[serde(default)]
+    pub medication: Option<Medication>,
+    /// How a medicine is (to be) taken.
+    #[serde(default)]
+    pub dosages: Vec<Dosage>,
+    /// When the statement was asserted, as source text.
+    #[serde(default)]
+    pub asserted: Option<String>,
+    /// Who gave the information.
+    #[serde(default)]
+    pub information_source: Option<Link>,
+    /// Records the statement was derived from.
+    #[serde(default)]
+    pub derived_from: Vec<Link>,
+    /// The kind of performer asked for.
+    #[serde(default)]
+    pub performer_type: Option<Concept>,
+    /// The identifier shared by requests made together (a requisition or group).
+    #[serde(default)]
+    pub requisition: Option<Identifier>,
+    /// The pattern of a medication's use (continuous, acute, seasonal).
+    #[serde(default)]
+    pub course_of_therapy: Option<Concept>,
+    /// How a medicine is to be dispensed.
+    #[serde(default)]
+    pub dispense: Option<DispenseRequest>,
+    /// Whether another medicine may be given instead.
+    #[serde(default)]
+    pub substitution: Option<Substitution>,
+    /// The earlier requests this one replaces.
+    #[serde(default)]
+    pub replaces: Vec<Link>,
+    /// Other records that support it.
+    #[serde(default)]
+    pub supporting_info: Vec<Link>,
+    /// Details of what is asked for.
+    #[serde(default)]
+    pub order_details: Vec<Concept>,
+    /// How much is asked for.
+    #[serde(default)]
+    pub quantity: Option<Amount>,
+    /// A repeating schedule of when it happens.
+    #[serde(default)]
+    pub schedule: Option<Timing>,
+    /// Whether it is done only as needed, or for what.
+    #[serde(default)]
+    pub as_needed: Option<Answer>,
+    /// Coded places where it should happen.
+    #[serde(default)]
+    pub location_codes: Vec<Concept>,
+    /// Places where it should happen.
+    #[serde(default)]
+    pub locations: Vec<Link>,
+    /// Specimens it is about.
+    #[serde(default)]
+    pub specimens: Vec<Link>,
+    /// Instructions for the patient, in words.
+    #[serde(default)]
+    pub patient_instruction: Option<String>,
+}
+
+/// A comment, with who made it and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Annotation {
+    /// The author, as a link.
+    pub author: Option<Link>,
+    /// The author, as text.
+    pub author_text: Option<String>,
+    /// When it was made, as source text.
+    pub time: Option<String>,
+    /// The comment.
+    pub text: Option<String>,
+}
+
+/// A range of amounts; either end may be open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// The low end.
+    pub low: Option<Quantity>,
+    /// The high end.
+    pub high: Option<Quantity>,
+}
+
+/// A ratio of two amounts (e.g. 50 mL per 1 h).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ratio {
+    /// The numerator.
+    pub numerator: Option<Quantity>,
+    /// The denominator.
+    pub denominator: Option<Quantity>,
+}
+
+/// An amount: a quantity, a range or a ratio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Amount {
+    /// One quantity.
+    Quantity(Quantity),
+    /// A range.
+    Range(Range),
+    /// A ratio.
+    Ratio(Ratio),
+}
+
+/// A yes/no answer, or a coded one that stands for yes with a qualification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// Yes or no.
+    Flag(bool),
+    /// Yes, qualified by a concept (e.g. "as needed for fever").
+    Coded(Concept),
+}
+
+/// Whether a request was reported rather than recorded first-hand, or who reported it.
+// Held inline like `Option<Link>` fields are: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reported {
+    /// Reported (true) or first-hand (false).
+    Flag(bool),
+    /// Reported by this source.
+    By(Link),
+}
+
+/// A medicine: a code, or a link to a medication record.
+// Held inline like `Option<Link>` fields are: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Medication {
+    /// Given by code.
+    Coded(Concept),
+    /// Given by a link to a medication record.
+    Linked(Link),
+}
+
+impl Medication {
+    /// The medicine's concept, when given by code.
+    pub fn concept(&self) -> Option<&Concept> {
+        match self {
+            Medication::Coded(c) => Some(c),
+            Medication::Linked(_) => None,
+        }
+    }
+}
+
+/// How a medicine is or should be taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dosage {
+    /// Order among the dosages, as source text.
+    pub sequence: Option<Decimal>,
+    /// The instruction, in words.
+    pub text: Option<String>,
+    /// Extra coded instructions (e.g. "with food").
+    pub additional_instructions: Vec<Concept>,
+    /// Instructions for the patient, in words.
+    pub patient_instruction: Option<String>,
+    /// When it is taken.
+    pub timing: Option<Timing>,
+    /// Whether it is taken only as needed, or for what.
+    pub as_needed: Option<Answer>,
+    /// Body site.
+    pub site: Option<Concept>,
+    /// Route into the body.
+    pub route: Option<Concept>,
+    /// Technique of administration.
+    pub method: Option<Concept>,
+    /// Amounts and rates.
+    pub doses: Vec<DoseAndRate>,
+    /// Upper limit over a period.
+    pub max_per_period: Option<Ratio>,
+    /// Upper limit per administration.
+    pub max_per_administration: Option<Quantity>,
+    /// Upper limit over the patient's lifetime.
+    pub max_per_lifetime: Option<Quantity>,
+}
+
+/// An amount of medicine and the rate at which it is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoseAndRate {
+    /// The kind of dose or rate (ordered, calculated, …).
+    pub kind: Option<Concept>,
+    /// The dose: a quantity or a range.
+    pub dose: Option<Amount>,
+    /// The rate: a quantity, a range or a ratio.
+    pub rate: Option<Amount>,
+}
+
+/// When something happens: given moments, a repeating pattern, or a code for one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Given moments, as source text.
+    pub events: Vec<String>,
+    /// A repeating pattern.
+    pub repeat: Option<Repeat>,
+    /// A code for the pattern (e.g. BID).
+    pub code: Option<Concept>,
+}
+
+/// A repeating pattern. Numbers are kept as source text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeat {
+    /// How long the pattern lasts, or its span.
+    pub bounds: Option<Bounds>,
+    /// How many times in all.
+    pub count: Option<Decimal>,
+    /// Upper number of times in all.
+    pub count_max: Option<Decimal>,
+    /// How long each time lasts.
+    pub duration: Option<Decimal>,
+    /// Upper length of each time.
+    pub duration_max: Option<Decimal>,
+    /// Unit of `duration` (s, min, h, d, wk, mo, a).
+    pub duration_unit: Option<String>,
+    /// How many times per period.
+    pub frequency: Option<Decimal>,
+    /// Upper number of times per period.
+    pub frequency_max: Option<Decimal>,
+    /// The period.
+    pub period: Option<Decimal>,
+    /// Upper length of the period.
+    pub period_max: Option<Decimal>,
+    /// Unit of `period` (s, min, h, d, wk, mo, a).
+    pub period_unit: Option<String>,
+    /// Days of the week (mon … sun).
+    pub days_of_week: Vec<String>,
+    /// Times of day, as source text.
+    pub times_of_day: Vec<String>,
+    /// Moments of daily life it is tied to (e.g. before breakfast).
+    pub when: Vec<String>,
+    /// Minutes from those moments.
+    pub offset: Option<Decimal>,
+}
+
+/// The bounds of a repeating pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Bounds {
+    /// A length of time.
+    Duration(Quantity),
+    /// A range of lengths.
+    Range(Range),
+    /// A span of dates.
+    Period(Period),
+}
+
+/// How a medicine is to be dispensed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispenseRequest {
+    /// Amount of the first fill.
+    pub initial_quantity: Option<Quantity>,
+    /// Length of time the first fill lasts.
+    pub initial_duration: Option<Quantity>,
+    /// Least time between fills.
+    pub interval: Option<Quantity>,
+    /// When the request may be dispensed.
+    pub validity: Option<Period>,
+    /// Number of refills allowed, as source text.
+    pub repeats_allowed: Option<Decimal>,
+    /// Amount per fill.
+    pub quantity: Option<Quantity>,
+    /// Length of time a fill lasts.
+    pub supply_duration: Option<Quantity>,
+    /// Who is to dispense.
+    pub dispenser: Option<Link>,
+}
+
+/// Whether another medicine may be given instead, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Substitution {
+    /// Whether (or what kind of) substitution is allowed.
+    pub allowed: Option<Answer>,
+    /// Why.
+    pub reason: Option<Concept>,
 }
 
 /// A problem followed over time: a condition, a diagnosis.
