@@ -9,12 +9,13 @@
 
 use model::{
     Body, Code, Concept, Contact, Deceased, Entity, HealthElement, Link, Party, PartyKind, Person,
-    Remainder, Service,
+    Remainder,
 };
 use serde_json::Value;
 
 use crate::fields::*;
 use crate::json::Resource;
+use crate::statements::{read_observation, write_observation};
 
 /// The remainder's source-model name for FHIR R4.
 pub const SOURCE_MODEL: &str = "fhir-r4";
@@ -319,44 +320,6 @@ fn write_contact(c: &Contact) -> Obj {
     put_list(&mut o, "reasonCode", &c.reasons, write_concept);
     put_one(&mut o, "serviceProvider", &c.service_provider, write_link);
     put_one(&mut o, "partOf", &c.part_of, write_link);
-    o
-}
-
-fn read_observation(o: &Obj) -> Service {
-    Service {
-        item: "observation".into(),
-        status: str_of(o, "status"),
-        categories: list_of(o, "category", read_concept),
-        code: one_of(o, "code", read_concept),
-        subject: one_of(o, "subject", read_link),
-        contact: one_of(o, "encounter", read_link),
-        effective: read_when(o, "effective"),
-        issued: str_of(o, "issued"),
-        performers: list_of(o, "performer", read_link),
-        value: read_content(o, "value"),
-        data_absent_reason: one_of(o, "dataAbsentReason", read_concept),
-        interpretations: list_of(o, "interpretation", read_concept),
-    }
-}
-
-fn write_observation(s: &Service) -> Obj {
-    let mut o = Obj::new();
-    put_str(&mut o, "status", &s.status);
-    put_list(&mut o, "category", &s.categories, write_concept);
-    put_one(&mut o, "code", &s.code, write_concept);
-    put_one(&mut o, "subject", &s.subject, write_link);
-    put_one(&mut o, "encounter", &s.contact, write_link);
-    write_when(&mut o, "effective", &s.effective);
-    put_str(&mut o, "issued", &s.issued);
-    put_list(&mut o, "performer", &s.performers, write_link);
-    write_content(&mut o, "value", &s.value);
-    put_one(
-        &mut o,
-        "dataAbsentReason",
-        &s.data_absent_reason,
-        write_concept,
-    );
-    put_list(&mut o, "interpretation", &s.interpretations, write_concept);
     o
 }
 

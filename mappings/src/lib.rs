@@ -18,6 +18,7 @@ mod path;
 pub mod rules;
 pub mod schema;
 pub mod search;
+mod statements;
 pub mod types;
 
 pub use json::{JsonLimits, Resource};
