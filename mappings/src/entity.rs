@@ -15,7 +15,10 @@ use serde_json::Value;
 
 use crate::fields::*;
 use crate::json::Resource;
-use crate::statements::{read_observation, write_observation};
+use crate::statements::{
+    read_diagnostic_report, read_immunization, read_observation, read_procedure,
+    write_diagnostic_report, write_immunization, write_observation, write_procedure,
+};
 
 /// The remainder's source-model name for FHIR R4.
 pub const SOURCE_MODEL: &str = "fhir-r4";
@@ -138,6 +141,7 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
     match body {
         Body::Person(_) => id.map(str::to_owned),
         Body::Contact(c) => of(&c.subject),
+        // Observation, DiagnosticReport and Procedure.subject; Immunization.patient.
         Body::Service(s) => of(&s.subject),
         Body::HealthElement(h) => of(&h.subject),
         Body::Party(_) => None,
@@ -156,11 +160,14 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
 fn read_body(rtype: &str, o: &Obj) -> Body {
     match rtype {
         "Condition" => Body::HealthElement(read_condition(o)),
+        "DiagnosticReport" => Body::Service(read_diagnostic_report(o)),
         "Encounter" => Body::Contact(read_contact(o)),
+        "Immunization" => Body::Service(read_immunization(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "Procedure" => Body::Service(read_procedure(o)),
         _ => Body::Generic,
     }
 }
@@ -170,10 +177,13 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
 fn write_body(rtype: &str, body: &Body) -> Obj {
     match (rtype, body) {
         ("Condition", Body::HealthElement(h)) => write_condition(h),
+        ("DiagnosticReport", Body::Service(s)) => write_diagnostic_report(s),
         ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("Immunization", Body::Service(s)) => write_immunization(s),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
+        ("Procedure", Body::Service(s)) => write_procedure(s),
         _ => Obj::new(),
     }
 }

@@ -6,8 +6,8 @@
 //! remainder. Writers render exactly the FHIR JSON a reader would have accepted.
 
 use model::{
-    Address, Annotation, Code, Concept, Content, Decimal, Identifier, Link, Name, Period, Quantity,
-    Range, Ratio, SampledData, Telecom, When,
+    Address, Annotation, Attachment, Code, Concept, Content, Decimal, Identifier, Link, Name,
+    Period, Quantity, Range, Ratio, SampledData, Telecom, When,
 };
 use serde_json::{Map, Value};
 
@@ -400,6 +400,32 @@ pub(crate) fn write_annotation(a: &Annotation) -> Obj {
     put_str(&mut o, "authorString", &a.author_name);
     put_str(&mut o, "time", &a.time);
     put_str(&mut o, "text", &a.text);
+    o
+}
+
+pub(crate) fn read_attachment(o: &Obj) -> Attachment {
+    Attachment {
+        content_type: str_of(o, "contentType"),
+        language: str_of(o, "language"),
+        data: str_of(o, "data"),
+        url: str_of(o, "url"),
+        size: decimal_of(o, "size"),
+        hash: str_of(o, "hash"),
+        title: str_of(o, "title"),
+        creation: str_of(o, "creation"),
+    }
+}
+
+pub(crate) fn write_attachment(a: &Attachment) -> Obj {
+    let mut o = Obj::new();
+    put_str(&mut o, "contentType", &a.content_type);
+    put_str(&mut o, "language", &a.language);
+    put_str(&mut o, "data", &a.data);
+    put_str(&mut o, "url", &a.url);
+    put_decimal(&mut o, "size", &a.size);
+    put_str(&mut o, "hash", &a.hash);
+    put_str(&mut o, "title", &a.title);
+    put_str(&mut o, "creation", &a.creation);
     o
 }
 
