@@ -9,7 +9,7 @@
 
 use model::{
     Body, Code, Concept, Contact, Deceased, Entity, HealthElement, Link, Party, PartyKind, Person,
-    Remainder, Service,
+    Remainder,
 };
 use serde_json::Value;
 
@@ -17,6 +17,10 @@ use crate::fields::*;
 use crate::json::Resource;
 use crate::records::*;
 use crate::requests::*;
+use crate::statements::{
+    read_diagnostic_report, read_immunization, read_observation, read_procedure,
+    write_diagnostic_report, write_immunization, write_observation, write_procedure,
+};
 
 /// The remainder's source-model name for FHIR R4.
 pub const SOURCE_MODEL: &str = "fhir-r4";
@@ -136,6 +140,7 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
     match body {
         Body::Person(_) => id.map(str::to_owned),
         Body::Contact(c) => of(&c.subject),
+        // Observation, DiagnosticReport and Procedure.subject; Immunization.patient.
         Body::Service(s) => of(&s.subject),
         Body::HealthElement(h) => of(&h.subject),
         Body::Party(_) => None,
@@ -164,14 +169,17 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
         "Composition" => Body::Document(read_composition(o)),
         "Condition" => Body::HealthElement(read_condition(o)),
         "Consent" => Body::Consent(read_consent(o)),
+        "DiagnosticReport" => Body::Service(read_diagnostic_report(o)),
         "DocumentReference" => Body::Document(read_document_reference(o)),
         "Encounter" => Body::Contact(read_contact(o)),
+        "Immunization" => Body::Service(read_immunization(o)),
         "MedicationRequest" => Body::Service(read_medication_request(o)),
         "MedicationStatement" => Body::Service(read_medication_statement(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "Procedure" => Body::Service(read_procedure(o)),
         "Provenance" => Body::Provenance(read_provenance(o)),
         "ServiceRequest" => Body::Service(read_service_request(o)),
         _ => Body::Generic,
@@ -185,13 +193,16 @@ fn write_body(rtype: &str, body: &Body) -> Obj {
         ("Composition", Body::Document(d)) => write_composition(d),
         ("Condition", Body::HealthElement(h)) => write_condition(h),
         ("Consent", Body::Consent(c)) => write_consent(c),
+        ("DiagnosticReport", Body::Service(s)) => write_diagnostic_report(s),
         ("DocumentReference", Body::Document(d)) => write_document_reference(d),
         ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("Immunization", Body::Service(s)) => write_immunization(s),
         ("MedicationRequest", Body::Service(s)) => write_medication_request(s),
         ("MedicationStatement", Body::Service(s)) => write_medication_statement(s),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
+        ("Procedure", Body::Service(s)) => write_procedure(s),
         ("Provenance", Body::Provenance(p)) => write_provenance(p),
         ("ServiceRequest", Body::Service(s)) => write_service_request(s),
         _ => Obj::new(),
@@ -340,45 +351,6 @@ fn write_contact(c: &Contact) -> Obj {
     put_list(&mut o, "reasonCode", &c.reasons, write_concept);
     put_one(&mut o, "serviceProvider", &c.service_provider, write_link);
     put_one(&mut o, "partOf", &c.part_of, write_link);
-    o
-}
-
-fn read_observation(o: &Obj) -> Service {
-    Service {
-        item: "observation".into(),
-        status: str_of(o, "status"),
-        categories: list_of(o, "category", read_concept),
-        code: one_of(o, "code", read_concept),
-        subject: one_of(o, "subject", read_link),
-        contact: one_of(o, "encounter", read_link),
-        effective: read_when(o, "effective"),
-        issued: str_of(o, "issued"),
-        performers: list_of(o, "performer", read_link),
-        value: read_content(o, "value"),
-        data_absent_reason: one_of(o, "dataAbsentReason", read_concept),
-        interpretations: list_of(o, "interpretation", read_concept),
-        ..Service::default()
-    }
-}
-
-fn write_observation(s: &Service) -> Obj {
-    let mut o = Obj::new();
-    put_str(&mut o, "status", &s.status);
-    put_list(&mut o, "category", &s.categories, write_concept);
-    put_one(&mut o, "code", &s.code, write_concept);
-    put_one(&mut o, "subject", &s.subject, write_link);
-    put_one(&mut o, "encounter", &s.contact, write_link);
-    write_when(&mut o, "effective", &s.effective);
-    put_str(&mut o, "issued", &s.issued);
-    put_list(&mut o, "performer", &s.performers, write_link);
-    write_content(&mut o, "value", &s.value);
-    put_one(
-        &mut o,
-        "dataAbsentReason",
-        &s.data_absent_reason,
-        write_concept,
-    );
-    put_list(&mut o, "interpretation", &s.interpretations, write_concept);
     o
 }
 

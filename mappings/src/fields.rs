@@ -7,8 +7,8 @@
 
 use model::{
     Address, Amount, Annotation, Answer, Attachment, Bounds, Code, Concept, Content, Decimal,
-    Identifier, Link, Name, Narrative, Period, Quantity, Range, Ratio, Repeat, Telecom, Timing,
-    When,
+    Identifier, Link, Name, Narrative, Period, Quantity, Range, Ratio, Repeat, SampledData,
+    Telecom, Timing, When,
 };
 use serde_json::{Map, Value};
 
@@ -53,6 +53,19 @@ pub(crate) fn decimal_of(o: &Obj, key: &str) -> Option<Decimal> {
     match o.get(key) {
         Some(Value::Number(n)) => Some(Decimal(n.to_string())),
         _ => None,
+    }
+}
+
+/// Reads a 0..1 object field into a list (of zero or one), for model fields that are lists
+/// because other source types allow several.
+pub(crate) fn one_as_list<T>(o: &Obj, key: &str, read: impl Fn(&Obj) -> T) -> Vec<T> {
+    one_of(o, key, read).into_iter().collect()
+}
+
+/// Writes the first item of a list as a 0..1 object field (the inverse of [`one_as_list`]).
+pub(crate) fn put_first<T>(o: &mut Obj, key: &str, v: &[T], write: impl Fn(&T) -> Obj) {
+    if let Some(first) = v.first() {
+        o.insert(key.into(), Value::Object(write(first)));
     }
 }
 
@@ -321,6 +334,76 @@ pub(crate) fn write_quantity(q: &Quantity) -> Obj {
     o
 }
 
+pub(crate) fn read_range(o: &Obj) -> Range {
+    Range {
+        low: one_of(o, "low", read_quantity),
+        high: one_of(o, "high", read_quantity),
+    }
+}
+
+pub(crate) fn write_range(r: &Range) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "low", &r.low, write_quantity);
+    put_one(&mut o, "high", &r.high, write_quantity);
+    o
+}
+
+pub(crate) fn read_ratio(o: &Obj) -> Ratio {
+    Ratio {
+        numerator: one_of(o, "numerator", read_quantity),
+        denominator: one_of(o, "denominator", read_quantity),
+    }
+}
+
+pub(crate) fn write_ratio(r: &Ratio) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "numerator", &r.numerator, write_quantity);
+    put_one(&mut o, "denominator", &r.denominator, write_quantity);
+    o
+}
+
+pub(crate) fn read_sampled_data(o: &Obj) -> SampledData {
+    SampledData {
+        origin: one_of(o, "origin", read_quantity),
+        interval: decimal_of(o, "period"),
+        factor: decimal_of(o, "factor"),
+        lower_limit: decimal_of(o, "lowerLimit"),
+        upper_limit: decimal_of(o, "upperLimit"),
+        dimensions: decimal_of(o, "dimensions"),
+        data: str_of(o, "data"),
+    }
+}
+
+pub(crate) fn write_sampled_data(d: &SampledData) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "origin", &d.origin, write_quantity);
+    put_decimal(&mut o, "period", &d.interval);
+    put_decimal(&mut o, "factor", &d.factor);
+    put_decimal(&mut o, "lowerLimit", &d.lower_limit);
+    put_decimal(&mut o, "upperLimit", &d.upper_limit);
+    put_decimal(&mut o, "dimensions", &d.dimensions);
+    put_str(&mut o, "data", &d.data);
+    o
+}
+
+pub(crate) fn read_annotation(o: &Obj) -> Annotation {
+    Annotation {
+        author: one_of(o, "authorReference", read_link),
+        author_text: str_of(o, "authorString"),
+        time: str_of(o, "time"),
+        text: str_of(o, "text"),
+    }
+}
+
+pub(crate) fn write_annotation(a: &Annotation) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "authorReference", &a.author, write_link);
+    put_str(&mut o, "authorString", &a.author_text);
+    put_str(&mut o, "time", &a.time);
+    put_str(&mut o, "text", &a.text);
+    o
+}
+
 pub(crate) fn read_attachment(o: &Obj) -> Attachment {
     Attachment {
         content_type: str_of(o, "contentType"),
@@ -405,7 +488,16 @@ pub(crate) fn read_content(o: &Obj, name: &str) -> Option<Content> {
     if let Some(s) = str_of(o, &key("Time")) {
         return Some(Content::Time(s));
     }
-    one_of(o, &key("Period"), read_period).map(Content::Period)
+    if let Some(p) = one_of(o, &key("Period"), read_period) {
+        return Some(Content::Period(p));
+    }
+    if let Some(r) = one_of(o, &key("Range"), read_range) {
+        return Some(Content::Range(r));
+    }
+    if let Some(r) = one_of(o, &key("Ratio"), read_ratio) {
+        return Some(Content::Ratio(r));
+    }
+    one_of(o, &key("SampledData"), read_sampled_data).map(Content::SampledData)
 }
 
 pub(crate) fn write_content(o: &mut Obj, name: &str, c: &Option<Content>) {
@@ -422,54 +514,11 @@ pub(crate) fn write_content(o: &mut Obj, name: &str, c: &Option<Content>) {
         Content::DateTime(s) => ("DateTime", Value::String(s.clone())),
         Content::Time(s) => ("Time", Value::String(s.clone())),
         Content::Period(p) => ("Period", Value::Object(write_period(p))),
+        Content::Range(r) => ("Range", Value::Object(write_range(r))),
+        Content::Ratio(r) => ("Ratio", Value::Object(write_ratio(r))),
+        Content::SampledData(d) => ("SampledData", Value::Object(write_sampled_data(d))),
     };
     o.insert(format!("{name}{suffix}"), value);
-}
-
-pub(crate) fn read_annotation(o: &Obj) -> Annotation {
-    Annotation {
-        author: one_of(o, "authorReference", read_link),
-        author_text: str_of(o, "authorString"),
-        time: str_of(o, "time"),
-        text: str_of(o, "text"),
-    }
-}
-
-pub(crate) fn write_annotation(a: &Annotation) -> Obj {
-    let mut o = Obj::new();
-    put_one(&mut o, "authorReference", &a.author, write_link);
-    put_str(&mut o, "authorString", &a.author_text);
-    put_str(&mut o, "time", &a.time);
-    put_str(&mut o, "text", &a.text);
-    o
-}
-
-pub(crate) fn read_range(o: &Obj) -> Range {
-    Range {
-        low: one_of(o, "low", read_quantity),
-        high: one_of(o, "high", read_quantity),
-    }
-}
-
-pub(crate) fn write_range(r: &Range) -> Obj {
-    let mut o = Obj::new();
-    put_one(&mut o, "low", &r.low, write_quantity);
-    put_one(&mut o, "high", &r.high, write_quantity);
-    o
-}
-
-pub(crate) fn read_ratio(o: &Obj) -> Ratio {
-    Ratio {
-        numerator: one_of(o, "numerator", read_quantity),
-        denominator: one_of(o, "denominator", read_quantity),
-    }
-}
-
-pub(crate) fn write_ratio(r: &Ratio) -> Obj {
-    let mut o = Obj::new();
-    put_one(&mut o, "numerator", &r.numerator, write_quantity);
-    put_one(&mut o, "denominator", &r.denominator, write_quantity);
-    o
 }
 
 /// Reads a `name[x]` choice of Quantity, Range or Ratio, each only if `allowed` names it

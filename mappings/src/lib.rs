@@ -20,6 +20,7 @@ mod requests;
 pub mod rules;
 pub mod schema;
 pub mod search;
+mod statements;
 pub mod types;
 
 pub use json::{JsonLimits, Resource};

@@ -1,6 +1,6 @@
-//! Property tests of the mapping's typed fields: any Patient, Observation, DocumentReference
-//! or MedicationRequest built from the generators maps onto typed fields (not the remainder)
-//! and renders back to the same JSON.
+//! Property tests of the mapping's typed fields: any Patient, Observation, DocumentReference,
+//! MedicationRequest or Immunization built from the generators maps onto typed fields (not
+//! the remainder) and renders back to the same JSON.
 
 use model::{Amount, Body, Content};
 use proptest::prelude::*;
@@ -148,6 +148,29 @@ fn medication_request() -> impl Strategy<Value = Value> {
         })
 }
 
+fn immunization() -> impl Strategy<Value = Value> {
+    (
+        decimal(),
+        date(),
+        "[A-Z0-9]{1,8}",
+        prop::option::of(1..10u32),
+        any::<bool>(),
+    )
+        .prop_map(|(dose, when, lot, number, subpotent)| {
+            let protocol = number
+                .map(|n| format!(r#","protocolApplied":[{{"doseNumberPositiveInt":{n}}}]"#))
+                .unwrap_or_default();
+            let text = format!(
+                r#"{{"resourceType":"Immunization","id":"i1","status":"completed",
+                "vaccineCode":{{"coding":[{{"system":"http://hl7.org/fhir/sid/cvx","code":"140"}}]}},
+                "patient":{{"reference":"Patient/p1"}},"occurrenceDateTime":"{when}",
+                "lotNumber":"{lot}","isSubpotent":{subpotent},
+                "doseQuantity":{{"value":{dose},"unit":"ml"}}{protocol}}}"#
+            );
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        })
+}
+
 fn round_trip(v: &Value) -> Result<model::Entity, TestCaseError> {
     let res = parse_resource(v.to_string().as_bytes(), &Default::default())
         .map_err(|e| TestCaseError::fail(format!("{e}: {v}")))?;
@@ -217,5 +240,19 @@ proptest! {
         }
         prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
         prop_assert_eq!(entity.codes[0].code.as_deref(), m["medicationCodeableConcept"]["coding"][0]["code"].as_str());
+    }
+
+    #[test]
+    fn immunizations_map_to_typed_fields(i in immunization()) {
+        let entity = round_trip(&i)?;
+        let Body::Service(service) = &entity.body else { return Err(TestCaseError::fail("not a Service")) };
+        prop_assert_eq!(service.item.as_str(), "immunization");
+        prop_assert_eq!(service.lot_number.as_deref(), i["lotNumber"].as_str());
+        prop_assert_eq!(
+            service.dose_quantity.as_ref().and_then(|q| q.value.as_ref()).map(|d| d.0.clone()),
+            Some(i["doseQuantity"]["value"].to_string())
+        );
+        prop_assert!(entity.remainder.data.is_empty(), "{:?}", entity.remainder.data);
+        prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
     }
 }

@@ -233,6 +233,107 @@ pub enum Content {
     Time(String),
     /// A period.
     Period(Period),
+    /// A range of quantities.
+    Range(Range),
+    /// A ratio of two quantities.
+    Ratio(Ratio),
+    /// A series of samples taken at a regular interval.
+    SampledData(SampledData),
+}
+
+/// A range of quantities; either end may be open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// The low end.
+    pub low: Option<Quantity>,
+    /// The high end.
+    pub high: Option<Quantity>,
+}
+
+/// A ratio of two quantities.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ratio {
+    /// The numerator.
+    pub numerator: Option<Quantity>,
+    /// The denominator.
+    pub denominator: Option<Quantity>,
+}
+
+/// A series of samples taken at a regular interval (e.g. an ECG lead), kept as source text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampledData {
+    /// The zero value and unit of the samples.
+    pub origin: Option<Quantity>,
+    /// Milliseconds between samples.
+    pub interval: Option<Decimal>,
+    /// The factor each sample is multiplied by before the origin is added.
+    pub factor: Option<Decimal>,
+    /// The lowest value the device can measure.
+    pub lower_limit: Option<Decimal>,
+    /// The highest value the device can measure.
+    pub upper_limit: Option<Decimal>,
+    /// How many sample points each time point has.
+    pub dimensions: Option<Decimal>,
+    /// The samples, space-separated (numbers, or the codes E, L and U).
+    pub data: Option<String>,
+}
+
+/// A range of values against which a result is read (normal, therapeutic, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceRange {
+    /// The low end.
+    pub low: Option<Quantity>,
+    /// The high end.
+    pub high: Option<Quantity>,
+    /// What the range means (normal, recommended, treatment, …).
+    pub kind: Option<Concept>,
+    /// The population it applies to.
+    pub applies_to: Vec<Concept>,
+    /// The age range it applies to.
+    pub age: Option<Range>,
+    /// The range as text.
+    pub text: Option<String>,
+}
+
+/// One part of a compound statement (e.g. the systolic value of a blood pressure).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    /// What the part is.
+    pub code: Option<Concept>,
+    /// The result.
+    pub value: Option<Content>,
+    /// Why there is no result.
+    pub data_absent_reason: Option<Concept>,
+    /// Interpretation of the result.
+    pub interpretations: Vec<Concept>,
+    /// Ranges against which the result is read.
+    pub reference_ranges: Vec<ReferenceRange>,
+}
+
+/// Someone who took part in an act, with their role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The role (e.g. administering or ordering provider).
+    pub role: Option<Concept>,
+    /// Who.
+    pub actor: Option<Link>,
+    /// The organisation they acted for.
+    pub on_behalf_of: Option<Link>,
+}
+
+/// A dose given under a protocol (a vaccination series).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolDose {
+    /// The series' name.
+    pub series: Option<String>,
+    /// Who published the protocol.
+    pub authority: Option<Link>,
+    /// The diseases it protects against.
+    pub targets: Vec<Concept>,
+    /// The dose's number in the series: [`Content::Integer`] or [`Content::Text`].
+    pub dose_number: Option<Content>,
+    /// The series' number of doses: [`Content::Integer`] or [`Content::Text`].
+    pub series_doses: Option<Content>,
 }
 
 /// A patient.
@@ -332,11 +433,13 @@ pub struct Contact {
     pub part_of: Option<Link>,
 }
 
-/// One clinical statement: an observation, a measurement, a finding, a statement that a
-/// medicine is taken, or a request (for a medicine or a service, a referral).
+/// One clinical statement: an observation, a measurement, a finding, a report, a procedure,
+/// an immunization, a statement that a medicine is taken, or a request (for a medicine or
+/// a service, a referral). Fields that a kind of statement has no use for stay empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {
-    /// Item tag: what kind of statement this is (`observation`, …).
+    /// Item tag: what kind of statement this is (`observation`, `diagnostic-report`,
+    /// `procedure`, `immunization`, …).
     pub item: String,
     /// Status (registered, preliminary, final, amended, …).
     pub status: Option<String>,
@@ -363,7 +466,46 @@ pub struct Service {
     /// Business identifiers.
     #[serde(default)]
     pub identifiers: Vec<Identifier>,
-    /// Why the status is what it is (e.g. why it was not taken or was stopped).
+    /// Parts of a compound statement.
+    #[serde(default)]
+    pub components: Vec<Component>,
+    /// Ranges against which the result is read.
+    #[serde(default)]
+    pub reference_ranges: Vec<ReferenceRange>,
+    /// Body sites concerned.
+    #[serde(default)]
+    pub body_sites: Vec<Concept>,
+    /// How it was done.
+    #[serde(default)]
+    pub method: Option<Concept>,
+    /// How a product entered the body.
+    #[serde(default)]
+    pub route: Option<Concept>,
+    /// Specimens used.
+    #[serde(default)]
+    pub specimens: Vec<Link>,
+    /// The device used.
+    #[serde(default)]
+    pub device: Option<Link>,
+    /// Statements this one groups (a panel's members).
+    #[serde(default)]
+    pub members: Vec<Link>,
+    /// Records this one was derived from.
+    #[serde(default)]
+    pub derived_from: Vec<Link>,
+    /// Requests or plans it fulfils.
+    #[serde(default)]
+    pub based_on: Vec<Link>,
+    /// Larger acts it is part of.
+    #[serde(default)]
+    pub part_of: Vec<Link>,
+    /// What it is about, where that is not the subject.
+    #[serde(default)]
+    pub focus: Vec<Link>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: Vec<Annotation>,
+    /// Why the status is what it is (e.g. why it was not done).
     #[serde(default)]
     pub status_reason: Option<Concept>,
     /// Coded reasons.
@@ -372,18 +514,6 @@ pub struct Service {
     /// Records that justify it (conditions, observations …).
     #[serde(default)]
     pub reason_links: Vec<Link>,
-    /// The plans, orders or proposals it fulfils.
-    #[serde(default)]
-    pub based_on: Vec<Link>,
-    /// The larger events it is part of.
-    #[serde(default)]
-    pub part_of: Vec<Link>,
-    /// Comments.
-    #[serde(default)]
-    pub notes: Vec<Annotation>,
-    /// Body sites.
-    #[serde(default)]
-    pub body_sites: Vec<Concept>,
     /// Who entered it into the record.
     #[serde(default)]
     pub recorder: Option<Link>,
@@ -417,9 +547,6 @@ pub struct Service {
     /// Who gave the information.
     #[serde(default)]
     pub information_source: Option<Link>,
-    /// Records the statement was derived from.
-    #[serde(default)]
-    pub derived_from: Vec<Link>,
     /// The kind of performer asked for.
     #[serde(default)]
     pub performer_type: Option<Concept>,
@@ -459,12 +586,70 @@ pub struct Service {
     /// Places where it should happen.
     #[serde(default)]
     pub locations: Vec<Link>,
-    /// Specimens it is about.
-    #[serde(default)]
-    pub specimens: Vec<Link>,
     /// Instructions for the patient, in words.
     #[serde(default)]
     pub patient_instruction: Option<String>,
+    /// Who took part, with their roles (where the source records roles; `performers`
+    /// holds plain links).
+    #[serde(default)]
+    pub participants: Vec<Participant>,
+    /// Who asserted it.
+    #[serde(default)]
+    pub asserter: Option<Link>,
+    /// When it was recorded, as source text.
+    #[serde(default)]
+    pub recorded_at: Option<String>,
+    /// Whether the record comes from whoever did the act (not from a later report).
+    #[serde(default)]
+    pub primary_source: Option<bool>,
+    /// Where it happened.
+    #[serde(default)]
+    pub location: Option<Link>,
+    /// Statements it reports (a report's results).
+    #[serde(default)]
+    pub results: Vec<Link>,
+    /// Who interpreted the results.
+    #[serde(default)]
+    pub interpreters: Vec<Link>,
+    /// Clinical conclusion, as text.
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    /// Coded conclusions.
+    #[serde(default)]
+    pub conclusion_codes: Vec<Concept>,
+    /// Documents presenting it (e.g. a report as PDF).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// The outcome.
+    #[serde(default)]
+    pub outcome: Option<Concept>,
+    /// Complications.
+    #[serde(default)]
+    pub complications: Vec<Concept>,
+    /// Follow-up instructions.
+    #[serde(default)]
+    pub follow_ups: Vec<Concept>,
+    /// Who made the product given.
+    #[serde(default)]
+    pub manufacturer: Option<Link>,
+    /// The product's lot number.
+    #[serde(default)]
+    pub lot_number: Option<String>,
+    /// The product's expiry date, as source text.
+    #[serde(default)]
+    pub expiration_date: Option<String>,
+    /// The amount given.
+    #[serde(default)]
+    pub dose_quantity: Option<Quantity>,
+    /// Whether less was given than intended.
+    #[serde(default)]
+    pub subpotent: Option<bool>,
+    /// Why less was given than intended.
+    #[serde(default)]
+    pub subpotent_reasons: Vec<Concept>,
+    /// Doses given under a protocol (vaccination series).
+    #[serde(default)]
+    pub protocol_doses: Vec<ProtocolDose>,
 }
 
 /// A comment, with who made it and when.
@@ -478,24 +663,6 @@ pub struct Annotation {
     pub time: Option<String>,
     /// The comment.
     pub text: Option<String>,
-}
-
-/// A range of amounts; either end may be open.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Range {
-    /// The low end.
-    pub low: Option<Quantity>,
-    /// The high end.
-    pub high: Option<Quantity>,
-}
-
-/// A ratio of two amounts (e.g. 50 mL per 1 h).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ratio {
-    /// The numerator.
-    pub numerator: Option<Quantity>,
-    /// The denominator.
-    pub denominator: Option<Quantity>,
 }
 
 /// An amount: a quantity, a range or a ratio.
