@@ -242,6 +242,8 @@ fn read_party(kind: PartyKind, o: &Obj) -> Party {
             str_of(o, "name"),
             list_of(o, "type", read_concept),
         ),
+        // Read by `care`.
+        PartyKind::Role | PartyKind::Location | PartyKind::Team => (Vec::new(), None, Vec::new()),
     };
     Party {
         kind,
@@ -256,6 +258,7 @@ fn read_party(kind: PartyKind, o: &Obj) -> Party {
         gender: str_of(o, "gender"),
         birth_date: str_of(o, "birthDate"),
         part_of: one_of(o, "partOf", read_link),
+        ..Party::new(kind)
     }
 }
 
@@ -284,6 +287,8 @@ fn write_party(p: &Party) -> Obj {
             put_list(&mut o, "address", &p.addresses, write_address);
             put_one(&mut o, "partOf", &p.part_of, write_link);
         }
+        // Written by `care`.
+        PartyKind::Role | PartyKind::Location | PartyKind::Team => {}
     }
     o
 }
@@ -301,6 +306,7 @@ fn read_contact(o: &Obj) -> Contact {
         reasons: list_of(o, "reasonCode", read_concept),
         service_provider: one_of(o, "serviceProvider", read_link),
         part_of: one_of(o, "partOf", read_link),
+        ..Contact::default()
     }
 }
 
@@ -375,6 +381,7 @@ fn read_condition(o: &Obj) -> HealthElement {
         recorded_date: str_of(o, "recordedDate"),
         recorder: one_of(o, "recorder", read_link),
         asserter: one_of(o, "asserter", read_link),
+        ..HealthElement::default()
     }
 }
 
