@@ -13,6 +13,7 @@ use model::{
 };
 use serde_json::Value;
 
+use crate::care;
 use crate::fields::*;
 use crate::json::Resource;
 
@@ -139,7 +140,7 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
         Body::Contact(c) => of(&c.subject),
         Body::Service(s) => of(&s.subject),
         Body::HealthElement(h) => of(&h.subject),
-        Body::Party(_) => None,
+        Body::Party(p) => of(&p.subject),
         Body::Generic => {
             if rtype == "Patient" {
                 return id.map(str::to_owned);
@@ -154,12 +155,17 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
 /// The typed body of a resource of type `rtype`: one arm per mapped type, sorted by type.
 fn read_body(rtype: &str, o: &Obj) -> Body {
     match rtype {
+        "AllergyIntolerance" => Body::HealthElement(care::read_allergy(o)),
+        "CareTeam" => Body::Party(care::read_team(o)),
         "Condition" => Body::HealthElement(read_condition(o)),
         "Encounter" => Body::Contact(read_contact(o)),
+        "EpisodeOfCare" => Body::Contact(care::read_episode(o)),
+        "Location" => Body::Party(care::read_location(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "PractitionerRole" => Body::Party(care::read_role(o)),
         _ => Body::Generic,
     }
 }
@@ -168,11 +174,16 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
 /// share an entity kind). A body that does not belong to `rtype` renders nothing.
 fn write_body(rtype: &str, body: &Body) -> Obj {
     match (rtype, body) {
+        ("AllergyIntolerance", Body::HealthElement(h)) => care::write_allergy(h),
+        ("CareTeam", Body::Party(p)) => care::write_team(p),
         ("Condition", Body::HealthElement(h)) => write_condition(h),
         ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("EpisodeOfCare", Body::Contact(c)) => care::write_episode(c),
+        ("Location", Body::Party(p)) => care::write_location(p),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
+        ("PractitionerRole", Body::Party(p)) => care::write_role(p),
         _ => Obj::new(),
     }
 }

@@ -6,8 +6,8 @@
 //! remainder. Writers render exactly the FHIR JSON a reader would have accepted.
 
 use model::{
-    Address, Code, Concept, Content, Decimal, Identifier, Link, Name, Period, Quantity, Telecom,
-    When,
+    Address, Annotation, Code, Concept, Content, Decimal, Identifier, Link, Name, Period, Quantity,
+    Telecom, When,
 };
 use serde_json::{Map, Value};
 
@@ -297,6 +297,24 @@ pub(crate) fn write_telecom(t: &Telecom) -> Obj {
     put_str(&mut o, "use", &t.usage);
     put_decimal(&mut o, "rank", &t.rank);
     put_one(&mut o, "period", &t.period, write_period);
+    o
+}
+
+pub(crate) fn read_annotation(o: &Obj) -> Annotation {
+    Annotation {
+        author: one_of(o, "authorReference", read_link),
+        author_text: str_of(o, "authorString"),
+        time: str_of(o, "time"),
+        text: str_of(o, "text"),
+    }
+}
+
+pub(crate) fn write_annotation(a: &Annotation) -> Obj {
+    let mut o = Obj::new();
+    put_one(&mut o, "authorReference", &a.author, write_link);
+    put_str(&mut o, "authorString", &a.author_text);
+    put_str(&mut o, "time", &a.time);
+    put_str(&mut o, "text", &a.text);
     o
 }
 
