@@ -13,6 +13,7 @@ use model::{
 };
 use serde_json::Value;
 
+use crate::care;
 use crate::fields::*;
 use crate::json::Resource;
 use crate::records::*;
@@ -143,7 +144,6 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
         // Observation, DiagnosticReport and Procedure.subject; Immunization.patient.
         Body::Service(s) => of(&s.subject),
         Body::HealthElement(h) => of(&h.subject),
-        Body::Party(_) => None,
         Body::Document(d) => of(&d.subject),
         Body::Consent(c) => of(&c.patient),
         // A provenance is in a patient's compartment through a target that is a Patient.
@@ -152,6 +152,8 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
             .iter()
             .filter(|t| t.target_type.as_deref() == Some("Patient"))
             .find_map(|t| t.target_id.clone()),
+        // Only a CareTeam's party has a subject.
+        Body::Party(p) => of(&p.subject),
         Body::Generic => {
             if rtype == "Patient" {
                 return id.map(str::to_owned);
@@ -166,19 +168,24 @@ fn compartment_patient(rtype: &str, id: Option<&str>, src: &Obj, body: &Body) ->
 /// The typed body of a resource of type `rtype`: one arm per mapped type, sorted by type.
 fn read_body(rtype: &str, o: &Obj) -> Body {
     match rtype {
+        "AllergyIntolerance" => Body::HealthElement(care::read_allergy(o)),
+        "CareTeam" => Body::Party(care::read_team(o)),
         "Composition" => Body::Document(read_composition(o)),
         "Condition" => Body::HealthElement(read_condition(o)),
         "Consent" => Body::Consent(read_consent(o)),
         "DiagnosticReport" => Body::Service(read_diagnostic_report(o)),
         "DocumentReference" => Body::Document(read_document_reference(o)),
         "Encounter" => Body::Contact(read_contact(o)),
+        "EpisodeOfCare" => Body::Contact(care::read_episode(o)),
         "Immunization" => Body::Service(read_immunization(o)),
+        "Location" => Body::Party(care::read_location(o)),
         "MedicationRequest" => Body::Service(read_medication_request(o)),
         "MedicationStatement" => Body::Service(read_medication_statement(o)),
         "Observation" => Body::Service(read_observation(o)),
         "Organization" => Body::Party(read_party(PartyKind::Organization, o)),
         "Patient" => Body::Person(read_person(o)),
         "Practitioner" => Body::Party(read_party(PartyKind::Practitioner, o)),
+        "PractitionerRole" => Body::Party(care::read_role(o)),
         "Procedure" => Body::Service(read_procedure(o)),
         "Provenance" => Body::Provenance(read_provenance(o)),
         "ServiceRequest" => Body::Service(read_service_request(o)),
@@ -190,18 +197,23 @@ fn read_body(rtype: &str, o: &Obj) -> Body {
 /// share an entity kind). A body that does not belong to `rtype` renders nothing.
 fn write_body(rtype: &str, body: &Body) -> Obj {
     match (rtype, body) {
+        ("AllergyIntolerance", Body::HealthElement(h)) => care::write_allergy(h),
+        ("CareTeam", Body::Party(p)) => care::write_team(p),
         ("Composition", Body::Document(d)) => write_composition(d),
         ("Condition", Body::HealthElement(h)) => write_condition(h),
         ("Consent", Body::Consent(c)) => write_consent(c),
         ("DiagnosticReport", Body::Service(s)) => write_diagnostic_report(s),
         ("DocumentReference", Body::Document(d)) => write_document_reference(d),
         ("Encounter", Body::Contact(c)) => write_contact(c),
+        ("EpisodeOfCare", Body::Contact(c)) => care::write_episode(c),
         ("Immunization", Body::Service(s)) => write_immunization(s),
+        ("Location", Body::Party(p)) => care::write_location(p),
         ("MedicationRequest", Body::Service(s)) => write_medication_request(s),
         ("MedicationStatement", Body::Service(s)) => write_medication_statement(s),
         ("Observation", Body::Service(s)) => write_observation(s),
         ("Organization" | "Practitioner", Body::Party(p)) => write_party(p),
         ("Patient", Body::Person(p)) => write_person(p),
+        ("PractitionerRole", Body::Party(p)) => care::write_role(p),
         ("Procedure", Body::Service(s)) => write_procedure(s),
         ("Provenance", Body::Provenance(p)) => write_provenance(p),
         ("ServiceRequest", Body::Service(s)) => write_service_request(s),
@@ -274,6 +286,8 @@ fn read_party(kind: PartyKind, o: &Obj) -> Party {
             str_of(o, "name"),
             list_of(o, "type", read_concept),
         ),
+        // Read by `care`.
+        PartyKind::Role | PartyKind::Location | PartyKind::Team => (Vec::new(), None, Vec::new()),
     };
     Party {
         kind,
@@ -288,6 +302,7 @@ fn read_party(kind: PartyKind, o: &Obj) -> Party {
         gender: str_of(o, "gender"),
         birth_date: str_of(o, "birthDate"),
         part_of: one_of(o, "partOf", read_link),
+        ..Party::new(kind)
     }
 }
 
@@ -316,6 +331,8 @@ fn write_party(p: &Party) -> Obj {
             put_list(&mut o, "address", &p.addresses, write_address);
             put_one(&mut o, "partOf", &p.part_of, write_link);
         }
+        // Written by `care`.
+        PartyKind::Role | PartyKind::Location | PartyKind::Team => {}
     }
     o
 }
@@ -333,6 +350,7 @@ fn read_contact(o: &Obj) -> Contact {
         reasons: list_of(o, "reasonCode", read_concept),
         service_provider: one_of(o, "serviceProvider", read_link),
         part_of: one_of(o, "partOf", read_link),
+        ..Contact::default()
     }
 }
 
@@ -369,6 +387,7 @@ fn read_condition(o: &Obj) -> HealthElement {
         recorded_date: str_of(o, "recordedDate"),
         recorder: one_of(o, "recorder", read_link),
         asserter: one_of(o, "asserter", read_link),
+        ..HealthElement::default()
     }
 }
 

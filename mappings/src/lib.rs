@@ -10,6 +10,7 @@
 //! - [`search`]: the search parameters, index extraction and query parsing;
 //! - [`rules`]: required elements of the mapped types.
 
+mod care;
 pub mod dates;
 pub mod entity;
 mod fields;

@@ -1,6 +1,6 @@
 //! Property tests of the mapping's typed fields: any Patient, Observation, DocumentReference,
-//! MedicationRequest or Immunization built from the generators maps onto typed fields (not
-//! the remainder) and renders back to the same JSON.
+//! MedicationRequest, Immunization or Location built from the generators maps onto typed
+//! fields (not the remainder) and renders back to the same JSON.
 
 use model::{Amount, Body, Content};
 use proptest::prelude::*;
@@ -171,6 +171,21 @@ fn immunization() -> impl Strategy<Value = Value> {
         })
 }
 
+fn location() -> impl Strategy<Value = Value> {
+    (decimal(), decimal(), prop::option::of(decimal()), text()).prop_map(
+        |(longitude, latitude, altitude, name)| {
+            let altitude = altitude.map_or(String::new(), |a| format!(r#","altitude":{a}"#));
+            // Built from text so the decimals keep their exact form.
+            let text = format!(
+                r#"{{"resourceType":"Location","id":"l1","name":{name},
+                "position":{{"longitude":{longitude},"latitude":{latitude}{altitude}}}}}"#,
+                name = Value::String(name)
+            );
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        },
+    )
+}
+
 fn round_trip(v: &Value) -> Result<model::Entity, TestCaseError> {
     let res = parse_resource(v.to_string().as_bytes(), &Default::default())
         .map_err(|e| TestCaseError::fail(format!("{e}: {v}")))?;
@@ -254,5 +269,15 @@ proptest! {
         );
         prop_assert!(entity.remainder.data.is_empty(), "{:?}", entity.remainder.data);
         prop_assert_eq!(entity.patient.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn locations_keep_position_decimal_text(l in location()) {
+        let entity = round_trip(&l)?;
+        let Body::Party(party) = &entity.body else { return Err(TestCaseError::fail("not a Party")) };
+        let Some(position) = &party.position else { return Err(TestCaseError::fail("no position")) };
+        prop_assert_eq!(position.latitude.as_ref().map(|d| d.0.clone()), Some(l["position"]["latitude"].to_string()));
+        prop_assert_eq!(position.altitude.as_ref().map(|d| d.0.clone()), l["position"].get("altitude").map(Value::to_string));
+        prop_assert!(entity.remainder.data.is_empty());
     }
 }

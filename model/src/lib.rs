@@ -1,7 +1,8 @@
 //! The internal data model of fhirgate: plain data, no I/O, no FHIR.
 //!
 //! A small set of entity kinds carries every clinical record (after iCure): [`Person`]
-//! (the patient), [`Party`] (a practitioner or an organisation), [`Contact`] (an encounter),
+//! (the patient), [`Party`] (a practitioner, an organisation, a role, a location or a care
+//! team), [`Contact`] (an encounter or an episode of care),
 //! [`Service`] (one clinical statement such as an observation) and [`HealthElement`] (a
 //! problem followed over time). Whatever a source model carries that an entity has no field
 //! for is kept verbatim in the entity's [`Remainder`], so that a round trip through the model
@@ -379,12 +380,19 @@ pub enum PartyKind {
     Practitioner,
     /// An organisation.
     Organization,
+    /// The roles a practitioner performs for an organisation.
+    Role,
+    /// A place where care is given (a building, a ward, a room, a vehicle).
+    Location,
+    /// People and organisations who take part in the care of a patient.
+    Team,
 }
 
-/// A healthcare party: a practitioner or an organisation.
+/// A healthcare party: a practitioner, an organisation, a practitioner's role, a location or
+/// a care team.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Party {
-    /// Practitioner or organisation.
+    /// Which kind of party this is.
     pub kind: PartyKind,
     /// Whether the record is in active use.
     pub active: Option<bool>,
@@ -392,11 +400,11 @@ pub struct Party {
     pub identifiers: Vec<Identifier>,
     /// Person names (practitioners).
     pub names: Vec<Name>,
-    /// Organisation name.
+    /// Name of an organisation, location or team.
     pub org_name: Option<String>,
-    /// Alternative organisation names.
+    /// Alternative names of an organisation or location.
     pub aliases: Vec<String>,
-    /// Kinds of organisation, or qualifications of a practitioner.
+    /// Kinds of organisation, qualifications of a practitioner, or specialties of a role.
     pub specialties: Vec<Concept>,
     /// Telecoms.
     pub telecoms: Vec<Telecom>,
@@ -406,8 +414,171 @@ pub struct Party {
     pub gender: Option<String>,
     /// Birth date of a practitioner, as source text.
     pub birth_date: Option<String>,
-    /// The organisation this one is part of.
+    /// The organisation or location this one is part of.
     pub part_of: Option<Link>,
+    /// Status of a location (active, suspended, inactive) or team (proposed, active, …).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// When the party (a role, a team) is or was in effect.
+    #[serde(default)]
+    pub period: Option<Period>,
+    /// The practitioner who performs a role.
+    #[serde(default)]
+    pub practitioner: Option<Link>,
+    /// The organisation a role is performed for.
+    #[serde(default)]
+    pub organization: Option<Link>,
+    /// The roles a practitioner performs (for a role).
+    #[serde(default)]
+    pub roles: Vec<Concept>,
+    /// Kinds of location (the function performed there) or of team.
+    #[serde(default)]
+    pub categories: Vec<Concept>,
+    /// Where a role is performed.
+    #[serde(default)]
+    pub locations: Vec<Link>,
+    /// The healthcare services a role provides.
+    #[serde(default)]
+    pub services: Vec<Link>,
+    /// When a role is available, or a location open, each week.
+    #[serde(default)]
+    pub available_times: Vec<AvailableTime>,
+    /// Times a role is not available.
+    #[serde(default)]
+    pub not_available: Vec<NotAvailable>,
+    /// Exceptions to the available times, as text.
+    #[serde(default)]
+    pub availability_exceptions: Option<String>,
+    /// Operational status of a location (housekeeping, contaminated, …).
+    #[serde(default)]
+    pub operational_status: Option<Code>,
+    /// Description of a location.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether a location is one instance or a kind of place (instance, kind).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Physical form of a location (building, wing, room, vehicle, …).
+    #[serde(default)]
+    pub physical_type: Option<Concept>,
+    /// Geographic position of a location.
+    #[serde(default)]
+    pub position: Option<Position>,
+    /// The organisations responsible for a location or team.
+    #[serde(default)]
+    pub managing_organizations: Vec<Link>,
+    /// The patient (or group) a team cares for.
+    #[serde(default)]
+    pub subject: Option<Link>,
+    /// The contact a team was formed for.
+    #[serde(default)]
+    pub contact: Option<Link>,
+    /// Members of a team.
+    #[serde(default)]
+    pub members: Vec<TeamMember>,
+    /// Coded reasons a team exists.
+    #[serde(default)]
+    pub reasons: Vec<Concept>,
+    /// Conditions a team cares for.
+    #[serde(default)]
+    pub reason_conditions: Vec<Link>,
+    /// Technical endpoints to reach the party's services.
+    #[serde(default)]
+    pub endpoints: Vec<Link>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: Vec<Annotation>,
+}
+
+impl Party {
+    /// A party of the given kind with every field empty.
+    pub fn new(kind: PartyKind) -> Party {
+        Party {
+            kind,
+            active: None,
+            identifiers: Vec::new(),
+            names: Vec::new(),
+            org_name: None,
+            aliases: Vec::new(),
+            specialties: Vec::new(),
+            telecoms: Vec::new(),
+            addresses: Vec::new(),
+            gender: None,
+            birth_date: None,
+            part_of: None,
+            status: None,
+            period: None,
+            practitioner: None,
+            organization: None,
+            roles: Vec::new(),
+            categories: Vec::new(),
+            locations: Vec::new(),
+            services: Vec::new(),
+            available_times: Vec::new(),
+            not_available: Vec::new(),
+            availability_exceptions: None,
+            operational_status: None,
+            description: None,
+            mode: None,
+            physical_type: None,
+            position: None,
+            managing_organizations: Vec::new(),
+            subject: None,
+            contact: None,
+            members: Vec::new(),
+            reasons: Vec::new(),
+            reason_conditions: Vec::new(),
+            endpoints: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// A weekly recurring time: on which days, all day or from a time of day to another.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailableTime {
+    /// Days of the week (mon, tue, …).
+    pub days_of_week: Vec<String>,
+    /// Whether it lasts all day.
+    pub all_day: Option<bool>,
+    /// Time of day it starts, as source text.
+    pub start: Option<String>,
+    /// Time of day it ends, as source text.
+    pub end: Option<String>,
+}
+
+/// A span of time a party is not available, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotAvailable {
+    /// Why, as text.
+    pub description: Option<String>,
+    /// When.
+    pub during: Option<Period>,
+}
+
+/// A geographic position (WGS84), each coordinate as decimal source text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Longitude.
+    pub longitude: Option<Decimal>,
+    /// Latitude.
+    pub latitude: Option<Decimal>,
+    /// Altitude.
+    pub altitude: Option<Decimal>,
+}
+
+/// A member of a care team: who, in which roles, for whom, and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    /// The roles the member has in the team.
+    pub roles: Vec<Concept>,
+    /// The member (a practitioner, a role, a related person, a patient, an organisation or
+    /// a team).
+    pub member: Option<Link>,
+    /// The organisation a practitioner member acts for.
+    pub on_behalf_of: Option<Link>,
+    /// When the member belongs to the team.
+    pub period: Option<Period>,
 }
 
 /// An encounter or episode of care.
@@ -431,6 +602,47 @@ pub struct Contact {
     pub service_provider: Option<Link>,
     /// The larger contact this one is part of.
     pub part_of: Option<Link>,
+    /// Business identifiers.
+    #[serde(default)]
+    pub identifiers: Vec<Identifier>,
+    /// The statuses the contact has had, with when.
+    #[serde(default)]
+    pub status_history: Vec<StatusPeriod>,
+    /// The conditions the contact is about.
+    #[serde(default)]
+    pub diagnoses: Vec<ContactDiagnosis>,
+    /// Referrals that led to the contact.
+    #[serde(default)]
+    pub referrals: Vec<Link>,
+    /// The practitioner who coordinates the care.
+    #[serde(default)]
+    pub care_manager: Option<Link>,
+    /// Care teams that take part.
+    #[serde(default)]
+    pub teams: Vec<Link>,
+    /// Accounts the contact is billed to.
+    #[serde(default)]
+    pub accounts: Vec<Link>,
+}
+
+/// A status held over a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPeriod {
+    /// The status.
+    pub status: Option<String>,
+    /// When it held.
+    pub period: Option<Period>,
+}
+
+/// A condition a contact is about, with its role and rank.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactDiagnosis {
+    /// The condition.
+    pub condition: Option<Link>,
+    /// Its role (admission, discharge, chief complaint, …).
+    pub role: Option<Concept>,
+    /// Its rank among the contact's diagnoses, as source text.
+    pub rank: Option<Decimal>,
 }
 
 /// One clinical statement: an observation, a measurement, a finding, a report, a procedure,
@@ -846,7 +1058,7 @@ pub struct Substitution {
     pub reason: Option<Concept>,
 }
 
-/// A problem followed over time: a condition, a diagnosis.
+/// A problem followed over time: a condition, a diagnosis, an allergy or intolerance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HealthElement {
     /// Clinical status (active, resolved, …).
@@ -875,6 +1087,46 @@ pub struct HealthElement {
     pub recorder: Option<Link>,
     /// Who asserted it.
     pub asserter: Option<Link>,
+    /// Business identifiers.
+    #[serde(default)]
+    pub identifiers: Vec<Identifier>,
+    /// For an allergy or intolerance: which of the two it is (allergy, intolerance).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Categories as plain codes (for an allergy: food, medication, environment, biologic).
+    #[serde(default)]
+    pub category_codes: Vec<String>,
+    /// Potential harm of a future reaction (low, high, unable-to-assess).
+    #[serde(default)]
+    pub criticality: Option<String>,
+    /// When it last occurred, as source text.
+    #[serde(default)]
+    pub last_occurrence: Option<String>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: Vec<Annotation>,
+    /// Reactions seen (for an allergy or intolerance).
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+/// One adverse reaction of an allergy or intolerance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The substance that caused it.
+    pub substance: Option<Concept>,
+    /// What was seen (signs and symptoms).
+    pub manifestations: Vec<Concept>,
+    /// Description, as text.
+    pub description: Option<String>,
+    /// When it began, as source text.
+    pub onset: Option<String>,
+    /// Severity (mild, moderate, severe).
+    pub severity: Option<String>,
+    /// How the subject was exposed to the substance.
+    pub exposure_route: Option<Concept>,
+    /// Notes.
+    pub notes: Vec<Annotation>,
 }
 
 /// Which kind of document record a [`Document`] is.
@@ -1201,9 +1453,9 @@ pub struct Signature {
 pub enum Body {
     /// A patient.
     Person(Person),
-    /// A practitioner or organisation.
+    /// A practitioner, organisation, role, location or care team.
     Party(Party),
-    /// An encounter.
+    /// An encounter or episode of care.
     Contact(Contact),
     /// A clinical statement.
     Service(Service),
