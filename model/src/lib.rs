@@ -2,9 +2,10 @@
 //!
 //! A small set of entity kinds carries every clinical record (after iCure): [`Person`]
 //! (the patient), [`Party`] (a practitioner, an organisation, a role, a location or a care
-//! team), [`Contact`] (an encounter or an episode of care),
-//! [`Service`] (one clinical statement such as an observation) and [`HealthElement`] (a
-//! problem followed over time). Whatever a source model carries that an entity has no field
+//! team), [`Contact`] (an encounter or an episode of care), [`Service`] (one clinical
+//! statement: an observation, a report, a procedure, an immunization, a medication statement,
+//! a request or referral), [`HealthElement`] (a problem or an allergy followed over time),
+//! [`Document`] (a document or its index entry), [`Consent`] and [`Provenance`]. Whatever a source model carries that an entity has no field
 //! for is kept verbatim in the entity's [`Remainder`], so that a round trip through the model
 //! is lossless. A source type that has no mapping yet is stored as [`Body::Generic`] and its
 //! whole content lives in the remainder.
