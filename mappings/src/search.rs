@@ -659,15 +659,17 @@ fn parse_value(
                 Some("contains") => StringMatch::Contains,
                 _ => StringMatch::StartsWith,
             };
+            let normalized = normalize(value);
             let value = if how == StringMatch::Exact {
                 value.to_owned()
             } else {
-                normalize(value)
+                normalized.clone()
             };
             Ok(Predicate::String {
                 param: index_param,
                 how,
                 value,
+                normalized,
             })
         }
         (ParamKind::Date, None) => {
@@ -764,7 +766,8 @@ mod tests {
             Ok(vec![vec![Predicate::String {
                 param: "family".into(),
                 how: StringMatch::StartsWith,
-                value: "nelson".into()
+                value: "nelson".into(),
+                normalized: "nelson".into()
             }]])
         );
     }

@@ -1446,30 +1446,30 @@ pub struct Signature {
     pub data: Option<String>,
 }
 
-/// The typed content of an entity, by kind.
-// Entities are built once per request and passed by reference; boxing variants would only
-// add allocations.
-#[allow(clippy::large_enum_variant)]
+/// The typed content of an entity, by kind. Each kind is boxed: a service carries many
+/// optional fields (kilobytes inline), and entities are held across awaits and moved
+/// between tasks, where their size would be copied and kept on every stack frame. The
+/// stored encoding is the same as unboxed (serde sees through a box).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Body {
     /// A patient.
-    Person(Person),
+    Person(Box<Person>),
     /// A practitioner, organisation, role, location or care team.
-    Party(Party),
+    Party(Box<Party>),
     /// An encounter or episode of care.
-    Contact(Contact),
+    Contact(Box<Contact>),
     /// A clinical statement.
-    Service(Service),
+    Service(Box<Service>),
     /// A problem followed over time.
-    HealthElement(HealthElement),
+    HealthElement(Box<HealthElement>),
     /// A type with no mapping yet: everything is in the remainder.
     Generic,
     /// A clinical document or the index entry of one.
-    Document(Document),
+    Document(Box<Document>),
     /// A consent.
-    Consent(Consent),
+    Consent(Box<Consent>),
     /// The provenance of records.
-    Provenance(Provenance),
+    Provenance(Box<Provenance>),
 }
 
 impl Body {

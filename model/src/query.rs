@@ -180,6 +180,9 @@ pub enum Predicate {
         how: StringMatch,
         /// The text searched for (normalised unless `Exact`).
         value: String,
+        /// The normalised text, which the index is keyed by (for an exact match, the
+        /// index narrows by it and the exact text is then compared).
+        normalized: String,
     },
     /// A date entry compares with a range.
     Date {

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod nodes;
 pub mod placement;
 pub mod rebalance;
+pub mod shapes;
 mod sql;
 pub mod txn;
 
@@ -35,6 +36,8 @@ use sqlx::{Postgres, QueryBuilder};
 pub use audit::{AuditRecord, BrokenLink};
 pub use layout::{BucketMove, MapVersion};
 pub use placement::ShardMap;
+use shapes::push_shape;
+pub use shapes::{PlanKind, Shape};
 pub use txn::{Change, CrashPoint, Recovered};
 
 /// Errors of the store, as a caller acts on them.
@@ -889,20 +892,23 @@ impl Store {
                 per_shard[shard].1.push(id);
             }
         }
-        let futures = per_shard.into_iter().enumerate().filter(|(_, k)| !k.0.is_empty()).map(
-            |(shard, (types, ids))| async move {
-                let mut qb = QueryBuilder::<Postgres>::new(
-                    "SELECT r.rtype, r.id, r.version, r.updated_at, r.body FROM resources r \
-                     JOIN unnest(",
+        let futures = per_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, k)| !k.0.is_empty())
+            .map(|(shard, (types, ids))| async move {
+                let mut qb = QueryBuilder::<Postgres>::new("");
+                push_shape(
+                    &mut qb,
+                    &Shape::ReadMany {
+                        types: &types,
+                        ids: &ids,
+                        access,
+                    },
+                    Vec::new(),
                 );
-                qb.push_bind(types)
-                    .push("::text[], ")
-                    .push_bind(ids)
-                    .push("::text[]) AS k(rtype, id) ON r.rtype = k.rtype AND r.id = k.id WHERE NOT r.deleted");
-                sql::push_access(&mut qb, access);
                 qb.build().fetch_all(&self.pool(shard)).await
-            },
-        );
+            });
         let mut out = Vec::new();
         for rows in join_all(futures).await {
             for r in rows? {
@@ -922,17 +928,17 @@ impl Store {
         target: Option<&str>,
     ) -> Result<Vec<(String, String)>, StoreError> {
         // Copies of a moving bucket may answer twice: the targets are deduplicated below.
+        let shape = Shape::ReferencesFrom {
+            rtype,
+            ids,
+            param,
+            target,
+        };
+        let shape = &shape;
         let futures = (0..self.n_shards()).map(|shard| async move {
-            sqlx::query(
-                "SELECT DISTINCT target_type, target_id FROM idx_reference \
-                 WHERE rtype = $1 AND id = ANY($2) AND param = $3 AND ($4::text IS NULL OR target_type = $4)",
-            )
-            .bind(rtype)
-            .bind(ids)
-            .bind(param)
-            .bind(target)
-            .fetch_all(&self.pool(shard))
-            .await
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            push_shape(&mut qb, shape, Vec::new());
+            qb.build().fetch_all(&self.pool(shard)).await
         });
         let mut out = Vec::new();
         for rows in join_all(futures).await {
@@ -959,22 +965,18 @@ impl Store {
     ) -> Result<Vec<(String, String, Stored)>, StoreError> {
         let layout = self.layout();
         let layout = &layout;
+        let shape = Shape::Referrers {
+            rtype,
+            param,
+            target_type,
+            targets,
+            access,
+            limit,
+        };
+        let shape = &shape;
         let futures = (0..layout.shards.len()).map(|shard| async move {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "SELECT DISTINCT r.rtype, r.id, r.version, r.updated_at, r.body FROM idx_reference x \
-                 JOIN resources r ON r.rtype = x.rtype AND r.id = x.id WHERE x.rtype = ",
-            );
-            qb.push_bind(rtype)
-                .push(" AND x.param = ")
-                .push_bind(param)
-                .push(" AND x.target_type = ")
-                .push_bind(target_type)
-                .push(" AND x.target_id = ANY(")
-                .push_bind(targets)
-                .push(") AND NOT r.deleted");
-            sql::push_access(&mut qb, access);
-            sql::push_owned(&mut qb, "r.", layout.excluded(shard));
-            qb.push(" ORDER BY r.id LIMIT ").push_bind(limit as i64);
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            push_shape(&mut qb, shape, layout.excluded(shard));
             qb.build().fetch_all(&self.pool(shard)).await
         });
         let mut out = Vec::new();
@@ -1000,34 +1002,18 @@ impl Store {
     ) -> Result<(Vec<(String, String, Stored)>, bool), StoreError> {
         let layout = self.layout();
         let layout = &layout;
+        let shape = Shape::Compartment {
+            patient,
+            types,
+            since,
+            after,
+            count,
+            access,
+        };
+        let shape = &shape;
         let futures = (0..layout.shards.len()).map(|shard| async move {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "SELECT r.rtype, r.id, r.version, r.updated_at, r.body FROM resources r \
-                 WHERE r.patient = ",
-            );
-            qb.push_bind(patient)
-                .push(" AND NOT r.deleted AND NOT (r.rtype = 'Patient' AND r.id = ")
-                .push_bind(patient)
-                .push(")");
-            if let Some(types) = types {
-                qb.push(" AND r.rtype = ANY(")
-                    .push_bind(types.to_vec())
-                    .push(")");
-            }
-            if let Some(since) = since {
-                qb.push(" AND r.updated_at >= ").push_bind(since);
-            }
-            if let Some((t, i)) = after {
-                qb.push(" AND (r.rtype, r.id) > (")
-                    .push_bind(t)
-                    .push(", ")
-                    .push_bind(i)
-                    .push(")");
-            }
-            sql::push_access(&mut qb, access);
-            sql::push_owned(&mut qb, "r.", layout.excluded(shard));
-            qb.push(" ORDER BY r.rtype, r.id LIMIT ")
-                .push_bind((count + 1) as i64);
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            push_shape(&mut qb, shape, layout.excluded(shard));
             qb.build().fetch_all(&self.pool(shard)).await
         });
         let mut out = Vec::new();

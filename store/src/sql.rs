@@ -452,9 +452,17 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                 .push(") AND x.system = ")
                 .push_bind(system.clone());
         }
-        Predicate::String { how, value, .. } => match how {
+        Predicate::String {
+            how,
+            value,
+            normalized,
+            ..
+        } => match how {
             StringMatch::Exact => {
-                qb.push(" AND x.exact = ").push_bind(value.clone());
+                qb.push(" AND x.normalized = ")
+                    .push_bind(normalized.clone())
+                    .push(" AND x.exact = ")
+                    .push_bind(value.clone());
             }
             StringMatch::StartsWith => {
                 // A range the index can use even in a generic prepared plan (where a bound
@@ -519,11 +527,33 @@ fn push_token_match(qb: &mut QueryBuilder<Postgres>, system: &SystemMatch, code:
     }
 }
 
+/// Token parameters whose codes come from a handful of values (a gender, a status, a
+/// flag): a code of theirs matches a large share of a type, so they drive a search only
+/// when nothing narrower is there.
+const COARSE_TOKENS: &[&str] = &[
+    "active",
+    "category",
+    "clinical-status",
+    "criticality",
+    "deceased",
+    "gender",
+    "intent",
+    "priority",
+    "status",
+    "type",
+    "verification-status",
+];
+
 /// How narrow a predicate usually is, without table statistics: an id reference or an exact
 /// code picks few rows, a date range or a substring many.
 fn selectivity(p: &Predicate) -> u8 {
     match p {
         Predicate::Reference { .. } => 4,
+        Predicate::Token { param, .. } | Predicate::TokenIn { param, .. }
+            if COARSE_TOKENS.contains(&param.as_str()) =>
+        {
+            1
+        }
         Predicate::Token { code: Some(_), .. } => 3,
         Predicate::String {
             how: StringMatch::Exact,
@@ -759,28 +789,28 @@ pub(crate) fn push_visible_history(qb: &mut QueryBuilder<Postgres>, access: &Acc
     qb.push(")");
 }
 
-/// One shard's query for a page of a search: up to `count + 1` matches after the cursor,
-/// in id order.
-pub(crate) fn search_page_sql(query: &Query, excluded: Vec<i32>) -> QueryBuilder<Postgres> {
-    let mut qb = QueryBuilder::new("");
-    push_search(&mut qb, "r.id, r.version, r.updated_at, r.body", query);
-    push_access(&mut qb, &query.access);
-    push_owned(&mut qb, "r.", excluded);
+/// Pushes one shard's query for a page of a search: up to `count + 1` matches after the
+/// cursor, in id order.
+pub(crate) fn push_search_page(qb: &mut QueryBuilder<Postgres>, query: &Query, excluded: Vec<i32>) {
+    push_search(qb, "r.id, r.version, r.updated_at, r.body", query);
+    push_access(qb, &query.access);
+    push_owned(qb, "r.", excluded);
     if let Some(after) = &query.after_id {
         qb.push(" AND r.id > ").push_bind(after.clone());
     }
     qb.push(" ORDER BY r.id LIMIT ")
         .push_bind((query.count + 1) as i64);
-    qb
 }
 
-/// One shard's count of all a search's matches.
-pub(crate) fn search_count_sql(query: &Query, excluded: Vec<i32>) -> QueryBuilder<Postgres> {
-    let mut qb = QueryBuilder::new("");
-    push_search(&mut qb, "count(*) AS n", query);
-    push_access(&mut qb, &query.access);
-    push_owned(&mut qb, "r.", excluded);
-    qb
+/// Pushes one shard's count of all a search's matches.
+pub(crate) fn push_search_count(
+    qb: &mut QueryBuilder<Postgres>,
+    query: &Query,
+    excluded: Vec<i32>,
+) {
+    push_search(qb, "count(*) AS n", query);
+    push_access(qb, &query.access);
+    push_owned(qb, "r.", excluded);
 }
 
 /// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
@@ -790,19 +820,17 @@ pub(crate) async fn search_shard(
     query: &Query,
     excluded: Vec<i32>,
 ) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
-    let rows = search_page_sql(query, excluded.clone())
-        .build()
-        .fetch_all(pool)
-        .await?;
+    let mut qb = QueryBuilder::new("");
+    push_search_page(&mut qb, query, excluded.clone());
+    let rows = qb.build().fetch_all(pool).await?;
     let items = rows
         .iter()
         .map(|r| Ok((r.try_get::<String, _>("id")?, stored_from_row(r)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let total = if query.total {
-        let row = search_count_sql(query, excluded)
-            .build()
-            .fetch_one(pool)
-            .await?;
+        let mut qb = QueryBuilder::new("");
+        push_search_count(&mut qb, query, excluded);
+        let row = qb.build().fetch_one(pool).await?;
         Some(row.try_get::<i64, _>("n")? as u64)
     } else {
         None

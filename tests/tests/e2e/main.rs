@@ -18,6 +18,7 @@ mod errors;
 mod golden;
 mod house;
 mod lossless;
+mod plans;
 mod rest;
 mod search;
 mod terminology;
@@ -58,6 +59,7 @@ fn main() {
         audit::all(),
         topology::all(),
         lossless::all(),
+        plans::all(),
         cli::all(),
         terminology::all(),
         terminology_ops::all(),
