@@ -18,6 +18,20 @@ const SOURCES: &[&str] = &[
     "Observation-f001.json",
     "Condition-f201.json",
     "Medication-med0304.json",
+    "AllergyIntolerance-example.json",
+    "CareTeam-example.json",
+    "Composition-example.json",
+    "Consent-consent-example-Out.json",
+    "DiagnosticReport-f201.json",
+    "DocumentReference-example.json",
+    "EpisodeOfCare-example.json",
+    "Immunization-protocol.json",
+    "Location-2.json",
+    "MedicationRequest-medrx0304.json",
+    "MedicationStatement-example003.json",
+    "Procedure-biopsy.json",
+    "Provenance-signature.json",
+    "ServiceRequest-physical-therapy.json",
 ];
 
 pub fn all() -> Vec<Trial> {
