@@ -1102,6 +1102,15 @@ pub(crate) fn version_headers(
     }
 }
 
+/// [`render`], moving the entity out of `stored` instead of copying its fields.
+pub(crate) fn render_taking(stored: &mut Stored) -> Option<Value> {
+    let at = format_instant(stored.updated_at.timestamp_micros());
+    stored
+        .entity
+        .take()
+        .map(|e| Value::Object(mappings::entity::into_fhir(e, Some(&at))))
+}
+
 /// Renders a stored entity as FHIR JSON text.
 pub(crate) fn render(stored: &Stored) -> Option<Value> {
     stored.entity.as_ref().map(|e| {
@@ -1576,15 +1585,16 @@ async fn read(
         }));
     };
     ctx.audit.version = Some(stored.version);
-    let Some(body) = render(&stored) else {
+    if let Some(p) = stored.entity.as_ref().and_then(|e| e.patient.clone()) {
+        ctx.audit.patients = vec![p];
+    }
+    let mut stored = stored;
+    let Some(body) = render_taking(&mut stored) else {
         return Err(ApiError::Gone(format!(
             "{rtype}/{id} was deleted (version {})",
             stored.version
         )));
     };
-    if let Some(p) = stored.entity.as_ref().and_then(|e| e.patient.clone()) {
-        ctx.audit.patients = vec![p];
-    }
     if not_modified(headers, &stored) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         version_headers(&mut r, stored.version, stored.updated_at);

@@ -29,20 +29,36 @@ pub const SOURCE_MODEL: &str = "fhir-r4";
 /// Maps a resource (whose `id` is set) onto an entity at version 0; the store assigns the
 /// version. `meta.versionId` and `meta.lastUpdated` are the server's and are dropped here.
 pub fn to_entity(resource: &Resource) -> Entity {
-    let mut src = resource.object().clone();
+    into_entity(resource.clone())
+}
+
+/// [`to_entity`] of a resource the caller no longer needs: its fields move into the entity
+/// instead of being copied.
+///
+/// Lossless by construction: a top-level field leaves the remainder only when the typed
+/// body renders it equal to the source, and [`to_fhir`] renders a typed field only when the
+/// remainder does not hold it. The one way the rendering could differ from the source is a
+/// writer that renders a field the source does not have; the remainder then keeps the whole
+/// source and is marked complete. (Debug builds check the whole rendering as well.)
+pub fn into_entity(resource: Resource) -> Entity {
+    let rtype = resource.resource_type().to_owned();
+    let mut src = resource.into_object();
     strip_server_meta(&mut src);
-    let rtype = resource.resource_type();
-    let body = read_body(rtype, &src);
-    let typed = write_body(rtype, &body);
-    let mut data = src.clone();
-    data.shift_remove("resourceType");
-    data.shift_remove("id");
-    for (key, value) in &typed {
-        if data.get(key) == Some(value) {
-            data.shift_remove(key);
-        }
-    }
-    let patient = compartment_patient(rtype, resource.id(), &src, &body);
+    #[cfg(debug_assertions)]
+    let original = src.clone();
+    let id = src
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let body = read_body(&rtype, &src);
+    let typed = write_body(&rtype, &body);
+    let patient = compartment_patient(
+        &rtype,
+        Some(id.as_str()).filter(|i| !i.is_empty()),
+        &src,
+        &body,
+    );
     let tags = src
         .get("meta")
         .and_then(Value::as_object)
@@ -51,9 +67,17 @@ pub fn to_entity(resource: &Resource) -> Entity {
     let codes = body_concept(&body)
         .map(|c| c.codes.clone())
         .unwrap_or_default();
-    let mut entity = Entity {
-        id: resource.id().unwrap_or_default().to_owned(),
-        source_type: rtype.to_owned(),
+    let complete = typed.keys().any(|key| !src.contains_key(key));
+    let mut data = Obj::with_capacity(src.len());
+    for (key, value) in src {
+        if key == "resourceType" || key == "id" || (!complete && typed.get(&key) == Some(&value)) {
+            continue;
+        }
+        data.insert(key, value);
+    }
+    let entity = Entity {
+        id,
+        source_type: rtype,
         version: 0,
         patient,
         codes,
@@ -62,23 +86,62 @@ pub fn to_entity(resource: &Resource) -> Entity {
         remainder: Remainder {
             model: SOURCE_MODEL.into(),
             data,
-            complete: false,
+            complete,
         },
     };
-    if to_fhir(&entity, None) != src {
-        let mut data = src;
-        data.shift_remove("resourceType");
-        data.shift_remove("id");
-        entity.remainder.data = data;
-        entity.remainder.complete = true;
-    }
+    #[cfg(debug_assertions)]
+    debug_assert!(
+        to_fhir(&entity, None) == original,
+        "the mapping of a {} is not lossless",
+        entity.source_type
+    );
     entity
 }
 
 /// Renders an entity as a FHIR resource. With `last_updated`, `meta.versionId` and
 /// `meta.lastUpdated` are set from the entity's version and that instant.
 pub fn to_fhir(entity: &Entity, last_updated: Option<&str>) -> Obj {
-    let mut out = Obj::new();
+    let rest = &entity.remainder.data;
+    assemble(
+        entity,
+        rest.get("meta").cloned(),
+        typed_fields(entity, rest),
+        rest.iter()
+            .filter(|(key, _)| *key != "meta")
+            .map(|(key, value)| (key.clone(), value.clone())),
+        last_updated,
+    )
+}
+
+/// [`to_fhir`] of an entity the caller no longer needs: the remainder's fields move into the
+/// resource instead of being copied.
+pub fn into_fhir(mut entity: Entity, last_updated: Option<&str>) -> Obj {
+    let mut rest = std::mem::take(&mut entity.remainder.data);
+    let meta = rest.shift_remove("meta");
+    let typed = typed_fields(&entity, &rest);
+    assemble(&entity, meta, typed, rest.into_iter(), last_updated)
+}
+
+/// The fields the entity's typed body renders that its remainder does not hold.
+fn typed_fields(entity: &Entity, rest: &Obj) -> Obj {
+    if entity.remainder.complete {
+        return Obj::new();
+    }
+    let mut typed = write_body(&entity.source_type, &entity.body);
+    typed.retain(|key, _| !rest.contains_key(key));
+    typed
+}
+
+/// The resource of an entity: `resourceType`, `id`, `meta`, the typed fields, then the
+/// remainder's fields.
+fn assemble(
+    entity: &Entity,
+    meta: Option<Value>,
+    typed: Obj,
+    rest: impl Iterator<Item = (String, Value)>,
+    last_updated: Option<&str>,
+) -> Obj {
+    let mut out = Obj::with_capacity(entity.remainder.data.len() + typed.len() + 3);
     out.insert(
         "resourceType".into(),
         Value::String(entity.source_type.clone()),
@@ -86,22 +149,11 @@ pub fn to_fhir(entity: &Entity, last_updated: Option<&str>) -> Obj {
     if !entity.id.is_empty() {
         out.insert("id".into(), Value::String(entity.id.clone()));
     }
-    let rest = &entity.remainder.data;
-    if let Some(meta) = rest.get("meta") {
-        out.insert("meta".into(), meta.clone());
+    if let Some(meta) = meta {
+        out.insert("meta".into(), meta);
     }
-    if !entity.remainder.complete {
-        for (key, value) in write_body(&entity.source_type, &entity.body) {
-            if !rest.contains_key(&key) {
-                out.insert(key, value);
-            }
-        }
-    }
-    for (key, value) in rest {
-        if key != "meta" {
-            out.insert(key.clone(), value.clone());
-        }
-    }
+    out.extend(typed);
+    out.extend(rest);
     if let Some(at) = last_updated {
         let meta = out
             .entry("meta")

@@ -72,7 +72,14 @@ impl Resource {
 /// Parses a FHIR JSON resource and applies the structural rules.
 pub fn parse_resource(bytes: &[u8], limits: &JsonLimits) -> Result<Resource, MappingError> {
     check_depth(bytes, limits.max_depth)?;
-    let value: Value = serde_json::from_slice(bytes).map_err(|err| {
+    // One UTF-8 check of the whole document (fast on ASCII), instead of one per string.
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        MappingError::Malformed(format!(
+            "invalid JSON: not UTF-8 at byte {}",
+            err.valid_up_to()
+        ))
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|err| {
         MappingError::Malformed(format!(
             "invalid JSON at line {} column {}: {}",
             err.line(),
@@ -193,9 +200,11 @@ fn check_member<'a>(
         return;
     }
     // A primitive's value array and its `_name` extension array may hold `null` to keep
-    // the two aligned; nowhere else.
-    let nulls_allowed = key.starts_with('_')
-        || (value.is_array() && object.contains_key(format!("_{key}").as_str()));
+    // the two aligned; nowhere else. (Looked up only for an array that holds a null.)
+    let nulls_allowed = |items: &[Value]| {
+        items.iter().any(Value::is_null)
+            && (key.starts_with('_') || object.contains_key(format!("_{key}").as_str()))
+    };
     match value {
         Value::Null => issues.push(Issue::error(
             IssueCode::Structure,
@@ -211,6 +220,7 @@ fn check_member<'a>(
                 ));
                 return;
             }
+            let nulls_allowed = nulls_allowed(items);
             if nulls_allowed && items.iter().all(Value::is_null) {
                 issues.push(Issue::error(
                     IssueCode::Structure,
@@ -281,20 +291,26 @@ fn check_string(s: &str, path: &Path<'_>, issues: &mut Vec<Issue>) {
 /// hostile document cannot make the parser recurse.
 fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), MappingError> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: jump to its closing quote, past escapes.
+                i += 1;
+                loop {
+                    let Some(rest) = bytes.get(i..) else {
+                        return Ok(());
+                    };
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                        None => return Ok(()),
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max_depth {
@@ -304,6 +320,25 @@ fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), MappingError> {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_depth;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(check_depth(br#"{"a":[{"b":1}]}"#, 3).is_ok());
+        assert!(check_depth(br#"{"a":[{"b":[1]}]}"#, 3).is_err());
+        // Brackets, quotes and backslashes inside strings do not count.
+        assert!(check_depth(br#"{"a":"[[[{{{\"]]]\\"}"#, 1).is_ok());
+        assert!(check_depth(br#"{"a":"\\","b":[[1]]}"#, 2).is_err());
+        // Cut-off input ends the scan without a panic (the parser reports it).
+        for cut in [&br#"{"a":"\"#[..], br#"{"a":"abc"#, br#"{"a":"x\\"#, b"\""] {
+            assert!(check_depth(cut, 4).is_ok());
+        }
+    }
 }

@@ -11,7 +11,7 @@
 //! required binding. Contained resources and `Bundle.entry.resource` are checked as what
 //! they say they are.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::OnceLock;
 
 use serde::Deserialize;

@@ -74,6 +74,13 @@ fn every_example_round_trips_and_mapped_types_fill_typed_fields() {
         assert!(issues.is_empty(), "{name}: {issues:?}");
         let entity = to_entity(&res);
         let back = to_fhir(&entity, None);
+        // The owning forms give the same entity and the same resource.
+        assert_eq!(crate::entity::into_entity(res.clone()), entity, "{name}");
+        assert_eq!(
+            crate::entity::into_fhir(entity.clone(), Some("2020-01-01T00:00:00Z")),
+            to_fhir(&entity, Some("2020-01-01T00:00:00Z")),
+            "{name}"
+        );
         let mut original = res.object().clone();
         if let Some(Value::Object(meta)) = original.get_mut("meta") {
             meta.shift_remove("versionId");

@@ -1055,36 +1055,49 @@ fn mapping_figures(smoke: bool) -> Result<String> {
     files.sort();
     let bytes: usize = files.iter().map(Vec::len).sum();
     let rounds = if smoke { 1 } else { 20 };
-    let time = |work: &dyn Fn(&[u8]) -> Result<usize>| -> Result<f64> {
-        let mut runs = Vec::new();
-        for _ in 0..rounds {
-            let start = Instant::now();
-            let mut out = 0usize;
-            for f in &files {
-                out += work(f)?;
-            }
-            std::hint::black_box(out);
-            runs.push(start.elapsed().as_secs_f64());
+    let once = |work: &dyn Fn(&[u8]) -> Result<usize>| -> Result<f64> {
+        let start = Instant::now();
+        let mut out = 0usize;
+        for f in &files {
+            out += work(f)?;
         }
-        runs.sort_by(f64::total_cmp);
-        Ok(runs[runs.len() / 2])
+        std::hint::black_box(out);
+        Ok(start.elapsed().as_secs_f64())
     };
-    let baseline = time(&|f| {
+    let value_round_trip = |f: &[u8]| -> Result<usize> {
         let v: Value = serde_json::from_slice(f)?;
         Ok(serde_json::to_vec(&v)?.len())
-    })?;
-    let mapped = time(&|f| {
+    };
+    let mapping = |f: &[u8]| -> Result<usize> {
         let parsed = mappings::json::parse_resource(f, &Default::default())?;
         std::hint::black_box(mappings::rules::check(&parsed));
-        let entity = mappings::entity::to_entity(&parsed);
+        let entity = mappings::entity::into_entity(parsed);
         let stored = store::codec::encode(&entity)?;
         let back = store::codec::decode(&stored)?;
-        let rendered = mappings::entity::to_fhir(&back, None);
+        let rendered = mappings::entity::into_fhir(back, None);
         Ok(serde_json::to_vec(&rendered)?.len())
-    })?;
+    };
+    // Rounds alternate, so that both sides see the same machine (its speed drifts).
+    let (mut base_runs, mut mapped_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base_runs.push(once(&value_round_trip)?);
+        mapped_runs.push(once(&mapping)?);
+    }
+    let median = |mut runs: Vec<f64>| {
+        runs.sort_by(f64::total_cmp);
+        runs[runs.len() / 2]
+    };
+    let ratios: Vec<f64> = mapped_runs
+        .iter()
+        .zip(&base_runs)
+        .map(|(m, b)| m / b)
+        .collect();
+    let baseline = median(base_runs);
+    let mapped = median(mapped_runs);
     let n = files.len() as f64;
     let mb = bytes as f64 / 1e6;
-    let ratio = mapped / baseline;
+    // The median of the per-round ratios: each round's two sides ran back to back.
+    let ratio = median(ratios);
     let line = json!({"phase": "mapping", "resources": files.len(), "bytes": bytes,
         "mapped_per_sec": round(n / mapped), "mapped_mb_per_sec": round(mb / mapped),
         "value_per_sec": round(n / baseline), "value_mb_per_sec": round(mb / baseline),
