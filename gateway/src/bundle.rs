@@ -60,6 +60,9 @@ pub(crate) fn searchset(
         if let Some(elements) = &results.elements {
             crate::results::subset(&mut resource, elements);
         }
+        if let Some(summary) = results.summary {
+            crate::results::summarize(&mut resource, summary);
+        }
         Some(json!({
             "fullUrl": format!("{base}/{rt}/{id}"),
             "resource": resource,

@@ -100,7 +100,7 @@ pub fn capability_statement(base: &str) -> Value {
         "software": { "name": "fhirgate", "version": env!("CARGO_PKG_VERSION") },
         "implementation": { "description": "fhirgate FHIR R4 gateway", "url": base },
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
         "rest": [{
             "mode": "server",
             "security": {

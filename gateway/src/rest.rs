@@ -29,6 +29,7 @@ use crate::terminology_ops;
 use crate::validate::check_codes;
 
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
 /// Pause between two attempts of a read that found a shard unavailable.
 const READ_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 /// Most attempts of such a read (the time window bounds it first).
@@ -286,7 +287,17 @@ pub(crate) fn run_request<'a>(
         };
         let read_at =
             (is_read && state.store.standby_reads()).then(|| token.clone().unwrap_or_default());
-        let mut result = match bad_token {
+        // The response format (a batch entry's response is part of its Bundle: JSON).
+        let format = if nested {
+            Ok(Format::default())
+        } else {
+            negotiate(headers, &decode_pairs(uri.query().unwrap_or("").as_bytes()))
+        };
+        let (format, bad_format) = match format {
+            Ok(f) => (f, None),
+            Err(e) => (Format::default(), Some(e)),
+        };
+        let mut result = match bad_token.or(bad_format) {
             Some(e) => Err(e),
             None => {
                 attempt(
@@ -330,7 +341,7 @@ pub(crate) fn run_request<'a>(
                 err.into_response()
             }
         };
-        let mut response = response;
+        let mut response = represent(response, format).await;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -429,7 +440,6 @@ async fn handle(
         return Err(ApiError::UriTooLong(limits.max_url_bytes));
     }
     let pairs = decode_pairs(uri.query().unwrap_or("").as_bytes());
-    negotiate(headers, &pairs)?;
     let path = uri.path().trim_start_matches("/fhir").trim_matches('/');
     let segments: Vec<&str> = if path.is_empty() {
         Vec::new()
@@ -871,38 +881,143 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiE
     state.config.auth.verify(token.trim())
 }
 
-/// Only JSON is served today: `_format` and `Accept` must allow it.
-fn negotiate(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<(), ApiError> {
-    let json_ok = |t: &str| {
-        let t = t.split(';').next().unwrap_or("").trim();
-        matches!(
-            t,
-            "json"
-                | "application/json"
-                | "application/fhir+json"
-                | "application/json+fhir"
-                | "*/*"
-                | "application/*"
-                | "text/json"
-        )
+/// The representation a response is written in: FHIR JSON or FHIR XML, compact or
+/// indented (`_pretty=true`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Format {
+    /// FHIR XML rather than FHIR JSON.
+    pub xml: bool,
+    /// Indented.
+    pub pretty: bool,
+}
+
+/// The MIME types (and `_format` short names) of FHIR JSON.
+fn is_json_type(t: &str) -> bool {
+    matches!(
+        t,
+        "json"
+            | "application/json"
+            | "application/fhir+json"
+            | "application/json+fhir"
+            | "text/json"
+    )
+}
+
+/// The MIME types (and `_format` short names) of FHIR XML.
+fn is_xml_type(t: &str) -> bool {
+    matches!(
+        t,
+        "xml" | "text/xml" | "application/xml" | "application/fhir+xml" | "application/xml+fhir"
+    )
+}
+
+/// Picks the response format: `_format` wins over `Accept` (the spec's rule, for clients
+/// that cannot set headers); in `Accept`, the first FHIR format listed (or a wildcard, which
+/// means JSON). Anything else is 406.
+pub(crate) fn negotiate(
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Result<Format, ApiError> {
+    let pretty = match pairs.iter().rev().find(|(k, _)| k == "_pretty") {
+        None => false,
+        Some((_, v)) if v == "true" => true,
+        Some((_, v)) if v == "false" => false,
+        Some((_, v)) => {
+            return Err(ApiError::bad(
+                "_pretty",
+                format!("_pretty is true or false, not {v:?}"),
+            ));
+        }
+    };
+    let mime = |t: &str| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
     };
     if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "_format") {
-        if !json_ok(f) {
-            return Err(ApiError::NotAcceptable(format!(
-                "_format {f:?} is not supported; this server speaks application/fhir+json"
-            )));
+        let f = mime(f);
+        return if is_json_type(&f) {
+            Ok(Format { xml: false, pretty })
+        } else if is_xml_type(&f) {
+            Ok(Format { xml: true, pretty })
+        } else {
+            Err(ApiError::NotAcceptable(format!(
+                "_format {f:?} is not supported; this server speaks FHIR JSON (json, \
+                 application/fhir+json) and FHIR XML (xml, application/fhir+xml)"
+            )))
+        };
+    }
+    let Some(accept) = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|a| !a.trim().is_empty())
+    else {
+        return Ok(Format { xml: false, pretty });
+    };
+    for range in accept.split(',') {
+        let t = mime(range);
+        if is_json_type(&t) || t == "*/*" || t == "application/*" {
+            return Ok(Format { xml: false, pretty });
         }
-        return Ok(());
+        if is_xml_type(&t) || t == "text/*" {
+            return Ok(Format { xml: true, pretty });
+        }
     }
-    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
-        && !accept.trim().is_empty()
-        && !accept.split(',').any(json_ok)
-    {
-        return Err(ApiError::NotAcceptable(format!(
-            "cannot produce {accept:?}; this server speaks application/fhir+json"
-        )));
+    Err(ApiError::NotAcceptable(format!(
+        "cannot produce {accept:?}; this server speaks application/fhir+json and application/fhir+xml"
+    )))
+}
+
+/// Writes a FHIR JSON response in the negotiated format: XML or indented JSON. Other
+/// responses (no body, not FHIR JSON) pass unchanged.
+pub(crate) async fn represent(response: Response, format: Format) -> Response {
+    if format == Format::default() {
+        return response;
     }
-    Ok(())
+    let is_fhir_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/fhir+json"));
+    if !is_fhir_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::Internal(format!("response body: {e}")).into_response(),
+    };
+    if bytes.is_empty() {
+        return Response::from_parts(parts, Body::empty());
+    }
+    let object = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(o)) => o,
+        _ => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let (text, ctype) = if format.xml {
+        match mappings::xml::to_xml(&object, format.pretty) {
+            Ok(x) => (x, FHIR_XML),
+            Err(e) => {
+                tracing::error!(error = %e, "a response could not be written as XML");
+                return ApiError::Internal(format!(
+                    "the response could not be written as XML: {e}"
+                ))
+                .into_response();
+            }
+        }
+    } else {
+        match serde_json::to_string_pretty(&object) {
+            Ok(t) => (t, FHIR_JSON),
+            Err(e) => return ApiError::Internal(format!("response body: {e}")).into_response(),
+        }
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
 }
 
 /// Reads a FHIR JSON body, refusing more than the limit while reading.
@@ -911,13 +1026,22 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = ctype.split(';').next().unwrap_or("").trim();
-    if !matches!(
-        mime,
-        "application/fhir+json" | "application/json" | "application/json+fhir"
-    ) {
+    let mime = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if is_xml_type(&mime) && mime != "xml" {
+        // FHIR XML is read into FHIR JSON, which then takes the JSON path's checks.
+        let bytes = limited_bytes(state, headers, body).await?;
+        let object = mappings::xml::from_xml(&bytes, state.config.limits.max_json_depth)?;
+        return serde_json::to_vec(&Value::Object(object))
+            .map_err(|e| ApiError::Internal(format!("an XML body could not be read: {e}")));
+    }
+    if !is_json_type(&mime) || mime == "json" || mime == "text/json" {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type must be application/fhir+json, got {ctype:?}"
+            "Content-Type must be application/fhir+json or application/fhir+xml, got {ctype:?}"
         )));
     }
     limited_bytes(state, headers, body).await

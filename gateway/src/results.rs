@@ -1,5 +1,5 @@
 //! Search result parameters: `_include` / `_revinclude` (with `:iterate` and `*`),
-//! `_summary=count`, `_elements`, and strict handling (`Prefer: handling=strict`).
+//! `_summary=count|text|data`, `_elements`, and strict handling (`Prefer: handling=strict`).
 //!
 //! Included resources are read through the same access as the matches, so an include never
 //! shows what the caller may not see; their number is capped (`Limits::max_count`), with a
@@ -38,6 +38,8 @@ pub(crate) struct IncludeSpec {
 pub(crate) struct ResultParams {
     /// `_summary=count`: the total only.
     pub summary_count: bool,
+    /// `_summary=text` or `data`: a subset of each resource.
+    pub summary: Option<Summary>,
     /// `_elements`: the top-level elements to keep.
     pub elements: Option<Vec<String>>,
     includes: Vec<IncludeSpec>,
@@ -114,11 +116,15 @@ pub(crate) fn split(
                 r.kept.push((k.clone(), v.clone()));
                 match v.as_str() {
                     "count" => r.summary_count = true,
+                    "text" => r.summary = Some(Summary::Text),
+                    "data" => r.summary = Some(Summary::Data),
                     "false" => {}
                     other => r.ignored.push(Issue::error(
                         IssueCode::NotSupported,
                         "_summary",
-                        format!("_summary={other} is not supported (count and false are)"),
+                        format!(
+                            "_summary={other} is not supported (count, text, data and false are)"
+                        ),
                     )),
                 }
             }
@@ -275,6 +281,48 @@ pub(crate) fn subset(resource: &mut Value, elements: &[String]) {
     o.retain(|k, _| {
         matches!(k.as_str(), "resourceType" | "id" | "meta") || elements.iter().any(|e| e == k)
     });
+    mark_subsetted(resource);
+}
+
+/// The parts of a resource `_summary` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Summary {
+    /// `text`: the narrative, `id`, `meta` and the mandatory top-level elements.
+    Text,
+    /// `data`: everything but the narrative.
+    Data,
+}
+
+/// Applies `_summary=text|data` to a resource and marks it subsetted.
+pub(crate) fn summarize(resource: &mut Value, summary: Summary) {
+    let Some(o) = resource.as_object_mut() else {
+        return;
+    };
+    match summary {
+        Summary::Data => {
+            o.shift_remove("text");
+        }
+        Summary::Text => {
+            let rtype = o
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let required = mappings::schema::required_elements(&rtype);
+            o.retain(|k, _| {
+                matches!(k.as_str(), "resourceType" | "id" | "meta" | "text")
+                    || required.contains(&k.as_str())
+            });
+        }
+    }
+    mark_subsetted(resource);
+}
+
+/// Adds the `SUBSETTED` tag to `meta.tag`.
+fn mark_subsetted(resource: &mut Value) {
+    let Some(o) = resource.as_object_mut() else {
+        return;
+    };
     let meta = o.entry("meta").or_insert_with(|| json!({}));
     if let Some(m) = meta.as_object_mut() {
         let tags = m.entry("tag").or_insert_with(|| json!([]));

@@ -110,6 +110,24 @@ fn table() -> Option<&'static Table> {
         .as_ref()
 }
 
+/// The top-level elements a resource of `rtype` must have, the members of a required
+/// choice (`medication[x]`) included (empty for an unknown type).
+pub fn required_elements(rtype: &str) -> Vec<&'static str> {
+    let Some(def) = table().and_then(|t| t.types.get(rtype)) else {
+        return Vec::new();
+    };
+    def.required
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .chain(
+            def.choices
+                .iter()
+                .filter(|(_, (required, _))| *required == 1)
+                .flat_map(|(_, (_, members))| members.iter().map(|(m, _)| m.as_str())),
+        )
+        .collect()
+}
+
 /// Whether the element table loaded (it is compiled in; a unit test proves it parses).
 pub fn available() -> bool {
     table().is_some()

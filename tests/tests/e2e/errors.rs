@@ -267,16 +267,23 @@ async fn bad_input_gets_the_right_status_and_an_outcome(env: &Env) -> Result<()>
     expect(
         &s,
         s.req(Method::GET, "Patient")
-            .header("accept", "application/fhir+xml"),
+            .header("accept", "text/turtle"),
         406,
-        "xml",
+        "turtle",
     )
     .await?;
     expect(
         &s,
-        s.req(Method::GET, "Patient?_format=xml"),
+        s.req(Method::GET, "Patient?_format=ttl"),
         406,
-        "_format xml",
+        "_format ttl",
+    )
+    .await?;
+    expect(
+        &s,
+        s.req(Method::GET, "Patient?_pretty=yes"),
+        400,
+        "_pretty yes",
     )
     .await?;
     expect(

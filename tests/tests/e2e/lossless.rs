@@ -1,4 +1,5 @@
-//! Every shared example goes through the real server and comes back as the same JSON value.
+//! Every shared example goes through the real server and comes back as the same JSON value,
+//! as JSON and as XML, and written back as XML, again the same.
 
 use anyhow::{Result, bail, ensure};
 use futures_util::StreamExt;
@@ -86,8 +87,57 @@ async fn every_example_round_trips_through_the_server(env: &Env) -> Result<()> {
                 let back: Value = serde_json::from_str(&resp.text().await?)?;
                 ensure!(back["meta"]["versionId"] == "1", "{name}: versionId");
                 ensure!(
-                    without_server_meta(back) == without_server_meta(original),
+                    without_server_meta(back) == without_server_meta(original.clone()),
                     "{name}: read back differs"
+                );
+                // The same resource as FHIR XML (by `_format`, or by `Accept`), back to the
+                // same JSON value; then written back as XML, read as JSON: the same again.
+                let by_accept = name.len() % 2 == 0;
+                let req = if by_accept {
+                    s.http.get(&url).header("accept", "application/fhir+xml")
+                } else {
+                    s.http.get(format!("{url}?_format=xml"))
+                };
+                let resp = req.bearer_auth(s.system_token()).send().await?;
+                ensure!(resp.status() == 200, "{name}: XML read {}", resp.status());
+                let ctype = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                ensure!(ctype.starts_with("application/fhir+xml"), "{name}: {ctype}");
+                let xml = resp.bytes().await?;
+                let from_xml = mappings::xml::from_xml(&xml, 100)
+                    .map_err(|e| anyhow::anyhow!("{name}: the server's XML does not read: {e}"))?;
+                ensure!(
+                    without_server_meta(Value::Object(from_xml))
+                        == without_server_meta(original.clone()),
+                    "{name}: the XML differs"
+                );
+                let resp = s
+                    .http
+                    .put(&url)
+                    .bearer_auth(s.system_token())
+                    .header("content-type", "application/fhir+xml")
+                    .body(xml)
+                    .send()
+                    .await?;
+                ensure!(resp.status() == 200, "{name}: XML update {}", resp.status());
+                let resp = s
+                    .http
+                    .get(&url)
+                    .bearer_auth(s.system_token())
+                    .send()
+                    .await?;
+                let back: Value = serde_json::from_str(&resp.text().await?)?;
+                ensure!(
+                    back["meta"]["versionId"] == "2",
+                    "{name}: versionId after the XML update"
+                );
+                ensure!(
+                    without_server_meta(back) == without_server_meta(original),
+                    "{name}: written as XML, read back differs"
                 );
                 Ok(())
             }

@@ -26,6 +26,7 @@ mod terminology_ops;
 mod tokens;
 mod topology;
 mod transaction;
+mod xml;
 
 /// What every test gets.
 pub struct Env {
@@ -65,6 +66,7 @@ fn main() {
         terminology_ops::all(),
         transaction::all(),
         tokens::all(),
+        xml::all(),
     ] {
         trials.extend(group);
     }

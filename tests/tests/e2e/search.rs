@@ -1,6 +1,7 @@
 //! Search: the parameters the CapabilityStatement lists, prefixes, tokens, paging, totals.
 
 use anyhow::{Result, ensure};
+use reqwest::Method;
 use serde_json::{Value, json};
 use tests::TestServer;
 
@@ -14,7 +15,8 @@ crate::tests![
     every_advertised_interaction_answers,
     chains_and_has,
     meta_tags_security_and_profiles,
-    missing_and_not_modifiers
+    missing_and_not_modifiers,
+    summary_text_and_data
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -741,5 +743,63 @@ async fn missing_and_not_modifiers(env: &Env) -> Result<()> {
         .send(reqwest::Method::GET, "Patient?gender:missing=maybe", None)
         .await?;
     ensure!(status == 400, ":missing=maybe answered {status}");
+    s.stop().await
+}
+
+/// `_summary=text` keeps the narrative and the mandatory elements, `_summary=data` drops the
+/// narrative; both mark the resource subsetted.
+async fn summary_text_and_data(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let o = s
+        .create(&json!({"resourceType": "Observation", "status": "final",
+            "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">pulse 72</div>"},
+            "code": {"text": "pulse"}, "valueQuantity": {"value": 72, "unit": "/min"},
+            "effectiveDateTime": "2020-01-01"}))
+        .await?;
+    let id = o["id"].as_str().unwrap_or_default();
+    let subsetted = |r: &Value| {
+        r["meta"]["tag"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|c| c["code"] == "SUBSETTED"))
+    };
+    let (_, text) = s
+        .send(
+            Method::GET,
+            &format!("Observation?_id={id}&_summary=text"),
+            None,
+        )
+        .await?;
+    let r = &text["entry"][0]["resource"];
+    ensure!(
+        r["text"]["status"] == "generated"
+            && r["status"] == "final"
+            && r["code"]["text"] == "pulse",
+        "text keeps the narrative and the mandatory elements: {r}"
+    );
+    ensure!(
+        r.get("valueQuantity").is_none() && r.get("effectiveDateTime").is_none() && subsetted(r),
+        "text drops the rest: {r}"
+    );
+    let (_, data) = s
+        .send(
+            Method::GET,
+            &format!("Observation?_id={id}&_summary=data"),
+            None,
+        )
+        .await?;
+    let r = &data["entry"][0]["resource"];
+    ensure!(
+        r.get("text").is_none() && r["valueQuantity"]["value"] == 72 && subsetted(r),
+        "data drops the narrative only: {r}"
+    );
+    let (status, _) = s
+        .send_with(
+            Method::GET,
+            "Observation?_summary=true",
+            None,
+            &[("prefer", "handling=strict")],
+        )
+        .await?;
+    ensure!(status == 400, "_summary=true is not built yet: {status}");
     s.stop().await
 }
