@@ -5,8 +5,9 @@ The table comes from the R4 (4.0.1) models of the Python package fhir.resources 
 are generated from the official StructureDefinitions: for every resource, data type and
 backbone element, each element's JSON name, FHIR type, whether it repeats, whether it is
 required, its choice group, the codes of a required binding, and the resource types a
-Reference may point at: `[type, repeats, required, codes or null, targets]`. Run it again only to
-change the source:
+Reference may point at: `[type, repeats, required, codes or null, targets]`; and per type
+`order`, its elements in definition order (`elements_sequence()`), which the XML form
+follows (the keys of `elements` are sorted). Run it again only to change the source:
 
     python3 -m venv /tmp/frenv && /tmp/frenv/bin/pip install 'fhir.resources==6.4.0' 'pydantic<2'
     /tmp/frenv/bin/python mappings/schema/generate.py > mappings/schema/r4.json
@@ -109,7 +110,13 @@ def describe(cls):
             c[1].append(f.alias)
     for c in choices.values():
         c[1].sort()
-    return {"elements": dict(sorted(elements.items())), "choices": dict(sorted(choices.items()))}
+    # The definition order of the elements (the StructureDefinition's), which FHIR XML
+    # follows: inherited elements first (Resource, DomainResource, Element, BackboneElement).
+    order = list(cls.elements_sequence())
+    if sorted(order) != sorted(elements):
+        raise SystemExit(f"{cls.__name__}: elements_sequence() does not list its elements")
+    return {"elements": dict(sorted(elements.items())), "choices": dict(sorted(choices.items())),
+            "order": order}
 
 
 def main():

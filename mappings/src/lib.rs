@@ -8,7 +8,8 @@
 //! - [`json`]: parse FHIR JSON under limits and apply the structural rules;
 //! - [`entity`]: FHIR resource ⇄ [`model::Entity`], lossless by construction;
 //! - [`search`]: the search parameters, index extraction and query parsing;
-//! - [`rules`]: required elements of the mapped types.
+//! - [`rules`]: required elements of the mapped types;
+//! - [`xml`]: FHIR XML ⇄ FHIR JSON, lossless, by the R4 structure.
 
 mod care;
 pub mod dates;
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod search;
 mod statements;
 pub mod types;
+pub mod xml;
 
 pub use json::{JsonLimits, Resource};
 

@@ -21,7 +21,8 @@ use crate::path::Path;
 use crate::{Issue, IssueCode};
 
 /// One element of a type, as the table lists it: `[type, repeats, required, codes?,
-/// targets?]` (the codes of a required binding; the types a Reference may point at).
+/// targets?]` (the codes of a required binding; the types a Reference may point at); and,
+/// from the type's `order`, its position in the definition.
 #[derive(Debug, Deserialize)]
 struct Element(
     String,
@@ -29,14 +30,16 @@ struct Element(
     u8,
     #[serde(default)] Option<Vec<String>>,
     #[serde(default)] Option<Vec<String>>,
+    #[serde(skip)] usize,
 );
 
-/// One type as the table lists it: its elements by JSON name, and its choice groups
-/// (`[required, members]`).
+/// One type as the table lists it: its elements by JSON name, its choice groups
+/// (`[required, members]`), and its element names in definition order.
 #[derive(Debug, Deserialize)]
 struct RawType {
     elements: HashMap<String, Element>,
     choices: HashMap<String, (u8, Vec<String>)>,
+    order: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,7 +54,8 @@ type Named = (String, String);
 type Choice = (String, (u8, Vec<Named>));
 
 /// One type, ready to check against: the required elements and the choice members come
-/// with their primitive-extension names (`_name`).
+/// with their primitive-extension names (`_name`); each element knows its position in the
+/// definition (the order of the XML form).
 #[derive(Debug)]
 struct TypeDef {
     elements: HashMap<String, Element>,
@@ -70,7 +74,16 @@ impl From<RawTable> for Table {
         let types = raw
             .types
             .into_iter()
-            .map(|(name, t)| {
+            .map(|(name, mut t)| {
+                // An element the order does not list (the generator rules it out) goes last.
+                for e in t.elements.values_mut() {
+                    e.5 = usize::MAX;
+                }
+                for (position, element) in t.order.iter().enumerate() {
+                    if let Some(e) = t.elements.get_mut(element) {
+                        e.5 = position;
+                    }
+                }
                 let mut required: Vec<Named> = t
                     .elements
                     .iter()
@@ -131,6 +144,37 @@ pub fn required_elements(rtype: &str) -> Vec<&'static str> {
 /// Whether the element table loaded (it is compiled in; a unit test proves it parses).
 pub fn available() -> bool {
     table().is_some()
+}
+
+/// One element of a type as the XML mapping needs it: its JSON (and XML) name, its FHIR
+/// type (a primitive in lower camel case, a complex type, `Resource` for a contained one,
+/// `xhtml` for the narrative `div`), whether it repeats, and its position in the type's
+/// definition (the XML form writes the elements in that order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElementInfo {
+    pub(crate) name: &'static str,
+    pub(crate) ty: &'static str,
+    pub(crate) repeats: bool,
+    pub(crate) position: usize,
+}
+
+/// The table's name of type `ty` (a resource, data type or backbone element), if it has it.
+pub(crate) fn type_name(ty: &str) -> Option<&'static str> {
+    table()?
+        .types
+        .get_key_value(ty)
+        .map(|(name, _)| name.as_str())
+}
+
+/// The element `name` of type `ty`, if the type has it.
+pub(crate) fn element_info(ty: &str, name: &str) -> Option<ElementInfo> {
+    let (name, element) = table()?.types.get(ty)?.elements.get_key_value(name)?;
+    Some(ElementInfo {
+        name,
+        ty: &element.0,
+        repeats: element.1 == 1,
+        position: element.5,
+    })
 }
 
 /// Checks a resource (a JSON object with its `resourceType`) against the R4 structure;
@@ -384,7 +428,7 @@ fn reference_problem(object: &Map<String, Value>, targets: &[String]) -> Option<
 }
 
 /// The FHIR primitive types (the table names them in lower camel case).
-fn is_primitive(ty: &str) -> bool {
+pub(crate) fn is_primitive(ty: &str) -> bool {
     ty.chars().next().is_some_and(|c| c.is_ascii_lowercase())
 }
 
@@ -559,6 +603,53 @@ mod tests {
     #[test]
     fn the_table_loads() {
         assert!(available());
+    }
+
+    #[test]
+    fn every_element_has_its_own_position_in_the_definition() {
+        let Some(table) = table() else {
+            panic!("the table loads")
+        };
+        for (name, def) in &table.types {
+            let mut positions: Vec<usize> = def.elements.values().map(|e| e.5).collect();
+            positions.sort_unstable();
+            assert_eq!(
+                positions,
+                (0..def.elements.len()).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+        let position = |name: &str| element_info("Patient", name).map(|e| e.position);
+        let patient = [
+            "id",
+            "meta",
+            "implicitRules",
+            "language",
+            "text",
+            "contained",
+            "extension",
+            "modifierExtension",
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "gender",
+            "birthDate",
+        ];
+        for (i, name) in patient.iter().enumerate() {
+            assert_eq!(position(name), Some(i), "{name}");
+        }
+        assert_eq!(
+            element_info("Patient", "name"),
+            Some(ElementInfo {
+                name: "name",
+                ty: "HumanName",
+                repeats: true,
+                position: 10
+            })
+        );
+        assert_eq!(type_name("Extension"), Some("Extension"));
+        assert_eq!(type_name("Nothing"), None);
     }
 
     #[test]
