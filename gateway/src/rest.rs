@@ -999,10 +999,12 @@ pub(crate) async fn represent(response: Response, format: Format) -> Response {
     let (text, ctype) = if format.xml {
         match mappings::xml::to_xml(&object, format.pretty) {
             Ok(x) => (x, FHIR_XML),
+            // What FHIR JSON holds but XML cannot (a narrative that is not well-formed
+            // XHTML, characters XML forbids): this representation cannot be made.
             Err(e) => {
-                tracing::error!(error = %e, "a response could not be written as XML");
-                return ApiError::Internal(format!(
-                    "the response could not be written as XML: {e}"
+                tracing::warn!(error = %e, "a response could not be written as XML");
+                return ApiError::NotAcceptable(format!(
+                    "the response cannot be written as FHIR XML ({e}); ask for application/fhir+json"
                 ))
                 .into_response();
             }

@@ -116,7 +116,11 @@ async fn every_interaction_speaks_xml(env: &Env) -> Result<()> {
         .send(Method::GET, &format!("Observation?patient={id}"), None)
         .await?;
     ensure!(
-        found["entry"][0]["resource"]["valueQuantity"]["value"].to_string() == "72.50",
+        found["entry"][0]["resource"]["valueQuantity"]["value"]
+            .as_number()
+            .map(ToString::to_string)
+            .as_deref()
+            == Some("72.50"),
         "the decimal's text: {found}"
     );
     // Errors are OperationOutcomes in the negotiated format.
@@ -172,6 +176,23 @@ async fn every_interaction_speaks_xml(env: &Env) -> Result<()> {
             "{what}: {status} {body}"
         );
     }
+    // A narrative that is not well-formed XHTML is stored from JSON, but cannot be written
+    // as XML: 406, with an OperationOutcome; JSON still reads it.
+    let sloppy = s
+        .create(
+            &json!({"resourceType": "Patient", "text": {"status": "generated",
+            "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>unclosed</div>"}}),
+        )
+        .await?;
+    let sloppy_id = sloppy["id"].as_str().unwrap_or_default();
+    let (status, _, body) =
+        exchange(s.req(Method::GET, &format!("Patient/{sloppy_id}?_format=xml"))).await?;
+    let outcome: Value = serde_json::from_str(&body)?;
+    ensure!(
+        status == 406 && outcome["resourceType"] == "OperationOutcome",
+        "sloppy div: {status} {body}"
+    );
+    s.get_ok(&format!("Patient/{sloppy_id}")).await?;
     // `_pretty` indents JSON as well; compact by default.
     let (_, _, pretty) =
         exchange(s.req(Method::GET, &format!("Patient/{id}?_pretty=true"))).await?;
