@@ -10,6 +10,7 @@ mod bundle;
 pub mod capability;
 mod chains;
 pub mod checkpoint;
+mod headers;
 pub mod outcome;
 mod rest;
 mod results;
