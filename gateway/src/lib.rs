@@ -12,6 +12,7 @@ mod chains;
 pub mod checkpoint;
 mod headers;
 pub mod outcome;
+mod patching;
 mod rest;
 mod results;
 mod terminology_ops;

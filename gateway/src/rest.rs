@@ -1374,13 +1374,7 @@ async fn patch(
         meta.shift_remove("versionId");
         meta.shift_remove("lastUpdated");
     }
-    json_patch::patch(&mut document, &operations).map_err(|e| {
-        ApiError::Unprocessable(vec![mappings::Issue::error(
-            mappings::IssueCode::Invariant,
-            rtype,
-            format!("the patch cannot be applied: {e}"),
-        )])
-    })?;
+    crate::patching::apply(&mut document, &operations, rtype, &state.config.limits)?;
     if document
         .get("meta")
         .and_then(Value::as_object)
@@ -1391,6 +1385,12 @@ async fn patch(
     }
     let patched = serde_json::to_vec(&document)
         .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?;
+    let max = state.config.limits.max_body_bytes;
+    if patched.len() > max {
+        return Err(ApiError::TooCostly(format!(
+            "the patched resource would be larger than the body limit of {max} bytes"
+        )));
+    }
     let resource = parse_checked(state, rtype, &patched)?;
     if resource.id() != Some(id) {
         return Err(ApiError::Unprocessable(vec![mappings::Issue::error(
