@@ -1733,6 +1733,12 @@ pub(crate) async fn conditional_match(
             format!("criteria the server cannot evaluate: {}", issue.diagnostics),
         ));
     }
+    if parsed.query.all_of.is_empty() {
+        return Err(ApiError::bad(
+            what,
+            format!("{criteria:?} selects nothing: every {rtype} would match"),
+        ));
+    }
     parsed.query.count = 2;
     parsed.query.after_id = None;
     parsed.query.access = access.clone();
