@@ -208,6 +208,15 @@ async fn search(
     let mut filter = AuditFilter::default();
     let mut count = state.config.limits.default_count;
     for (k, v) in pairs {
+        if let Some(c) = v.chars().find(|c| c.is_control()) {
+            return Err(ApiError::bad(
+                k.as_str(),
+                format!(
+                    "a search parameter may not hold the control character U+{:04X}",
+                    u32::from(c)
+                ),
+            ));
+        }
         match k.as_str() {
             "patient" => filter.patient = Some(v.trim_start_matches("Patient/").to_owned()),
             "agent" => filter.agent = Some(v.clone()),

@@ -11,7 +11,7 @@
 //! | `Conflict` | 409 | `conflict` |
 //! | `Gone` | 410 | `deleted` |
 //! | `PreconditionFailed` | 412 | `conflict` |
-//! | `TooLarge` | 413 | `too-costly` |
+//! | `TooLarge`, `TooCostly` | 413 | `too-costly` |
 //! | `UriTooLong` | 414 | `too-costly` |
 //! | `UnsupportedMediaType` | 415 | `not-supported` |
 //! | `Unprocessable` (FHIR rules broken) | 422 | from the issues |
@@ -56,6 +56,9 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
+    /// What the request asks for would exceed a limit (the text says which).
+    #[error("too costly: {0}")]
+    TooCostly(String),
     /// The URL is longer than allowed.
     #[error("URL longer than {0} bytes")]
     UriTooLong(usize),
@@ -102,7 +105,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::TooCostly(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -130,6 +133,7 @@ impl ApiError {
             ApiError::TooLarge(_) | ApiError::UriTooLong(_) => {
                 simple("too-costly", &self.to_string())
             }
+            ApiError::TooCostly(t) => simple("too-costly", t),
             ApiError::Internal(_) => simple("exception", "internal server error"),
             ApiError::Unavailable(t) => simple("transient", t),
             ApiError::InEntry {

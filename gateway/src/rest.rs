@@ -439,6 +439,7 @@ async fn handle(
     if url_len > limits.max_url_bytes {
         return Err(ApiError::UriTooLong(limits.max_url_bytes));
     }
+    crate::headers::refuse_repeated(headers)?;
     let pairs = decode_pairs(uri.query().unwrap_or("").as_bytes());
     let path = uri.path().trim_start_matches("/fhir").trim_matches('/');
     let segments: Vec<&str> = if path.is_empty() {
@@ -1089,6 +1090,7 @@ async fn limited_bytes(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<u8>, ApiError> {
+    crate::headers::plain_utf8_body(headers)?;
     let max = state.config.limits.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -1155,17 +1157,14 @@ pub(crate) fn parse_envelope(
     Ok(resource)
 }
 
-/// Whether a read's `If-None-Match` (a version ETag, or `*`) or `If-Modified-Since` says the
+/// Whether a read's `If-None-Match` (version ETags, or `*`) or `If-Modified-Since` says the
 /// client's copy is current. `If-None-Match` wins when both are sent (RFC 9110 §13.1.3);
-/// a header that cannot be parsed is ignored, as HTTP caches do.
-fn not_modified(headers: &HeaderMap, stored: &Stored) -> bool {
-    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
-        let text = value.to_str().unwrap_or("");
-        return text.split(',').any(|tag| {
-            let tag = tag.trim();
-            tag == "*"
-                || tag.trim_start_matches("W/").trim_matches('"') == stored.version.to_string()
-        });
+/// one that is not a list of entity tags is 400, an `If-Modified-Since` that is not a date
+/// is ignored (RFC 9110 §13.1.3 says so).
+fn not_modified(headers: &HeaderMap, stored: &Stored) -> Result<bool, ApiError> {
+    if let Some(tags) = crate::headers::if_none_match(headers)? {
+        let current = stored.version.to_string();
+        return Ok(tags.iter().any(|tag| tag == "*" || *tag == current));
     }
     if let Some(since) = headers
         .get(header::IF_MODIFIED_SINCE)
@@ -1173,9 +1172,9 @@ fn not_modified(headers: &HeaderMap, stored: &Stored) -> bool {
         .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
     {
         // HTTP dates have whole seconds.
-        return stored.updated_at.timestamp() <= since.timestamp();
+        return Ok(stored.updated_at.timestamp() <= since.timestamp());
     }
-    false
+    Ok(false)
 }
 
 pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -1501,13 +1500,7 @@ async fn patch(
         meta.shift_remove("versionId");
         meta.shift_remove("lastUpdated");
     }
-    json_patch::patch(&mut document, &operations).map_err(|e| {
-        ApiError::Unprocessable(vec![mappings::Issue::error(
-            mappings::IssueCode::Invariant,
-            rtype,
-            format!("the patch cannot be applied: {e}"),
-        )])
-    })?;
+    crate::patching::apply(&mut document, &operations, rtype, &state.config.limits)?;
     if document
         .get("meta")
         .and_then(Value::as_object)
@@ -1518,6 +1511,12 @@ async fn patch(
     }
     let patched = serde_json::to_vec(&document)
         .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?;
+    let max = state.config.limits.max_body_bytes;
+    if patched.len() > max {
+        return Err(ApiError::TooCostly(format!(
+            "the patched resource would be larger than the body limit of {max} bytes"
+        )));
+    }
     let resource = parse_checked(state, rtype, &patched)?;
     if resource.id() != Some(id) {
         return Err(ApiError::Unprocessable(vec![mappings::Issue::error(
@@ -1721,7 +1720,7 @@ async fn read(
             stored.version
         )));
     };
-    if not_modified(headers, &stored) {
+    if not_modified(headers, &stored)? {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         version_headers(&mut r, stored.version, stored.updated_at);
         return Ok(r);
@@ -1858,6 +1857,12 @@ pub(crate) async fn conditional_match(
         return Err(ApiError::bad(
             what,
             format!("criteria the server cannot evaluate: {}", issue.diagnostics),
+        ));
+    }
+    if parsed.query.all_of.is_empty() {
+        return Err(ApiError::bad(
+            what,
+            format!("{criteria:?} selects nothing: every {rtype} would match"),
         ));
     }
     parsed.query.count = 2;

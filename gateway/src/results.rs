@@ -109,8 +109,19 @@ pub(crate) fn split(
 ) -> Result<(Vec<(String, String)>, ResultParams), ApiError> {
     let mut query = Vec::new();
     let mut r = ResultParams::default();
+    let mut given: Vec<&str> = Vec::new();
     for (k, v) in pairs {
         let (name, modifier) = k.split_once(':').unwrap_or((k.as_str(), ""));
+        // Parameters that set one thing: a second value would contradict the first.
+        if matches!(name, "_summary" | "_elements") {
+            if given.contains(&name) {
+                return Err(ApiError::bad(
+                    name,
+                    format!("{name} may be given only once"),
+                ));
+            }
+            given.push(name);
+        }
         match name {
             "_summary" => {
                 r.kept.push((k.clone(), v.clone()));
@@ -148,6 +159,14 @@ pub(crate) fn split(
             }
             "_include" | "_revinclude" => {
                 r.kept.push((k.clone(), v.clone()));
+                if !matches!(modifier, "" | "iterate" | "recurse") {
+                    r.ignored.push(Issue::error(
+                        IssueCode::NotSupported,
+                        k.clone(),
+                        format!("{name} has no modifier :{modifier} (only :iterate)"),
+                    ));
+                    continue;
+                }
                 let iterate = matches!(modifier, "iterate" | "recurse");
                 match parse_include(name, v, iterate) {
                     Ok(spec) if name == "_include" => r.includes.push(spec),

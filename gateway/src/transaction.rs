@@ -165,6 +165,25 @@ pub(crate) async fn process(
         Some(Value::Array(a)) => a.as_slice(),
         Some(_) => return Err(ApiError::bad("Bundle.entry", "entry must be an array")),
     };
+    // bdl-7: a fullUrl names one entry (two versions of a resource may share it).
+    let mut full_urls: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(url) = entry.get("fullUrl").and_then(Value::as_str) else {
+            continue;
+        };
+        let version = entry
+            .pointer("/resource/meta/versionId")
+            .and_then(Value::as_str);
+        if let Some(first) = full_urls.insert((url, version), i) {
+            return Err(ApiError::Malformed(vec![Issue::error(
+                IssueCode::Invariant,
+                format!("Bundle.entry[{i}].fullUrl"),
+                format!(
+                    "entry {first} has the same fullUrl {url:?}: a fullUrl names one entry (bdl-7)"
+                ),
+            )]));
+        }
+    }
     let max = state.config.limits.max_bundle_entries;
     if entries.len() > max {
         return Err(ApiError::Malformed(vec![Issue::error(
@@ -184,6 +203,12 @@ pub(crate) async fn process(
                 .enumerate()
                 .map(|(i, e)| parse_entry(i, e))
                 .collect::<Result<Vec<_>, _>>()?;
+            // The Bundle itself keeps the R4 structure (its entries' resources are checked
+            // one by one, once their references are resolved).
+            let issues = mappings::schema::check(&envelope(object), "Bundle");
+            if !issues.is_empty() {
+                return Err(ApiError::Unprocessable(issues));
+            }
             transaction(state, principal, parsed, headers, ctx).await
         }
         "batch" => {
@@ -195,6 +220,29 @@ pub(crate) async fn process(
             format!("POST to the base takes a batch or transaction Bundle, not {other:?}"),
         )),
     }
+}
+
+/// A Bundle without its entries' resources.
+fn envelope(bundle: &Map<String, Value>) -> Map<String, Value> {
+    let without_resource = |entry: &Value| match entry {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| *k != "resource")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    bundle
+        .iter()
+        .map(|(k, v)| match (k.as_str(), v) {
+            ("entry", Value::Array(entries)) => (
+                k.clone(),
+                Value::Array(entries.iter().map(without_resource).collect()),
+            ),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect()
 }
 
 /// The response Bundle of a batch or transaction.

@@ -129,7 +129,7 @@ pub fn check_resource(object: Map<String, Value>, path: &str) -> Result<Resource
             _ => issues.push(Issue::error(
                 IssueCode::Value,
                 format!("{root}.id"),
-                "id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'",
+                "id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.' (and not . or ..)",
             )),
         }
     }
@@ -153,9 +153,12 @@ pub fn check_resource(object: Map<String, Value>, path: &str) -> Result<Resource
     }
 }
 
-/// Whether `id` is a valid FHIR logical id.
+/// Whether `id` is a valid FHIR logical id. `.` and `..` match the R4 pattern but are dot
+/// segments, which URLs remove (RFC 3986 §5.2.4): no URL could name such a resource.
 pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
+        && id != "."
+        && id != ".."
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')

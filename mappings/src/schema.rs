@@ -185,11 +185,33 @@ pub fn check(resource: &Map<String, Value>, root: &str) -> Vec<Issue> {
         return issues;
     };
     let mut path = Path::new(root);
+    let mut w = Walk {
+        table,
+        resources: Vec::new(),
+        next_is_contained: false,
+    };
     match resource.get("resourceType").and_then(Value::as_str) {
-        Some(rtype) => check_object(table, rtype, resource, &mut path, true, &mut issues),
+        Some(rtype) => check_object(&mut w, rtype, resource, &mut path, true, &mut issues),
         None => issues.push(structure(root, "a resource needs its resourceType")),
     }
     issues
+}
+
+/// The state of one check: the table, and for each resource being walked (innermost last)
+/// what its local references (`#id`) may name.
+struct Walk<'t> {
+    table: &'t Table,
+    resources: Vec<Local>,
+    /// The next resource object checked is an item of `contained`.
+    next_is_contained: bool,
+}
+
+/// What local references inside one resource may name.
+struct Local {
+    /// The ids of the contained resources of the resource that contains them all.
+    contained: Vec<String>,
+    /// This is a contained resource (where `#` alone names its container).
+    is_contained: bool,
 }
 
 fn structure(path: &str, text: impl Into<String>) -> Issue {
@@ -197,17 +219,44 @@ fn structure(path: &str, text: impl Into<String>) -> Issue {
 }
 
 fn check_object<'a>(
-    table: &Table,
+    w: &mut Walk<'_>,
     ty: &str,
     object: &'a Map<String, Value>,
     path: &mut Path<'a>,
     is_resource: bool,
     issues: &mut Vec<Issue>,
 ) {
+    let table = w.table;
     let Some(def) = table.types.get(ty) else {
         issues.push(structure(&path.text(""), format!("{ty} is not an R4 type")));
         return;
     };
+    if is_resource {
+        // A contained resource's local references name its container's contained
+        // resources; any other resource (the root, a Bundle entry) starts its own.
+        let local = if std::mem::take(&mut w.next_is_contained) {
+            Local {
+                contained: w
+                    .resources
+                    .last()
+                    .map(|l| l.contained.clone())
+                    .unwrap_or_default(),
+                is_contained: true,
+            }
+        } else {
+            Local {
+                contained: object
+                    .get("contained")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_owned))
+                    .collect(),
+                is_contained: false,
+            }
+        };
+        w.resources.push(local);
+    }
     for (key, value) in object {
         if is_resource && key == "resourceType" {
             continue;
@@ -216,7 +265,7 @@ fn check_object<'a>(
         if let Some(base) = key.strip_prefix('_') {
             match def.elements.get(base) {
                 Some(e) if is_primitive(&e.0) => {
-                    check_primitive_extension(table, e.1 == 1, value, path, issues);
+                    check_primitive_extension(w, e.1 == 1, value, path, issues);
                 }
                 Some(_) => issues.push(structure(
                     &path.text(""),
@@ -239,6 +288,7 @@ fn check_object<'a>(
             continue;
         };
         let (ety, repeats) = (&element.0, element.1 == 1);
+        let contained = is_resource && key == "contained";
         match (value, repeats) {
             (Value::Array(items), true) => {
                 for (i, item) in items.iter().enumerate() {
@@ -247,7 +297,9 @@ fn check_object<'a>(
                         continue;
                     }
                     path.index(i);
-                    check_value(table, element, item, path, issues);
+                    w.next_is_contained = contained;
+                    check_value(w, element, item, path, issues);
+                    w.next_is_contained = false;
                     path.pop();
                 }
             }
@@ -259,9 +311,12 @@ fn check_object<'a>(
                 &path.text(""),
                 format!("{key} repeats: it must be an array"),
             )),
-            (_, false) => check_value(table, element, value, path, issues),
+            (_, false) => check_value(w, element, value, path, issues),
         }
         path.pop();
+    }
+    if is_resource {
+        w.resources.pop();
     }
     for (name, underscored) in &def.required {
         if !object.contains_key(name.as_str()) && !object.contains_key(underscored.as_str()) {
@@ -305,20 +360,20 @@ fn has_extension_at(object: &Map<String, Value>, key: &str, i: usize) -> bool {
 }
 
 fn check_primitive_extension<'a>(
-    table: &Table,
+    w: &mut Walk<'_>,
     repeats: bool,
     value: &'a Value,
     path: &mut Path<'a>,
     issues: &mut Vec<Issue>,
 ) {
     match (value, repeats) {
-        (Value::Object(o), false) => check_object(table, "Element", o, path, false, issues),
+        (Value::Object(o), false) => check_object(w, "Element", o, path, false, issues),
         (Value::Array(items), true) => {
             for (i, item) in items.iter().enumerate() {
                 path.index(i);
                 match item {
                     Value::Null => {}
-                    Value::Object(o) => check_object(table, "Element", o, path, false, issues),
+                    Value::Object(o) => check_object(w, "Element", o, path, false, issues),
                     _ => issues.push(structure(
                         &path.text(""),
                         "a primitive extension is an object (or null)",
@@ -339,7 +394,7 @@ fn check_primitive_extension<'a>(
 }
 
 fn check_value<'a>(
-    table: &Table,
+    w: &mut Walk<'_>,
     element: &Element,
     value: &'a Value,
     path: &mut Path<'a>,
@@ -370,16 +425,26 @@ fn check_value<'a>(
         ));
         return;
     };
-    if ty == "Reference"
-        && let Some(targets) = &element.4
-        && let Some(problem) = reference_problem(object, targets)
+    if ty == "Reference" {
+        let problem = reference_form_problem(object, w.resources.last()).or_else(|| {
+            element
+                .4
+                .as_ref()
+                .and_then(|targets| reference_problem(object, targets))
+        });
+        if let Some(problem) = problem {
+            issues.push(Issue::error(IssueCode::Value, path.text(""), problem));
+        }
+    }
+    if ty == "Period"
+        && let Some(problem) = period_problem(object)
     {
-        issues.push(Issue::error(IssueCode::Value, path.text(""), problem));
+        issues.push(Issue::error(IssueCode::Invariant, path.text(""), problem));
     }
     if ty == "Resource" {
         match object.get("resourceType").and_then(Value::as_str) {
-            Some(rtype) if table.types.contains_key(rtype) => {
-                check_object(table, rtype, object, path, true, issues);
+            Some(rtype) if w.table.types.contains_key(rtype) => {
+                check_object(w, rtype, object, path, true, issues);
             }
             Some(rtype) => issues.push(structure(
                 &path.text(""),
@@ -392,7 +457,97 @@ fn check_value<'a>(
         }
         return;
     }
-    check_object(table, ty, object, path, false, issues);
+    check_object(w, ty, object, path, false, issues);
+}
+
+/// What is wrong with the form of a Reference's `reference`: a local reference (`#id`) must
+/// name a contained resource (ref-1; `#` alone, the container, only from a contained
+/// resource); an absolute reference must be a URL with a host or a well-formed `urn:uuid:` /
+/// `urn:oid:`; anything else is relative and must be `Type/id` or `Type/id/_history/version`
+/// with a known type and valid ids. (A conditional reference, `Type?criteria`, is only
+/// allowed in a transaction, which resolves it before this check.)
+fn reference_form_problem(object: &Map<String, Value>, local: Option<&Local>) -> Option<String> {
+    let text = object.get("reference").and_then(Value::as_str)?;
+    if let Some(id) = text.strip_prefix('#') {
+        let local = local?;
+        return if id.is_empty() {
+            (!local.is_contained).then(|| {
+                "\"#\" names the containing resource: only a contained resource may use it"
+                    .to_owned()
+            })
+        } else {
+            (!local.contained.iter().any(|c| c == id))
+                .then(|| format!("{text:?} names no contained resource of this resource (ref-1)"))
+        };
+    }
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
+    if let Some((scheme, rest)) = text.split_once(':')
+        && is_scheme(scheme)
+    {
+        let ok = match scheme.to_ascii_lowercase().as_str() {
+            "urn" => match rest.split_once(':') {
+                Some(("uuid", uuid)) => is_uuid(uuid),
+                Some(("oid", oid)) => is_oid(oid),
+                Some((nid, nss)) => !nid.is_empty() && !nss.is_empty(),
+                None => false,
+            },
+            "http" | "https" => rest
+                .strip_prefix("//")
+                .is_some_and(|r| !r.is_empty() && !r.starts_with('/')),
+            _ => !rest.is_empty(),
+        };
+        return (!ok).then(|| format!("{text:?} is not a valid absolute reference"));
+    }
+    if text.contains('?') {
+        return Some(format!(
+            "{text:?} is a conditional reference: only a transaction may hold one (it resolves it)"
+        ));
+    }
+    let valid_id = crate::json::is_valid_id;
+    let ok = match text.split('/').collect::<Vec<_>>().as_slice() {
+        [t, id] => crate::types::is_resource_type(t) && valid_id(id),
+        [t, id, "_history", v] => crate::types::is_resource_type(t) && valid_id(id) && valid_id(v),
+        _ => false,
+    };
+    (!ok).then(|| {
+        format!(
+            "{text:?} is not a reference: Type/id (a resource type and a valid id), \
+             Type/id/_history/version, #id of a contained resource, or an absolute URL"
+        )
+    })
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Dot-separated numbers (`1.2.840.113549`).
+fn is_oid(s: &str) -> bool {
+    s.split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// per-1: a Period may not end before it starts. Only a certain violation is one: partial
+/// dates compare by the whole span they stand for.
+fn period_problem(object: &Map<String, Value>) -> Option<String> {
+    let bound = |key: &str| {
+        object
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(crate::dates::parse_range)
+    };
+    let ((start, _), (_, end)) = (bound("start")?, bound("end")?);
+    (start > end).then(|| "the period ends before it starts (per-1)".to_owned())
 }
 
 /// What is wrong with where a Reference points, given the types the element allows: the
@@ -456,6 +611,15 @@ fn primitive_problem(ty: &str, value: &Value) -> Option<String> {
             let Some(text) = value.as_str() else {
                 return want("a string");
             };
+            if let Some(c) = text
+                .chars()
+                .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            {
+                return Some(format!(
+                    "a {ty} may not hold the control character U+{:04X} (only tab, carriage return and line feed)",
+                    u32::from(c)
+                ));
+            }
             lexical_problem(ty, text)
         }
     }
@@ -534,21 +698,36 @@ fn in_range(s: &str, low: u32, high: u32) -> bool {
     s.parse::<u32>().is_ok_and(|v| (low..=high).contains(&v))
 }
 
+/// A year of the R4 pattern: four digits, not 0000.
+fn is_year(s: &str) -> bool {
+    digits(s, 4) && s != "0000"
+}
+
+/// A date that exists: the day within its month (29 February in leap years only).
 fn is_full_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 3
-        && digits(parts[0], 4)
-        && digits(parts[1], 2)
-        && in_range(parts[1], 1, 12)
-        && digits(parts[2], 2)
-        && in_range(parts[2], 1, 31)
+    if parts.len() != 3 || !is_year(parts[0]) || !digits(parts[1], 2) || !digits(parts[2], 2) {
+        return false;
+    }
+    let (Ok(year), Ok(month)) = (parts[0].parse::<u32>(), parts[1].parse::<u32>()) else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return false,
+    };
+    in_range(parts[2], 1, days)
 }
 
 fn is_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     match parts.len() {
-        1 => digits(parts[0], 4),
-        2 => digits(parts[0], 4) && digits(parts[1], 2) && in_range(parts[1], 1, 12),
+        1 => is_year(parts[0]),
+        2 => is_year(parts[0]) && digits(parts[1], 2) && in_range(parts[1], 1, 12),
         _ => is_full_date(s),
     }
 }
@@ -580,8 +759,11 @@ fn is_time_with_zone(s: &str, _instant: bool) -> bool {
     };
     let (t, zone) = s.split_at(at);
     let zone = &zone[1..];
+    // The R4 pattern: -13:59 to +13:59, and 14:00 either way.
     let ok_zone = zone.split_once(':').is_some_and(|(h, m)| {
-        digits(h, 2) && in_range(h, 0, 14) && digits(m, 2) && in_range(m, 0, 59)
+        digits(h, 2)
+            && digits(m, 2)
+            && ((in_range(h, 0, 13) && in_range(m, 0, 59)) || (h == "14" && m == "00"))
     });
     is_time(t) && ok_zone
 }
@@ -721,6 +903,7 @@ mod tests {
         );
         assert!(issues(json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
             "subject": {"reference": "http://example.org/fhir/Patient/1/_history/2"},
+            "contained": [{"resourceType": "Practitioner", "id": "p1"}],
             "performer": [{"reference": "#p1"}, {"reference": "urn:uuid:7f1d5d3c-0000-4000-8000-000000000001"}]}))
         .is_empty());
         // Contained resources and bundle entries are checked as what they are.
@@ -759,5 +942,103 @@ mod tests {
         assert!(lexical_problem("code", " x").is_some());
         assert!(lexical_problem("uri", "a b").is_some());
         assert_eq!(lexical_problem("oid", "urn:oid:1.2.3"), None);
+        // Dates that do not exist, year 0000, zones beyond ±14:00.
+        for bad in [
+            "2021-02-29",
+            "2020-02-30",
+            "2020-06-31",
+            "0000",
+            "0000-01-01",
+            "2020-01-01T10:00:00+14:30",
+            "2020-01-01T10:00:00-15:00",
+        ] {
+            assert!(lexical_problem("dateTime", bad).is_some(), "{bad}");
+        }
+        for ok in [
+            "2000-02-29",
+            "2020-12-31",
+            "2020-01-01T10:00:00-14:00",
+            "0001",
+        ] {
+            assert_eq!(lexical_problem("dateTime", ok), None, "{ok}");
+        }
+        assert!(lexical_problem("date", "1900-02-29").is_some());
+    }
+
+    #[test]
+    fn control_characters_and_periods() {
+        assert!(primitive_problem("string", &json!("a\u{0}b")).is_some());
+        assert!(primitive_problem("markdown", &json!("\u{1b}[31m")).is_some());
+        assert!(primitive_problem("code", &json!("x\u{85}")).is_some());
+        assert_eq!(primitive_problem("string", &json!("a\tb\r\nc")), None);
+        assert_eq!(
+            issues(json!({"resourceType": "Encounter", "status": "finished",
+                "class": {"code": "AMB"},
+                "period": {"start": "2020-02-01", "end": "2020-01-31"}})),
+            vec![(IssueCode::Invariant, "Encounter.period".into())]
+        );
+        // Partial dates: the end may be as coarse as it likes.
+        assert!(
+            issues(json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"code": "AMB"},
+            "period": {"start": "2020-02-01T10:00:00Z", "end": "2020"}}))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn reference_forms() {
+        let with = |reference: &str| {
+            issues(
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "contained": [{"resourceType": "Patient", "id": "p1",
+                    "link": [{"other": {"reference": "#"}, "type": "seealso"}]}],
+                "subject": {"reference": reference}}),
+            )
+        };
+        for ok in [
+            "Patient/1",
+            "Patient/a.b-c/_history/2",
+            "#p1",
+            "http://example.org/fhir/Patient/1",
+            "urn:uuid:7f1d5d3c-0000-4000-8000-000000000001",
+            "urn:oid:1.2.3",
+        ] {
+            assert!(with(ok).is_empty(), "{ok}: {:?}", with(ok));
+        }
+        for bad in [
+            "Patient/",
+            "/",
+            "Patient/a/b/c/d",
+            "Foo/1",
+            "#",
+            "#p2",
+            "Patient/..",
+            "Patient?identifier=x",
+            "urn:uuid:x",
+            "http://",
+            "Patient/1/_history/",
+        ] {
+            assert_eq!(
+                with(bad),
+                vec![(IssueCode::Value, "Observation.subject".into())],
+                "{bad}"
+            );
+        }
+        // `#` names the container from inside a contained resource only; a Bundle entry
+        // has contained resources of its own.
+        assert!(
+            issues(json!({"resourceType": "Bundle", "type": "collection",
+            "entry": [{"resource": {"resourceType": "Observation", "status": "final",
+                "code": {"text": "x"}, "subject": {"reference": "#p"},
+                "contained": [{"resourceType": "Patient", "id": "p"}]}}]}))
+            .is_empty()
+        );
+        assert_eq!(
+            issues(json!({"resourceType": "Bundle", "type": "collection",
+                "entry": [{"resource": {"resourceType": "Observation", "status": "final",
+                    "code": {"text": "x"}, "subject": {"reference": "#p"}}}]})),
+            vec![(IssueCode::Value, "Bundle.entry[0].resource.subject".into())]
+        );
     }
 }

@@ -225,6 +225,40 @@ pub fn reference_params(resource: &str) -> Vec<ReferenceParam> {
         .collect()
 }
 
+/// The longest value, in bytes, the index holds as it is: a PostgreSQL B-tree entry holds at
+/// most about 2.7 KB, and a token entry holds both a code and a system.
+pub const MAX_INDEXED: usize = 1000;
+
+/// A token's code or system as the index holds it and a search compares it: itself up to
+/// [`MAX_INDEXED`] bytes, else its SHA-256 digest (after U+0001, which no FHIR string holds,
+/// so a digest never equals a real code). Token search is equality, which the digest keeps.
+pub fn index_token(text: &str) -> String {
+    use sha2::Digest as _;
+    if text.len() <= MAX_INDEXED {
+        return text.to_owned();
+    }
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut out = String::from("\u{1}sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// A normalised string as the index holds it: cut to at most [`MAX_INDEXED`] bytes, on a
+/// character boundary. A search value is never longer (a longer one is refused), so prefix
+/// and exact search stay exact; `:contains` does not see past the cut.
+pub fn index_string(mut normalized: String) -> String {
+    if normalized.len() > MAX_INDEXED {
+        let mut end = MAX_INDEXED;
+        while !normalized.is_char_boundary(end) {
+            end -= 1;
+        }
+        normalized.truncate(end);
+    }
+    normalized
+}
+
 /// Lower case with accents folded: what string search compares.
 pub fn normalize(text: &str) -> String {
     text.nfd()
@@ -289,8 +323,8 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
             let mut push = |system: Option<&str>, code: &str| {
                 out.push(IndexEntry::Token {
                     param: name.clone(),
-                    system: system.map(str::to_owned),
-                    code: code.to_owned(),
+                    system: system.map(index_token),
+                    code: index_token(code),
                 })
             };
             match v {
@@ -320,7 +354,7 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
                 out.push(IndexEntry::Token {
                     param: name,
                     system: None,
-                    code: uri.clone(),
+                    code: index_token(uri),
                 });
             }
         }
@@ -328,7 +362,7 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
             let mut push = |s: &str| {
                 out.push(IndexEntry::String {
                     param: name.clone(),
-                    normalized: normalize(s),
+                    normalized: index_string(normalize(s)),
                     exact: s.to_owned(),
                 })
             };
@@ -437,12 +471,29 @@ pub fn parse_query(
     let mut used = Vec::new();
     let mut ignored = Vec::new();
     let mut errors = Vec::new();
+    let mut given: Vec<&str> = Vec::new();
     for (key, raw) in pairs {
         let (name, modifier) = match key.split_once(':') {
             Some((n, m)) => (n, Some(m)),
             None => (key.as_str(), None),
         };
         let bad = |text: String| Issue::error(IssueCode::Value, key.clone(), text);
+        // No FHIR value holds a control character, and the store cannot take some.
+        if let Some(c) = key.chars().chain(raw.chars()).find(|c| c.is_control()) {
+            errors.push(bad(format!(
+                "a search parameter may not hold the control character U+{:04X}",
+                u32::from(c)
+            )));
+            continue;
+        }
+        // Parameters that set one thing: a second value would contradict the first.
+        if matches!(name, "_count" | "_total" | "_cursor") {
+            if given.contains(&name) {
+                errors.push(bad(format!("{name} may be given only once")));
+                continue;
+            }
+            given.push(name);
+        }
         match name {
             "_count" => match raw.parse::<usize>() {
                 Ok(n) => query.count = n.min(limits.max_count),
@@ -469,7 +520,11 @@ pub fn parse_query(
                     .map(|v| parse_value(resource, name, modifier, &v))
                     .collect::<Result<Vec<_>, Issue>>();
                 match group {
-                    Ok(group) if group.is_empty() => {}
+                    // Nothing to search for: reported (and refused under strict handling).
+                    Ok(group) if group.is_empty() => ignored.push(not_supported(
+                        key,
+                        format!("{key} has no value, so it is ignored"),
+                    )),
                     // `code:not=a,b`: neither a nor b (each value a condition of its own).
                     Ok(group) if modifier == Some("not") => {
                         query.all_of.extend(group.into_iter().map(|p| vec![p]));
@@ -608,11 +663,28 @@ fn parse_value(
     }
     match (param.kind, modifier) {
         (ParamKind::Token, None | Some("not")) => {
+            if value == "|" {
+                return Err(bad(
+                    "a token of '|' alone names neither a system nor a code".into(),
+                ));
+            }
+            if let Some((_, code)) = value.split_once('|')
+                && code
+                    .char_indices()
+                    .any(|(i, c)| c == '|' && !code[..i].ends_with('\\'))
+            {
+                return Err(bad(format!(
+                    "{value:?} is not [system]|[code]: a '|' in a code is escaped as \\|"
+                )));
+            }
             let (system, code) = match value.split_once('|') {
-                None => (SystemMatch::Any, Some(value.to_owned())),
-                Some(("", code)) => (SystemMatch::None, Some(code.to_owned())),
-                Some((system, "")) => (SystemMatch::Is(system.to_owned()), None),
-                Some((system, code)) => (SystemMatch::Is(system.to_owned()), Some(code.to_owned())),
+                None => (SystemMatch::Any, Some(index_token(value))),
+                Some(("", code)) => (SystemMatch::None, Some(index_token(code))),
+                Some((system, "")) => (SystemMatch::Is(index_token(system)), None),
+                Some((system, code)) => (
+                    SystemMatch::Is(index_token(system)),
+                    Some(index_token(code)),
+                ),
             };
             Ok(if modifier == Some("not") {
                 Predicate::NotToken {
@@ -639,8 +711,8 @@ fn parse_value(
             };
             Ok(Predicate::TokenIn {
                 param: index_param,
-                system: system.to_owned(),
-                codes: vec![code.to_owned()],
+                system: index_token(system),
+                codes: vec![index_token(code)],
                 expand: Some(if m == "below" {
                     Expand::Below
                 } else {
@@ -651,7 +723,7 @@ fn parse_value(
         (ParamKind::Uri, None) => Ok(Predicate::Token {
             param: index_param,
             system: SystemMatch::None,
-            code: Some(value.to_owned()),
+            code: Some(index_token(value)),
         }),
         (ParamKind::String, None | Some("exact") | Some("contains")) => {
             let how = match modifier {
@@ -660,6 +732,11 @@ fn parse_value(
                 _ => StringMatch::StartsWith,
             };
             let normalized = normalize(value);
+            if normalized.len() > MAX_INDEXED {
+                return Err(bad(format!(
+                    "a string search value is at most {MAX_INDEXED} bytes"
+                )));
+            }
             let value = if how == StringMatch::Exact {
                 value.to_owned()
             } else {
@@ -836,5 +913,48 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, IndexEntry::Date { param, .. } if param == "birthdate"))
         );
+    }
+
+    #[test]
+    fn long_values_are_indexed_within_the_index_limits() {
+        let long = "x".repeat(3 * MAX_INDEXED);
+        let token = index_token(&long);
+        assert!(token.len() < 100 && token.starts_with('\u{1}'));
+        assert_eq!(index_token("short"), "short");
+        // A search for the long code compares what the index holds.
+        let found = parse("Patient", &[("identifier", &format!("urn:x|{long}"))])
+            .map(|s| s.query.all_of)
+            .unwrap_or_default();
+        assert_eq!(
+            found,
+            vec![vec![Predicate::Token {
+                param: "identifier".into(),
+                system: SystemMatch::Is("urn:x".into()),
+                code: Some(token)
+            }]]
+        );
+        // Strings are cut on a character boundary; a longer search value is refused.
+        let cut = index_string("é".repeat(MAX_INDEXED));
+        assert!(cut.len() <= MAX_INDEXED && cut.chars().all(|c| c == 'é'));
+        assert!(parse("Patient", &[("family", &"a".repeat(MAX_INDEXED + 1))]).is_err());
+        assert!(parse("Patient", &[("family", &"a".repeat(MAX_INDEXED))]).is_ok());
+    }
+
+    #[test]
+    fn malformed_parameters_are_refused_or_reported() {
+        for (k, v) in [
+            ("family", "a\u{0}b"),
+            ("name", "\u{1b}"),
+            ("identifier", "|"),
+            ("gender", "a|b|c"),
+        ] {
+            assert!(parse("Patient", &[(k, v)]).is_err(), "{k}={v:?}");
+        }
+        assert!(parse("Patient", &[("_count", "5"), ("_count", "10")]).is_err());
+        assert!(parse("Patient", &[("identifier", "urn:x|a\\|b")]).is_ok());
+        // An empty value selects nothing: reported, so strict handling refuses it.
+        let empty = parse("Patient", &[("family", "")]).expect("parses");
+        assert!(empty.query.all_of.is_empty());
+        assert_eq!(empty.ignored.len(), 1);
     }
 }

@@ -16,6 +16,7 @@ mod audit;
 mod cli;
 mod errors;
 mod golden;
+mod hostile;
 mod house;
 mod lossless;
 mod plans;
@@ -57,6 +58,7 @@ fn main() {
         access::all(),
         search::all(),
         errors::all(),
+        hostile::all(),
         audit::all(),
         topology::all(),
         lossless::all(),
