@@ -611,9 +611,16 @@ fn primitive_problem(ty: &str, value: &Value) -> Option<String> {
             let Some(text) = value.as_str() else {
                 return want("a string");
             };
-            if let Some(c) = text
-                .chars()
-                .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            // A byte scan first (C0 controls and DEL are single bytes, C1 controls start
+            // with 0xC2): most strings have none of these, and the scan is cheap.
+            // (A fold without an early exit, which the compiler vectorises.)
+            let suspect = text.bytes().fold(false, |found, b| {
+                found | (b < 0x20) | (b == 0x7F) | (b == 0xC2)
+            });
+            if suspect
+                && let Some(c) = text
+                    .chars()
+                    .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
             {
                 return Some(format!(
                     "a {ty} may not hold the control character U+{:04X} (only tab, carriage return and line feed)",
