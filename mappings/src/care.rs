@@ -8,7 +8,6 @@ use model::{
     AvailableTime, Contact, ContactDiagnosis, HealthElement, NotAvailable, Party, PartyKind,
     Position, Reaction, StatusPeriod, TeamMember,
 };
-use serde_json::Value;
 
 use crate::fields::*;
 
@@ -159,13 +158,6 @@ fn write_available_time(t: &AvailableTime, start: &str, end: &str) -> Obj {
     put_str(&mut o, start, &t.start);
     put_str(&mut o, end, &t.end);
     o
-}
-
-/// Renders the first item of a list as a 0..1 element.
-fn put_first<T>(o: &mut Obj, key: &str, v: &[T], write: impl Fn(&T) -> Obj) {
-    if let Some(first) = v.first() {
-        o.insert(key.into(), Value::Object(write(first)));
-    }
 }
 
 pub(crate) fn read_role(o: &Obj) -> Party {

@@ -17,20 +17,10 @@ fn first_of<T>(o: &Obj, key: &str, read: impl Fn(&Obj) -> T) -> Option<T> {
     list_of(o, key, read).into_iter().next()
 }
 
-fn put_first<T>(o: &mut Obj, key: &str, v: &Option<T>, write: impl Fn(&T) -> Obj) {
+/// Writes a 0..1 typed field as a list of one (the inverse of [`first_of`]).
+fn put_list_of_one<T>(o: &mut Obj, key: &str, v: &Option<T>, write: impl Fn(&T) -> Obj) {
     if let Some(v) = v {
         o.insert(key.into(), Value::Array(vec![Value::Object(write(v))]));
-    }
-}
-
-/// A 0..1 element read into a list field (written back from the list's first element).
-fn one_as_list<T>(o: &Obj, key: &str, read: impl Fn(&Obj) -> T) -> Vec<T> {
-    one_of(o, key, read).into_iter().collect()
-}
-
-fn put_one_of_list<T>(o: &mut Obj, key: &str, v: &[T], write: impl Fn(&T) -> Obj) {
-    if let Some(v) = v.first() {
-        o.insert(key.into(), Value::Object(write(v)));
     }
 }
 
@@ -147,8 +137,8 @@ pub(crate) fn write_medication_statement(s: &Service) -> Obj {
     put_list(&mut o, "basedOn", &s.based_on, write_link);
     put_list(&mut o, "partOf", &s.part_of, write_link);
     put_str(&mut o, "status", &s.status);
-    put_first(&mut o, "statusReason", &s.status_reason, write_concept);
-    put_one_of_list(&mut o, "category", &s.categories, write_concept);
+    put_list_of_one(&mut o, "statusReason", &s.status_reason, write_concept);
+    put_first(&mut o, "category", &s.categories, write_concept);
     write_medication(&mut o, &s.medication);
     put_one(&mut o, "subject", &s.subject, write_link);
     put_one(&mut o, "context", &s.contact, write_link);
@@ -298,7 +288,7 @@ pub(crate) fn write_medication_request(s: &Service) -> Obj {
     );
     put_str(&mut o, "authoredOn", &s.authored);
     put_one(&mut o, "requester", &s.requester, write_link);
-    put_one_of_list(&mut o, "performer", &s.performers, write_link);
+    put_first(&mut o, "performer", &s.performers, write_link);
     put_one(&mut o, "performerType", &s.performer_type, write_concept);
     put_one(&mut o, "recorder", &s.recorder, write_link);
     put_list(&mut o, "reasonCode", &s.reasons, write_concept);
@@ -315,7 +305,7 @@ pub(crate) fn write_medication_request(s: &Service) -> Obj {
     put_list(&mut o, "dosageInstruction", &s.dosages, write_dosage);
     put_one(&mut o, "dispenseRequest", &s.dispense, write_dispense);
     put_one(&mut o, "substitution", &s.substitution, write_substitution);
-    put_one_of_list(&mut o, "priorPrescription", &s.replaces, write_link);
+    put_first(&mut o, "priorPrescription", &s.replaces, write_link);
     o
 }
 
