@@ -8,7 +8,10 @@ use tests::{TestServer, shared_dir, without_server_meta};
 
 use crate::Env;
 
-crate::tests![every_example_round_trips_through_the_server];
+crate::tests![
+    every_example_round_trips_through_the_server,
+    decimals_extensions_ids_and_contained_survive
+];
 
 async fn every_example_round_trips_through_the_server(env: &Env) -> Result<()> {
     let s = TestServer::start(&env.cluster, Default::default()).await?;
@@ -156,5 +159,91 @@ async fn every_example_round_trips_through_the_server(env: &Env) -> Result<()> {
         files.len(),
         failures.join("\n")
     );
+    s.stop().await
+}
+
+/// The hard cases of a lossless round trip, named: decimal text (`1.50`, `0.00001`, 30
+/// digits, an exponent), primitive extensions beside nulls (`_given: [null, {…}]`), element
+/// ids, contained resources and extensions the mapping does not know — in JSON and in XML.
+async fn decimals_extensions_ids_and_contained_survive(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    // Text, so that the numbers are sent exactly as written.
+    let text = r##"{"resourceType":"Observation","status":"final",
+      "contained":[{"resourceType":"Practitioner","id":"p1","name":[{"family":"Inside"}]}],
+      "extension":[{"url":"http://example.org/unknown","valueDecimal":0.00001}],
+      "code":{"id":"c1","coding":[{"system":"http://loinc.org","code":"8867-4"}],"text":"pulse"},
+      "performer":[{"reference":"#p1"}],
+      "valueQuantity":{"value":1.50,"unit":"/min"},
+      "component":[
+        {"code":{"text":"long"},"valueQuantity":{"value":123456789012345678901234567890.123}},
+        {"code":{"text":"exponent"},"valueQuantity":{"value":1.0e2}},
+        {"code":{"text":"small"},"valueQuantity":{"value":0.00001}}],
+      "note":[{"text":"a"}]}"##;
+    let (status, created) = s
+        .send_with(
+            reqwest::Method::POST,
+            "Observation",
+            Some(&serde_json::from_str(text)?),
+            &[],
+        )
+        .await?;
+    ensure!(status == 201, "{status} {created}");
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let patient_text = r#"{"resourceType":"Patient","name":[{"id":"n1","given":[null,"Marie"],
+      "_given":[{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier","valueCode":"IN"}]},null],
+      "family":"Extended"}],"birthDate":"1970","_birthDate":{"id":"b1","extension":[{"url":"http://example.org/x","valueString":"y"}]}}"#;
+    let (status, patient) = s
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            Some(&serde_json::from_str(patient_text)?),
+            &[],
+        )
+        .await?;
+    ensure!(status == 201, "{status} {patient}");
+    let pid = patient["id"].as_str().unwrap_or_default().to_owned();
+    for (path, original) in [
+        (format!("Observation/{id}"), text),
+        (format!("Patient/{pid}"), patient_text),
+    ] {
+        let resp = s.req(reqwest::Method::GET, &path).send().await?;
+        let body = resp.text().await?;
+        let back: Value = serde_json::from_str(&body)?;
+        let original: Value = serde_json::from_str(original)?;
+        let mut back = without_server_meta(back);
+        if let Some(o) = back.as_object_mut() {
+            o.shift_remove("id");
+        }
+        ensure!(back == without_server_meta(original), "{path}: {body}");
+        let xml = s
+            .req(reqwest::Method::GET, &format!("{path}?_format=xml"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if path.starts_with("Observation") {
+            // The number text itself, in both formats (an exponent keeps its digits; serde_json
+            // writes its marker as `e+`).
+            for digits in [
+                "1.50",
+                "0.00001",
+                "123456789012345678901234567890.123",
+                "1.0e+2",
+            ] {
+                ensure!(body.contains(digits), "JSON lost {digits}: {body}");
+                ensure!(
+                    xml.contains(&format!("value=\"{digits}\"")),
+                    "XML lost {digits}: {xml}"
+                );
+            }
+        } else {
+            ensure!(
+                xml.contains("<given id=")
+                    || xml.contains("<given>")
+                    || xml.contains("<given><extension"),
+                "the extension-only given: {xml}"
+            );
+        }
+    }
     s.stop().await
 }
