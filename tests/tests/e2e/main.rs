@@ -13,6 +13,7 @@ use tests::TestCluster;
 
 mod access;
 mod audit;
+mod capability;
 mod cli;
 mod errors;
 mod golden;
@@ -56,6 +57,7 @@ fn main() {
     for group in [
         rest::all(),
         access::all(),
+        capability::all(),
         search::all(),
         errors::all(),
         hostile::all(),

@@ -1,0 +1,252 @@
+//! The CapabilityStatement against what the server does: every interaction, operation and
+//! search parameter it lists is served, and what it does not list is refused.
+
+use anyhow::{Result, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tests::TestServer;
+
+use crate::Env;
+
+crate::tests![capability_statement_states_what_is_served];
+
+/// A value of each FHIR search-parameter type that any parameter of that type accepts
+/// (composites: one candidate per second-component type; one must be accepted).
+fn sample_values(kind: &str) -> &'static [&'static str] {
+    match kind {
+        // `R`: AuditEvent.action takes only C R U D E.
+        "token" => &["x", "R"],
+        "string" => &["x"],
+        "date" => &["2020"],
+        "reference" => &["x"],
+        "uri" => &["http://example.org/x"],
+        "quantity" => &["5.4"],
+        "number" => &["5"],
+        "composite" => &["x$5.4", "x$2020", "x$x"],
+        _ => &[],
+    }
+}
+
+/// Whether an answer says the route does not exist or the method is not served there.
+fn unrouted(status: u16, body: &Value) -> bool {
+    let text = body.to_string();
+    status == 405 || status == 501 || (status == 404 && text.contains("no such endpoint"))
+}
+
+async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let strict = [("prefer", "handling=strict")];
+    let cs = s.get_ok("metadata").await?;
+    let rest = &cs["rest"][0];
+    let resources = rest["resource"].as_array().cloned().unwrap_or_default();
+    ensure!(resources.len() > 100, "{} resource types", resources.len());
+    let mut searched = 0usize;
+    for r in &resources {
+        let rtype = r["type"].as_str().unwrap_or_default();
+        // The audit log is the auditor's; everything else the system token's.
+        let token = if rtype == "AuditEvent" {
+            s.token_for("auditor", "user/AuditEvent.rs", None, None, 600)
+        } else {
+            s.system_token()
+        };
+        let interactions: Vec<&str> = r["interaction"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["code"].as_str()).collect())
+            .unwrap_or_default();
+        // Every listed interaction is routed for the type.
+        let probes: &[(&str, Method, String, Option<Value>)] = &[
+            (
+                "search-type",
+                Method::GET,
+                format!("{rtype}?_count=1"),
+                None,
+            ),
+            (
+                "history-type",
+                Method::GET,
+                format!("{rtype}/_history?_count=1"),
+                None,
+            ),
+            ("read", Method::GET, format!("{rtype}/cap-absent"), None),
+            (
+                "vread",
+                Method::GET,
+                format!("{rtype}/cap-absent/_history/1"),
+                None,
+            ),
+            (
+                "history-instance",
+                Method::GET,
+                format!("{rtype}/cap-absent/_history"),
+                None,
+            ),
+            (
+                "delete",
+                Method::DELETE,
+                format!("{rtype}/cap-absent"),
+                None,
+            ),
+            (
+                "update",
+                Method::PUT,
+                format!("{rtype}/cap-absent"),
+                Some(json!({"resourceType": rtype, "id": "other-id"})),
+            ),
+            ("create", Method::POST, rtype.to_owned(), Some(json!({}))),
+        ];
+        for (code, method, path, body) in probes {
+            let (status, answer) =
+                call(&s, &token, method.clone(), path, body.as_ref(), &[]).await?;
+            let listed = interactions.contains(code);
+            if listed {
+                ensure!(
+                    !unrouted(status, &answer) && status < 500,
+                    "{rtype}: {code} is listed but {method} {path} answered {status}: {answer}"
+                );
+                if matches!(*code, "search-type" | "history-type") {
+                    ensure!(status == 200, "{code} {path} answered {status}: {answer}");
+                }
+            } else {
+                ensure!(
+                    status >= 400 && status < 500,
+                    "{rtype}: {code} is not listed but {method} {path} answered {status}"
+                );
+            }
+        }
+        if interactions.contains(&"patch") {
+            let resp = s
+                .req(Method::PATCH, &format!("{rtype}/cap-absent"))
+                .header("content-type", "application/json-patch+json")
+                .body("[]")
+                .send()
+                .await?;
+            let status = resp.status().as_u16();
+            let answer: Value = resp.json().await.unwrap_or(Value::Null);
+            ensure!(
+                !unrouted(status, &answer) && status < 500,
+                "{rtype}: patch is listed but answered {status}: {answer}"
+            );
+        }
+        // Every listed operation is routed.
+        for op in r["operation"].as_array().into_iter().flatten() {
+            let name = op["name"].as_str().unwrap_or_default();
+            let (method, path, body) = match name {
+                "validate" => (
+                    Method::POST,
+                    format!("{rtype}/$validate"),
+                    Some(json!({"resourceType": rtype})),
+                ),
+                "everything" => (Method::GET, format!("{rtype}/cap-absent/$everything"), None),
+                _ => (Method::GET, format!("{rtype}/${name}"), None),
+            };
+            let (status, answer) =
+                call(&s, &token, method.clone(), &path, body.as_ref(), &[]).await?;
+            ensure!(
+                !unrouted(status, &answer) && status < 500,
+                "{rtype}: operation {name} is listed but {method} {path} answered {status}: {answer}"
+            );
+        }
+        // An operation nobody lists is not served.
+        let (status, _) = call(
+            &s,
+            &token,
+            Method::GET,
+            &format!("{rtype}/$fhirgate-unlisted"),
+            None,
+            &[],
+        )
+        .await?;
+        ensure!(
+            status == 404 || status == 400,
+            "{rtype}/$fhirgate-unlisted answered {status}"
+        );
+        if !interactions.contains(&"search-type") {
+            continue;
+        }
+        // Every listed search parameter is understood: strict handling refuses what is not.
+        for p in r["searchParam"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            let kind = p["type"].as_str().unwrap_or_default();
+            let candidates = sample_values(kind);
+            ensure!(
+                !candidates.is_empty(),
+                "{rtype}.{name}: unknown type {kind}"
+            );
+            let mut answers = Vec::new();
+            for value in candidates {
+                let path = format!("{rtype}?{name}={}&_count=1", urlencode(value));
+                let (status, answer) = call(&s, &token, Method::GET, &path, None, &strict).await?;
+                searched += 1;
+                if status == 200 {
+                    answers.clear();
+                    break;
+                }
+                answers.push(format!("{path} → {status} {answer}"));
+            }
+            ensure!(
+                answers.is_empty(),
+                "{rtype}.{name} ({kind}) is listed but not served: {}",
+                answers.join("; ")
+            );
+        }
+        let (status, _) = call(
+            &s,
+            &token,
+            Method::GET,
+            &format!("{rtype}?fhirgate-unlisted=x"),
+            None,
+            &strict,
+        )
+        .await?;
+        ensure!(
+            status == 400,
+            "{rtype}?fhirgate-unlisted under strict handling answered {status}"
+        );
+    }
+    ensure!(searched > 500, "only {searched} parameters searched");
+    // System-level interactions.
+    let system: Vec<&str> = rest["interaction"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["code"].as_str()).collect())
+        .unwrap_or_default();
+    for code in ["transaction", "batch"] {
+        ensure!(system.contains(&code), "{code} is not listed");
+        let bundle = json!({"resourceType": "Bundle", "type": code});
+        let (status, answer) = s.send(Method::POST, "", Some(&bundle)).await?;
+        ensure!(status == 200, "an empty {code} answered {status}: {answer}");
+    }
+    ensure!(system.contains(&"history-system"));
+    s.get_ok("_history?_count=1").await?;
+    s.stop().await
+}
+
+/// Sends a request as `token` with extra headers; returns the status and the parsed body.
+async fn call(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value)> {
+    let mut req = s
+        .http
+        .request(method, format!("{}/{}", s.base, path))
+        .bearer_auth(token);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/fhir+json")
+            .body(b.to_string());
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+fn urlencode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
