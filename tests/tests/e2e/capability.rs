@@ -108,7 +108,7 @@ async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
                 }
             } else {
                 ensure!(
-                    status >= 400 && status < 500,
+                    (400..500).contains(&status),
                     "{rtype}: {code} is not listed but {method} {path} answered {status}"
                 );
             }
