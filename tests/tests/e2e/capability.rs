@@ -177,7 +177,13 @@ async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
                 let path = format!("{rtype}?{name}={}&_count=1", urlencode(value));
                 let (status, answer) = call(&s, &token, Method::GET, &path, None, &strict).await?;
                 searched += 1;
-                if status == 200 {
+                // An ignored parameter is reported as an outcome entry (lenient) or refused.
+                let ignored = answer["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["search"]["mode"] == "outcome");
+                if status == 200 && !ignored {
                     answers.clear();
                     break;
                 }
