@@ -640,7 +640,7 @@ async fn handle(
             ctx.audit.interaction = "read".into();
             note_target(ctx, rtype, id)?;
             ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
-            read(state, rtype, id, None, headers, ctx).await
+            read(state, rtype, id, None, &pairs, headers, ctx).await
         }
         (Method::PUT, [id]) => {
             ctx.audit.interaction = "update".into();
@@ -675,7 +675,7 @@ async fn handle(
             let version = vid
                 .parse::<u64>()
                 .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
-            read(state, rtype, id, Some(version), headers, ctx).await
+            read(state, rtype, id, Some(version), &pairs, headers, ctx).await
         }
         (_, [] | ["_search"] | ["_history"] | [_] | [_, "_history"] | [_, "_history", _]) => Err(
             ApiError::MethodNotAllowed(format!("{method} is not supported here")),
@@ -1691,14 +1691,38 @@ async fn delete(
     }
 }
 
+/// The `_summary` of a read: `true`, `text`, `data` or `false` (`count` is a search's).
+fn read_summary(pairs: &[(String, String)]) -> Result<Option<crate::results::Summary>, ApiError> {
+    use crate::results::Summary;
+    let mut given = pairs.iter().filter(|(k, _)| k == "_summary");
+    let Some((_, value)) = given.next() else {
+        return Ok(None);
+    };
+    if given.next().is_some() {
+        return Err(ApiError::bad("_summary", "_summary may be given only once"));
+    }
+    match value.as_str() {
+        "true" => Ok(Some(Summary::True)),
+        "text" => Ok(Some(Summary::Text)),
+        "data" => Ok(Some(Summary::Data)),
+        "false" => Ok(None),
+        other => Err(ApiError::bad(
+            "_summary",
+            format!("_summary={other} does not apply to a read (true, text, data and false do)"),
+        )),
+    }
+}
+
 async fn read(
     state: &AppState,
     rtype: &str,
     id: &str,
     version: Option<u64>,
+    pairs: &[(String, String)],
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
+    let summary = read_summary(pairs)?;
     let stored = match version {
         None => state.store.read(rtype, id, &ctx.access).await?,
         Some(v) => state.store.vread(rtype, id, v, &ctx.access).await?,
@@ -1724,6 +1748,10 @@ async fn read(
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         version_headers(&mut r, stored.version, stored.updated_at);
         return Ok(r);
+    }
+    let mut body = body;
+    if let Some(summary) = summary {
+        crate::results::summarize(&mut body, summary);
     }
     let mut r = json_response(StatusCode::OK, body.to_string());
     version_headers(&mut r, stored.version, stored.updated_at);
