@@ -10,6 +10,7 @@ mod bundle;
 pub mod capability;
 mod chains;
 pub mod checkpoint;
+mod fhirpatch;
 mod headers;
 pub mod outcome;
 mod patching;

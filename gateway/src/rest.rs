@@ -653,8 +653,8 @@ async fn handle(
             ctx.audit.interaction = "patch".into();
             note_target(ctx, rtype, id)?;
             ctx.access = principal.authorize(rtype, Action::Update)?;
-            let bytes = read_patch(state, headers, body).await?;
-            patch(state, rtype, id, &bytes, headers, ctx).await
+            let body = read_patch(state, headers, body).await?;
+            patch(state, rtype, id, &body, headers, ctx).await
         }
         (Method::DELETE, [id]) => {
             ctx.audit.interaction = "delete".into();
@@ -1050,22 +1050,48 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     limited_bytes(state, headers, body).await
 }
 
-/// Reads a JSON Patch body (`application/json-patch+json`), under the body limit.
+/// The body of a PATCH.
+enum PatchBody {
+    /// A JSON Patch (`application/json-patch+json`).
+    Json(json_patch::Patch),
+    /// A FHIRPath Patch (a Parameters resource in FHIR JSON or XML).
+    FhirPath(Vec<crate::fhirpatch::Operation>),
+}
+
+/// Reads a PATCH body under the body limit: a JSON Patch (`application/json-patch+json`),
+/// or a FHIRPath Patch in FHIR JSON or XML.
 async fn read_patch(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<PatchBody, ApiError> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ctype.split(';').next().unwrap_or("").trim() != "application/json-patch+json" {
+    let mime = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json-patch+json" {
+        let bytes = limited_bytes(state, headers, body).await?;
+        let operations = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad("", format!("the body is not a JSON Patch document: {e}"))
+        })?;
+        return Ok(PatchBody::Json(operations));
+    }
+    if !(is_json_type(&mime) || is_xml_type(&mime)) || matches!(mime.as_str(), "json" | "xml") {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "PATCH takes application/json-patch+json (FHIRPath Patch is not supported yet), got {ctype:?}"
+            "PATCH takes application/json-patch+json (JSON Patch) or application/fhir+json or \
+             application/fhir+xml (FHIRPath Patch, a Parameters resource), got {ctype:?}"
         )));
     }
-    limited_bytes(state, headers, body).await
+    let bytes = read_body(state, headers, body).await?;
+    let parameters = parse_checked(state, "Parameters", &bytes)?;
+    let operations = crate::fhirpatch::parse(&Value::Object(parameters.object().clone()))?;
+    Ok(PatchBody::FhirPath(operations))
 }
 
 async fn read_form(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
@@ -1462,19 +1488,18 @@ async fn conditional_delete(
     .await
 }
 
-/// `PATCH [type]/[id]` with a JSON Patch: applied to the current version, then written as
-/// an update of exactly that version (the version the client named in `If-Match`, else the
-/// one read), so a concurrent write makes it fail instead of being lost.
+/// `PATCH [type]/[id]` with a JSON Patch or a FHIRPath Patch: applied to the current
+/// version, then written as an update of exactly that version (the version the client named
+/// in `If-Match`, else the one read), so a concurrent write makes it fail instead of being
+/// lost.
 async fn patch(
     state: &AppState,
     rtype: &str,
     id: &str,
-    bytes: &[u8],
+    body: &PatchBody,
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
-    let operations: json_patch::Patch = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad("", format!("the body is not a JSON Patch document: {e}")))?;
     let current = state
         .store
         .read(rtype, id, &ctx.access)
@@ -1500,7 +1525,12 @@ async fn patch(
         meta.shift_remove("versionId");
         meta.shift_remove("lastUpdated");
     }
-    crate::patching::apply(&mut document, &operations, rtype, &state.config.limits)?;
+    match body {
+        PatchBody::Json(operations) => {
+            crate::patching::apply(&mut document, operations, rtype, &state.config.limits)?;
+        }
+        PatchBody::FhirPath(operations) => crate::fhirpatch::apply(&mut document, operations)?,
+    }
     if document
         .get("meta")
         .and_then(Value::as_object)
