@@ -12,6 +12,7 @@ mod chains;
 pub mod checkpoint;
 mod fhirpatch;
 mod headers;
+mod meta_ops;
 pub mod outcome;
 mod patching;
 mod rest;

@@ -24,6 +24,7 @@ use store::{AuditRecord, Stored, WriteKind};
 use crate::AppState;
 use crate::auth::{Action, Principal};
 use crate::bundle;
+use crate::meta_ops::MetaOp;
 use crate::outcome::{ApiError, information, issue_value, outcome};
 use crate::terminology_ops;
 use crate::validate::check_codes;
@@ -513,6 +514,19 @@ async fn handle(
         ctx.access = read_access(ctx, principal.authorize("*", Action::Read)?);
         return history(state, None, None, &pairs, ctx).await;
     }
+    if MetaOp::parse(rtype).is_some()
+        || rest
+            .first()
+            .is_some_and(|op| rest.len() == 1 && MetaOp::parse(op).is_some())
+    {
+        ctx.audit.interaction = "operation".into();
+        return Err(ApiError::NotFound(
+            "$meta is served on an instance ([type]/[id]/$meta, $meta-add, $meta-delete) and on \
+             a version ([type]/[id]/_history/[vid]/$meta); the system- and type-level forms are \
+             not supported"
+                .into(),
+        ));
+    }
     if !is_resource_type(rtype) {
         return Err(ApiError::NotFound(format!("unknown resource type {rtype}")));
     }
@@ -595,6 +609,48 @@ async fn handle(
             Err(ApiError::MethodNotAllowed(
                 terminology_ops::read_only_message(id),
             ))
+        }
+        // $meta, $meta-add, $meta-delete (meta_ops): reading the meta is a read, changing it
+        // an update.
+        (_, [id, op]) if MetaOp::parse(op).is_some() => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            match (MetaOp::parse(op), method.clone()) {
+                (Some(MetaOp::Read), Method::GET | Method::POST) => {
+                    ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+                    crate::meta_ops::read(state, rtype, id, None, ctx).await
+                }
+                (Some(MetaOp::Read), _) => Err(ApiError::MethodNotAllowed(
+                    "$meta is called with GET or POST".into(),
+                )),
+                (Some(op), Method::POST) => {
+                    ctx.access = principal.authorize(rtype, Action::Update)?;
+                    let bytes = read_body(state, headers, body).await?;
+                    crate::meta_ops::change(state, rtype, id, op, &bytes, headers, ctx).await
+                }
+                (_, _) => Err(ApiError::MethodNotAllowed(format!(
+                    "{op} is called with POST and a Parameters holding meta"
+                ))),
+            }
+        }
+        (_, [id, "_history", vid, op]) if MetaOp::parse(op).is_some() => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            if MetaOp::parse(op) != Some(MetaOp::Read) {
+                return Err(ApiError::MethodNotAllowed(
+                    "$meta-add and $meta-delete change the current version only".into(),
+                ));
+            }
+            if !matches!(*method, Method::GET | Method::POST) {
+                return Err(ApiError::MethodNotAllowed(
+                    "$meta is called with GET or POST".into(),
+                ));
+            }
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+            let version = vid
+                .parse::<u64>()
+                .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
+            crate::meta_ops::read(state, rtype, id, Some(version), ctx).await
         }
         (Method::POST, []) => {
             ctx.audit.interaction = "create".into();
@@ -1590,7 +1646,7 @@ async fn update(
 }
 
 /// Writes a parsed resource as the new version of `rtype/id` (creating it if new).
-async fn update_parsed(
+pub(crate) async fn update_parsed(
     state: &AppState,
     rtype: &str,
     id: &str,
