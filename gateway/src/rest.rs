@@ -566,6 +566,48 @@ async fn handle(
             let answer = validate_operation(state, rtype, instance, &bytes);
             Ok(json_response(StatusCode::OK, answer.to_string()))
         }
+        // $meta, $meta-add, $meta-delete (meta_ops): reading the meta is a read, changing it
+        // an update. Before the terminology operations, which claim every other `$name`.
+        (_, [id, op]) if MetaOp::parse(op).is_some() => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            match (MetaOp::parse(op), method.clone()) {
+                (Some(MetaOp::Read), Method::GET | Method::POST) => {
+                    ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+                    crate::meta_ops::read(state, rtype, id, None, ctx).await
+                }
+                (Some(MetaOp::Read), _) => Err(ApiError::MethodNotAllowed(
+                    "$meta is called with GET or POST".into(),
+                )),
+                (Some(op), Method::POST) => {
+                    ctx.access = principal.authorize(rtype, Action::Update)?;
+                    let bytes = read_body(state, headers, body).await?;
+                    crate::meta_ops::change(state, rtype, id, op, &bytes, headers, ctx).await
+                }
+                (_, _) => Err(ApiError::MethodNotAllowed(format!(
+                    "{op} is called with POST and a Parameters holding meta"
+                ))),
+            }
+        }
+        (_, [id, "_history", vid, op]) if MetaOp::parse(op).is_some() => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            if MetaOp::parse(op) != Some(MetaOp::Read) {
+                return Err(ApiError::MethodNotAllowed(
+                    "$meta-add and $meta-delete change the current version only".into(),
+                ));
+            }
+            if !matches!(*method, Method::GET | Method::POST) {
+                return Err(ApiError::MethodNotAllowed(
+                    "$meta is called with GET or POST".into(),
+                ));
+            }
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+            let version = vid
+                .parse::<u64>()
+                .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
+            crate::meta_ops::read(state, rtype, id, Some(version), ctx).await
+        }
         // Terminology operations, answered from the loaded tables (terminology_ops).
         (_, [.., op]) if rest.len() <= 2 && terminology_ops::is_operation(op) => {
             ctx.audit.interaction = "operation".into();
@@ -609,48 +651,6 @@ async fn handle(
             Err(ApiError::MethodNotAllowed(
                 terminology_ops::read_only_message(id),
             ))
-        }
-        // $meta, $meta-add, $meta-delete (meta_ops): reading the meta is a read, changing it
-        // an update.
-        (_, [id, op]) if MetaOp::parse(op).is_some() => {
-            ctx.audit.interaction = "operation".into();
-            note_target(ctx, rtype, id)?;
-            match (MetaOp::parse(op), method.clone()) {
-                (Some(MetaOp::Read), Method::GET | Method::POST) => {
-                    ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
-                    crate::meta_ops::read(state, rtype, id, None, ctx).await
-                }
-                (Some(MetaOp::Read), _) => Err(ApiError::MethodNotAllowed(
-                    "$meta is called with GET or POST".into(),
-                )),
-                (Some(op), Method::POST) => {
-                    ctx.access = principal.authorize(rtype, Action::Update)?;
-                    let bytes = read_body(state, headers, body).await?;
-                    crate::meta_ops::change(state, rtype, id, op, &bytes, headers, ctx).await
-                }
-                (_, _) => Err(ApiError::MethodNotAllowed(format!(
-                    "{op} is called with POST and a Parameters holding meta"
-                ))),
-            }
-        }
-        (_, [id, "_history", vid, op]) if MetaOp::parse(op).is_some() => {
-            ctx.audit.interaction = "operation".into();
-            note_target(ctx, rtype, id)?;
-            if MetaOp::parse(op) != Some(MetaOp::Read) {
-                return Err(ApiError::MethodNotAllowed(
-                    "$meta-add and $meta-delete change the current version only".into(),
-                ));
-            }
-            if !matches!(*method, Method::GET | Method::POST) {
-                return Err(ApiError::MethodNotAllowed(
-                    "$meta is called with GET or POST".into(),
-                ));
-            }
-            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
-            let version = vid
-                .parse::<u64>()
-                .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
-            crate::meta_ops::read(state, rtype, id, Some(version), ctx).await
         }
         (Method::POST, []) => {
             ctx.audit.interaction = "create".into();
