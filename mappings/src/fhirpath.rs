@@ -489,18 +489,15 @@ fn children(resource: &Value, item: &Located, name: &str, out: &mut Vec<Located>
         push(name, value);
         return;
     }
-    // A choice element: `value` names `valueQuantity`, `valueString`, …
-    let members = item
-        .ty
-        .as_deref()
-        .map(|t| schema::choice_members(t, name))
-        .unwrap_or_default();
+    // A choice element: `value` names `valueQuantity`, `valueString`, … (by the schema when
+    // the type is known, else by the name's form).
+    let members = item.ty.as_deref().map(|t| schema::choice_members(t, name));
     for (key, value) in object {
-        let is_member = if members.is_empty() {
-            key.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
-        } else {
-            members.contains(&key.as_str())
+        let is_member = match &members {
+            Some(members) => members.contains(&key.as_str()),
+            None => key
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase())),
         };
         if is_member {
             push(key, value);
@@ -652,6 +649,12 @@ mod tests {
             ["Patient.contained[0].id"]
         );
         assert_eq!(at("Patient.name.as(HumanName)[1]"), ["Patient.name[1]"]);
+        // A prefix of an element name is not a choice group.
+        let twins = json!({"resourceType": "Patient", "multipleBirthBoolean": true});
+        let path = FhirPath::parse("Patient.multiple").expect("parses");
+        assert!(path.locate(&twins).is_empty());
+        let path = FhirPath::parse("Patient.multipleBirth").expect("parses");
+        assert_eq!(path.locate(&twins).len(), 1);
     }
 
     #[test]
