@@ -1145,6 +1145,13 @@ async fn read_patch(
         )));
     }
     let bytes = read_body(state, headers, body).await?;
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(ApiError::bad(
+            "",
+            "a FHIRPath Patch is a Parameters resource; send a JSON Patch (an array of \
+             operations) as application/json-patch+json",
+        ));
+    }
     let parameters = parse_checked(state, "Parameters", &bytes)?;
     let operations = crate::fhirpatch::parse(&Value::Object(parameters.object().clone()))?;
     Ok(PatchBody::FhirPath(operations))

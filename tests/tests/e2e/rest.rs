@@ -452,6 +452,11 @@ async fn json_patch_updates_the_version_it_read(env: &Env) -> Result<()> {
         .send()
         .await?;
     ensure!(resp.status() == 400, "{}", resp.status());
+    let text = resp.text().await?;
+    ensure!(
+        text.contains("application/json-patch+json"),
+        "the hint: {text}"
+    );
     let resp = s
         .req(Method::PATCH, &path)
         .header("content-type", "text/plain")
