@@ -14,6 +14,18 @@ const BUILTIN_CODE_SYSTEMS: &str = "CodeSystem/icd-10, CodeSystem/icpc-2 and Cod
      loaded tables and their implicit value sets ({system}?fhir_vs, \
      {system}?fhir_vs=isa/{code}).";
 
+/// The meta operations served on every instance (`meta_ops`): name and definition id.
+pub const META_OPERATIONS: &[(&str, &str)] = &[
+    ("meta", "Resource-meta"),
+    ("meta-add", "Resource-meta-add"),
+    ("meta-delete", "Resource-meta-delete"),
+];
+
+/// How the meta operations behave here.
+const META_DOCUMENTATION: &str = "Instance (and, for $meta, version) level only. $meta-add \
+     and $meta-delete that change the meta write a new version, as an update does; one that \
+     changes nothing writes nothing.";
+
 /// The interactions served for every resource type.
 pub const TYPE_INTERACTIONS: &[&str] = &[
     "read",
@@ -63,6 +75,13 @@ pub fn capability_statement(base: &str) -> Value {
                 "name": "validate",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"
             }));
+            for (name, definition) in META_OPERATIONS {
+                operations.push(json!({
+                    "name": name,
+                    "definition": format!("http://hl7.org/fhir/OperationDefinition/{definition}"),
+                    "documentation": META_DOCUMENTATION
+                }));
+            }
             if *rtype == "Patient" {
                 operations.push(json!({
                     "name": "everything",
@@ -111,4 +130,33 @@ pub fn capability_statement(base: &str) -> Value {
             "interaction": SYSTEM_INTERACTIONS.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>()
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_lists_the_meta_operations() {
+        let statement = capability_statement("http://x/fhir");
+        let resources = statement["rest"][0]["resource"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let patient = resources
+            .iter()
+            .find(|r| r["type"] == "Patient")
+            .cloned()
+            .unwrap_or_default();
+        for (name, _) in META_OPERATIONS {
+            assert!(
+                patient["operation"]
+                    .as_array()
+                    .is_some_and(|ops| ops.iter().any(|o| o["name"] == *name)),
+                "{name}"
+            );
+            // The dispatcher routes what the statement names.
+            assert!(crate::meta_ops::MetaOp::parse(&format!("${name}")).is_some());
+        }
+    }
 }

@@ -24,6 +24,7 @@ use store::{AuditRecord, Stored, WriteKind};
 use crate::AppState;
 use crate::auth::{Action, Principal};
 use crate::bundle;
+use crate::meta_ops::MetaOp;
 use crate::outcome::{ApiError, information, issue_value, outcome};
 use crate::terminology_ops;
 use crate::validate::check_codes;
@@ -513,6 +514,19 @@ async fn handle(
         ctx.access = read_access(ctx, principal.authorize("*", Action::Read)?);
         return history(state, None, None, &pairs, ctx).await;
     }
+    if MetaOp::parse(rtype).is_some()
+        || rest
+            .first()
+            .is_some_and(|op| rest.len() == 1 && MetaOp::parse(op).is_some())
+    {
+        ctx.audit.interaction = "operation".into();
+        return Err(ApiError::NotFound(
+            "$meta is served on an instance ([type]/[id]/$meta, $meta-add, $meta-delete) and on \
+             a version ([type]/[id]/_history/[vid]/$meta); the system- and type-level forms are \
+             not supported"
+                .into(),
+        ));
+    }
     if !is_resource_type(rtype) {
         return Err(ApiError::NotFound(format!("unknown resource type {rtype}")));
     }
@@ -551,6 +565,48 @@ async fn handle(
             let bytes = read_body(state, headers, body).await?;
             let answer = validate_operation(state, rtype, instance, &bytes);
             Ok(json_response(StatusCode::OK, answer.to_string()))
+        }
+        // $meta, $meta-add, $meta-delete (meta_ops): reading the meta is a read, changing it
+        // an update. Before the terminology operations, which claim every other `$name`.
+        (_, [id, op]) if MetaOp::parse(op).is_some() => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            match (MetaOp::parse(op), method.clone()) {
+                (Some(MetaOp::Read), Method::GET | Method::POST) => {
+                    ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+                    crate::meta_ops::read(state, rtype, id, None, ctx).await
+                }
+                (Some(MetaOp::Read), _) => Err(ApiError::MethodNotAllowed(
+                    "$meta is called with GET or POST".into(),
+                )),
+                (Some(op), Method::POST) => {
+                    ctx.access = principal.authorize(rtype, Action::Update)?;
+                    let bytes = read_body(state, headers, body).await?;
+                    crate::meta_ops::change(state, rtype, id, op, &bytes, headers, ctx).await
+                }
+                (_, _) => Err(ApiError::MethodNotAllowed(format!(
+                    "{op} is called with POST and a Parameters holding meta"
+                ))),
+            }
+        }
+        (_, [id, "_history", vid, op]) if MetaOp::parse(op).is_some() => {
+            ctx.audit.interaction = "operation".into();
+            note_target(ctx, rtype, id)?;
+            if MetaOp::parse(op) != Some(MetaOp::Read) {
+                return Err(ApiError::MethodNotAllowed(
+                    "$meta-add and $meta-delete change the current version only".into(),
+                ));
+            }
+            if !matches!(*method, Method::GET | Method::POST) {
+                return Err(ApiError::MethodNotAllowed(
+                    "$meta is called with GET or POST".into(),
+                ));
+            }
+            ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
+            let version = vid
+                .parse::<u64>()
+                .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
+            crate::meta_ops::read(state, rtype, id, Some(version), ctx).await
         }
         // Terminology operations, answered from the loaded tables (terminology_ops).
         (_, [.., op]) if rest.len() <= 2 && terminology_ops::is_operation(op) => {
@@ -640,7 +696,7 @@ async fn handle(
             ctx.audit.interaction = "read".into();
             note_target(ctx, rtype, id)?;
             ctx.access = read_access(ctx, principal.authorize(rtype, Action::Read)?);
-            read(state, rtype, id, None, headers, ctx).await
+            read(state, rtype, id, None, &pairs, headers, ctx).await
         }
         (Method::PUT, [id]) => {
             ctx.audit.interaction = "update".into();
@@ -653,8 +709,8 @@ async fn handle(
             ctx.audit.interaction = "patch".into();
             note_target(ctx, rtype, id)?;
             ctx.access = principal.authorize(rtype, Action::Update)?;
-            let bytes = read_patch(state, headers, body).await?;
-            patch(state, rtype, id, &bytes, headers, ctx).await
+            let body = read_patch(state, headers, body).await?;
+            patch(state, rtype, id, &body, headers, ctx).await
         }
         (Method::DELETE, [id]) => {
             ctx.audit.interaction = "delete".into();
@@ -675,7 +731,7 @@ async fn handle(
             let version = vid
                 .parse::<u64>()
                 .map_err(|_| ApiError::NotFound(format!("no version {vid:?}")))?;
-            read(state, rtype, id, Some(version), headers, ctx).await
+            read(state, rtype, id, Some(version), &pairs, headers, ctx).await
         }
         (_, [] | ["_search"] | ["_history"] | [_] | [_, "_history"] | [_, "_history", _]) => Err(
             ApiError::MethodNotAllowed(format!("{method} is not supported here")),
@@ -1050,22 +1106,55 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     limited_bytes(state, headers, body).await
 }
 
-/// Reads a JSON Patch body (`application/json-patch+json`), under the body limit.
+/// The body of a PATCH.
+enum PatchBody {
+    /// A JSON Patch (`application/json-patch+json`).
+    Json(json_patch::Patch),
+    /// A FHIRPath Patch (a Parameters resource in FHIR JSON or XML).
+    FhirPath(Vec<crate::fhirpatch::Operation>),
+}
+
+/// Reads a PATCH body under the body limit: a JSON Patch (`application/json-patch+json`),
+/// or a FHIRPath Patch in FHIR JSON or XML.
 async fn read_patch(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<PatchBody, ApiError> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ctype.split(';').next().unwrap_or("").trim() != "application/json-patch+json" {
+    let mime = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json-patch+json" {
+        let bytes = limited_bytes(state, headers, body).await?;
+        let operations = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad("", format!("the body is not a JSON Patch document: {e}"))
+        })?;
+        return Ok(PatchBody::Json(operations));
+    }
+    if !(is_json_type(&mime) || is_xml_type(&mime)) || matches!(mime.as_str(), "json" | "xml") {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "PATCH takes application/json-patch+json (FHIRPath Patch is not supported yet), got {ctype:?}"
+            "PATCH takes application/json-patch+json (JSON Patch) or application/fhir+json or \
+             application/fhir+xml (FHIRPath Patch, a Parameters resource), got {ctype:?}"
         )));
     }
-    limited_bytes(state, headers, body).await
+    let bytes = read_body(state, headers, body).await?;
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(ApiError::bad(
+            "",
+            "a FHIRPath Patch is a Parameters resource; send a JSON Patch (an array of \
+             operations) as application/json-patch+json",
+        ));
+    }
+    let parameters = parse_checked(state, "Parameters", &bytes)?;
+    let operations = crate::fhirpatch::parse(&Value::Object(parameters.object().clone()))?;
+    Ok(PatchBody::FhirPath(operations))
 }
 
 async fn read_form(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
@@ -1462,19 +1551,18 @@ async fn conditional_delete(
     .await
 }
 
-/// `PATCH [type]/[id]` with a JSON Patch: applied to the current version, then written as
-/// an update of exactly that version (the version the client named in `If-Match`, else the
-/// one read), so a concurrent write makes it fail instead of being lost.
+/// `PATCH [type]/[id]` with a JSON Patch or a FHIRPath Patch: applied to the current
+/// version, then written as an update of exactly that version (the version the client named
+/// in `If-Match`, else the one read), so a concurrent write makes it fail instead of being
+/// lost.
 async fn patch(
     state: &AppState,
     rtype: &str,
     id: &str,
-    bytes: &[u8],
+    body: &PatchBody,
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
-    let operations: json_patch::Patch = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad("", format!("the body is not a JSON Patch document: {e}")))?;
     let current = state
         .store
         .read(rtype, id, &ctx.access)
@@ -1500,7 +1588,12 @@ async fn patch(
         meta.shift_remove("versionId");
         meta.shift_remove("lastUpdated");
     }
-    crate::patching::apply(&mut document, &operations, rtype, &state.config.limits)?;
+    match body {
+        PatchBody::Json(operations) => {
+            crate::patching::apply(&mut document, operations, rtype, &state.config.limits)?;
+        }
+        PatchBody::FhirPath(operations) => crate::fhirpatch::apply(&mut document, operations)?,
+    }
     if document
         .get("meta")
         .and_then(Value::as_object)
@@ -1560,7 +1653,7 @@ async fn update(
 }
 
 /// Writes a parsed resource as the new version of `rtype/id` (creating it if new).
-async fn update_parsed(
+pub(crate) async fn update_parsed(
     state: &AppState,
     rtype: &str,
     id: &str,
@@ -1691,14 +1784,38 @@ async fn delete(
     }
 }
 
+/// The `_summary` of a read: `true`, `text`, `data` or `false` (`count` is a search's).
+fn read_summary(pairs: &[(String, String)]) -> Result<Option<crate::results::Summary>, ApiError> {
+    use crate::results::Summary;
+    let mut given = pairs.iter().filter(|(k, _)| k == "_summary");
+    let Some((_, value)) = given.next() else {
+        return Ok(None);
+    };
+    if given.next().is_some() {
+        return Err(ApiError::bad("_summary", "_summary may be given only once"));
+    }
+    match value.as_str() {
+        "true" => Ok(Some(Summary::True)),
+        "text" => Ok(Some(Summary::Text)),
+        "data" => Ok(Some(Summary::Data)),
+        "false" => Ok(None),
+        other => Err(ApiError::bad(
+            "_summary",
+            format!("_summary={other} does not apply to a read (true, text, data and false do)"),
+        )),
+    }
+}
+
 async fn read(
     state: &AppState,
     rtype: &str,
     id: &str,
     version: Option<u64>,
+    pairs: &[(String, String)],
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
+    let summary = read_summary(pairs)?;
     let stored = match version {
         None => state.store.read(rtype, id, &ctx.access).await?,
         Some(v) => state.store.vread(rtype, id, v, &ctx.access).await?,
@@ -1724,6 +1841,10 @@ async fn read(
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         version_headers(&mut r, stored.version, stored.updated_at);
         return Ok(r);
+    }
+    let mut body = body;
+    if let Some(summary) = summary {
+        crate::results::summarize(&mut body, summary);
     }
     let mut r = json_response(StatusCode::OK, body.to_string());
     version_headers(&mut r, stored.version, stored.updated_at);

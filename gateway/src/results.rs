@@ -1,5 +1,5 @@
 //! Search result parameters: `_include` / `_revinclude` (with `:iterate` and `*`),
-//! `_summary=count|text|data`, `_elements`, and strict handling (`Prefer: handling=strict`).
+//! `_summary=true|count|text|data` (also on a read), `_elements`, and strict handling (`Prefer: handling=strict`).
 //!
 //! Included resources are read through the same access as the matches, so an include never
 //! shows what the caller may not see; their number is capped (`Limits::max_count`), with a
@@ -127,6 +127,7 @@ pub(crate) fn split(
                 r.kept.push((k.clone(), v.clone()));
                 match v.as_str() {
                     "count" => r.summary_count = true,
+                    "true" => r.summary = Some(Summary::True),
                     "text" => r.summary = Some(Summary::Text),
                     "data" => r.summary = Some(Summary::Data),
                     "false" => {}
@@ -134,7 +135,7 @@ pub(crate) fn split(
                         IssueCode::NotSupported,
                         "_summary",
                         format!(
-                            "_summary={other} is not supported (count, text, data and false are)"
+                            "_summary={other} is not supported (true, count, text, data and false are)"
                         ),
                     )),
                 }
@@ -306,6 +307,9 @@ pub(crate) fn subset(resource: &mut Value, elements: &[String]) {
 /// The parts of a resource `_summary` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Summary {
+    /// `true`: the elements R4 flags `isSummary` and the mandatory ones, within the
+    /// resource's backbone elements too (a data type is kept whole).
+    True,
     /// `text`: the narrative, `id`, `meta` and the mandatory top-level elements.
     Text,
     /// `data`: everything but the narrative.
@@ -318,6 +322,14 @@ pub(crate) fn summarize(resource: &mut Value, summary: Summary) {
         return;
     };
     match summary {
+        Summary::True => {
+            let rtype = o
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            keep_summary(o, &rtype, &rtype);
+        }
         Summary::Data => {
             o.shift_remove("text");
         }
@@ -337,6 +349,37 @@ pub(crate) fn summarize(resource: &mut Value, summary: Summary) {
     mark_subsetted(resource);
 }
 
+/// Keeps the summary and mandatory elements of `object`, a `ty` inside a `rtype`, and their
+/// primitive extensions (`_birthDate`); goes into the kept elements that are backbone
+/// elements of the resource (`ObservationComponent`), keeping data types whole.
+fn keep_summary(object: &mut serde_json::Map<String, Value>, ty: &str, rtype: &str) {
+    let summary = mappings::schema::summary_elements(ty);
+    let required = mappings::schema::required_elements(ty);
+    object.retain(|k, _| {
+        let name = k.strip_prefix('_').unwrap_or(k);
+        k == "resourceType" || summary.iter().any(|s| s == name) || required.contains(&name)
+    });
+    for (name, value) in object.iter_mut() {
+        let Some((child, _)) = mappings::schema::element_type(ty, name) else {
+            continue;
+        };
+        // Backbone elements are named after their resource (`Observation` →
+        // `ObservationComponent`); data types and contained resources are not.
+        if child == rtype || !child.starts_with(rtype) || is_resource_type(child) {
+            continue;
+        }
+        match value {
+            Value::Object(inner) => keep_summary(inner, child, rtype),
+            Value::Array(items) => {
+                for inner in items.iter_mut().filter_map(Value::as_object_mut) {
+                    keep_summary(inner, child, rtype);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Adds the `SUBSETTED` tag to `meta.tag`.
 fn mark_subsetted(resource: &mut Value) {
     let Some(o) = resource.as_object_mut() else {
@@ -352,5 +395,50 @@ fn mark_subsetted(resource: &mut Value) {
                 "display": "subsetted"
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_true_keeps_summary_and_mandatory_elements() {
+        let mut patient = json!({"resourceType": "Patient", "id": "p",
+            "meta": {"versionId": "1"},
+            "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},
+            "name": [{"family": "A"}], "birthDate": "1970", "_birthDate": {"id": "b"},
+            "photo": [{"contentType": "image/png"}],
+            "contact": [{"name": {"family": "B"}}],
+            "communication": [{"language": {"text": "nl"}}]});
+        summarize(&mut patient, Summary::True);
+        let keys: Vec<&String> = patient
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "resourceType",
+                "id",
+                "meta",
+                "name",
+                "birthDate",
+                "_birthDate"
+            ]
+        );
+        assert_eq!(patient["meta"]["tag"][0]["code"], "SUBSETTED");
+        // Inside a backbone element too; the mandatory status stays.
+        let mut observation = json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "bp"}, "note": [{"text": "n"}],
+            "component": [{"code": {"text": "sys"}, "valueQuantity": {"value": 120},
+                           "interpretation": [{"text": "high"}]}]});
+        summarize(&mut observation, Summary::True);
+        assert!(observation.get("note").is_none());
+        assert_eq!(observation["status"], "final");
+        assert_eq!(
+            observation["component"][0],
+            json!({"code": {"text": "sys"}, "valueQuantity": {"value": 120}})
+        );
     }
 }

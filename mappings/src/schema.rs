@@ -3,7 +3,8 @@
 //! choice group (`value[x]`), and the codes of a required binding (status codes and the like).
 //!
 //! The table (`schema/r4.json`) is generated from the R4 StructureDefinitions by way of the
-//! R4 models of fhir.resources 6.4.0 (`schema/generate.py` says how); this module only reads
+//! R4 models of fhir.resources 6.4.0, with the `isSummary` flags read from the R4
+//! StructureDefinitions themselves (`schema/generate.py` says how); this module only reads
 //! it. A JSON value is checked for: unknown elements, an array where one value belongs (and
 //! the reverse), the JSON type and lexical form of each primitive (`date`, `dateTime`,
 //! `instant`, `time`, `id`, `code`, `integer` ranges …), primitive extensions (`_given`),
@@ -40,6 +41,9 @@ struct RawType {
     elements: HashMap<String, Element>,
     choices: HashMap<String, (u8, Vec<String>)>,
     order: Vec<String>,
+    /// The elements R4 flags `isSummary`.
+    #[serde(default)]
+    summary: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +65,7 @@ struct TypeDef {
     elements: HashMap<String, Element>,
     required: Vec<Named>,
     choices: Vec<Choice>,
+    summary: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -103,6 +108,7 @@ impl From<RawTable> for Table {
                     elements: t.elements,
                     required,
                     choices,
+                    summary: t.summary,
                 };
                 (name, def)
             })
@@ -139,6 +145,33 @@ pub fn required_elements(rtype: &str) -> Vec<&'static str> {
                 .flat_map(|(_, (_, members))| members.iter().map(|(m, _)| m.as_str())),
         )
         .collect()
+}
+
+/// The FHIR type of element `name` of type `ty` (a resource, data type or backbone
+/// element: `Patient.contact` is a `PatientContact`) and whether it repeats.
+pub fn element_type(ty: &str, name: &str) -> Option<(&'static str, bool)> {
+    element_info(ty, name).map(|e| (e.ty, e.repeats))
+}
+
+/// The members of choice group `group` of type `ty` (`deceased`: `deceasedBoolean`,
+/// `deceasedDateTime`); empty when there is no such group.
+pub fn choice_members(ty: &str, group: &str) -> Vec<&'static str> {
+    let Some(def) = table().and_then(|t| t.types.get(ty)) else {
+        return Vec::new();
+    };
+    def.choices
+        .iter()
+        .filter(|(g, _)| g == group)
+        .flat_map(|(_, (_, members))| members.iter().map(|(m, _)| m.as_str()))
+        .collect()
+}
+
+/// The elements of type `ty` that R4 flags `isSummary` (JSON names: each member of a
+/// choice group), sorted; what `_summary=true` keeps, with the required ones.
+pub fn summary_elements(ty: &str) -> &'static [String] {
+    table()
+        .and_then(|t| t.types.get(ty))
+        .map_or(&[][..], |def| def.summary.as_slice())
 }
 
 /// Whether the element table loaded (it is compiled in; a unit test proves it parses).
@@ -787,6 +820,35 @@ mod tests {
             .into_iter()
             .map(|i| (i.code, i.expression))
             .collect()
+    }
+
+    #[test]
+    fn summary_flags_come_from_r4() {
+        let patient = summary_elements("Patient");
+        for name in [
+            "id",
+            "meta",
+            "identifier",
+            "name",
+            "birthDate",
+            "deceasedBoolean",
+        ] {
+            assert!(patient.iter().any(|e| e == name), "{name}");
+        }
+        for name in ["text", "contained", "contact", "photo", "communication"] {
+            assert!(!patient.iter().any(|e| e == name), "{name}");
+        }
+        assert!(
+            summary_elements("Observation")
+                .iter()
+                .any(|e| e == "valueQuantity")
+        );
+        assert!(
+            summary_elements("ObservationComponent")
+                .iter()
+                .any(|e| e == "code")
+        );
+        assert!(summary_elements("NoSuchType").is_empty());
     }
 
     #[test]

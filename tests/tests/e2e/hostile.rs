@@ -517,6 +517,8 @@ fn build(c: &mut Corpus, seeds: &Seeds, b: &Bases) {
     wrong_methods(c, seeds, b);
     bundles(c, seeds);
     patches(c, seeds);
+    fhirpath_patches(c, seeds);
+    meta_operations(c, seeds);
 }
 
 fn broken_json(c: &mut Corpus, seeds: &Seeds, b: &Bases) {
@@ -2814,6 +2816,463 @@ fn bundles(c: &mut Corpus, seeds: &Seeds) {
     }
 }
 
+/// One FHIRPath Patch operation: its type, path and further parts.
+fn fhirpath_op(kind: &str, path: &str, parts: Value) -> Value {
+    let mut all = vec![
+        json!({"name": "type", "valueCode": kind}),
+        json!({"name": "path", "valueString": path}),
+    ];
+    all.extend(parts.as_array().cloned().unwrap_or_default());
+    json!({"name": "operation", "part": all})
+}
+
+fn fhirpath_patches(c: &mut Corpus, seeds: &Seeds) {
+    c.category("invalid FHIRPath Patch");
+    let seed = format!("Patient/{}", seeds.patient);
+    let params =
+        |ops: Vec<Value>| json!({"resourceType": "Parameters", "parameter": ops}).to_string();
+    let value = |v: Value| json!([{"name": "value", "valueString": v}]);
+    let long_path = format!("Patient{}", ".name".repeat(1000));
+    let parens = format!(
+        "Patient.name.where({}use='a'{})",
+        "(".repeat(500),
+        ")".repeat(500)
+    );
+    let deep_value = {
+        let mut v = json!({"name": "value", "valueString": "x"});
+        for _ in 0..100 {
+            v = json!({"name": "value", "part": [v]});
+        }
+        v
+    };
+    let many: Vec<Value> = (0..1001)
+        .map(|_| fhirpath_op("delete", "Patient.photo", json!([])))
+        .collect();
+    let cases: Vec<(&str, String, &'static [u16])> = vec![
+        (
+            "not JSON",
+            "{\"resourceType\":\"Parameters\",".into(),
+            &[400],
+        ),
+        (
+            "no parameters",
+            json!({"resourceType": "Parameters"}).to_string(),
+            &[400],
+        ),
+        (
+            "another resource type",
+            json!({"resourceType": "Patient"}).to_string(),
+            &[400],
+        ),
+        (
+            "a parameter not named operation",
+            params(vec![json!({"name": "op", "valueString": "x"})]),
+            &[400],
+        ),
+        (
+            "an operation without parts",
+            params(vec![json!({"name": "operation"})]),
+            &[400],
+        ),
+        (
+            "an operation without a type",
+            params(vec![
+                json!({"name": "operation", "part": [{"name": "path", "valueString": "Patient"}]}),
+            ]),
+            &[400],
+        ),
+        (
+            "an unknown operation type",
+            params(vec![fhirpath_op("upsert", "Patient", json!([]))]),
+            &[400],
+        ),
+        (
+            "a type that is not a code",
+            params(vec![
+                json!({"name": "operation", "part": [{"name": "type", "valueString": "add"}, {"name": "path", "valueString": "Patient"}]}),
+            ]),
+            &[400],
+        ),
+        (
+            "an operation without a path",
+            params(vec![
+                json!({"name": "operation", "part": [{"name": "type", "valueCode": "delete"}]}),
+            ]),
+            &[400],
+        ),
+        (
+            "an empty path",
+            params(vec![fhirpath_op("delete", "", json!([]))]),
+            &[400, 422],
+        ),
+        (
+            "an unsupported function",
+            params(vec![fhirpath_op(
+                "delete",
+                "Patient.name.exists()",
+                json!([]),
+            )]),
+            &[400],
+        ),
+        (
+            "a union",
+            params(vec![fhirpath_op(
+                "delete",
+                "Patient.name | Patient.telecom",
+                json!([]),
+            )]),
+            &[400],
+        ),
+        (
+            "an unclosed string",
+            params(vec![fhirpath_op(
+                "delete",
+                "Patient.name.where(use='x)",
+                json!([]),
+            )]),
+            &[400],
+        ),
+        (
+            "an inequality",
+            params(vec![fhirpath_op(
+                "delete",
+                "Patient.name.where(use!='x')",
+                json!([]),
+            )]),
+            &[400],
+        ),
+        (
+            "a negative index",
+            params(vec![fhirpath_op("delete", "Patient.name[-1]", json!([]))]),
+            &[400],
+        ),
+        (
+            "a huge index",
+            params(vec![fhirpath_op(
+                "delete",
+                "Patient.name[99999999999999999999999]",
+                json!([]),
+            )]),
+            &[400],
+        ),
+        (
+            "an environment variable",
+            params(vec![fhirpath_op("delete", "%resource.name", json!([]))]),
+            &[400],
+        ),
+        (
+            "a path of 1000 steps",
+            params(vec![fhirpath_op("delete", &long_path, json!([]))]),
+            &[400, 422],
+        ),
+        (
+            "500 nested parentheses",
+            params(vec![fhirpath_op("delete", &parens, json!([]))]),
+            &[400],
+        ),
+        (
+            "control characters in a path",
+            params(vec![fhirpath_op("delete", "Patient.\u{1}name", json!([]))]),
+            &[400, 422],
+        ),
+        (
+            "an add without a name",
+            params(vec![fhirpath_op("add", "Patient", value(json!("x")))]),
+            &[400],
+        ),
+        (
+            "an add without a value",
+            params(vec![fhirpath_op(
+                "add",
+                "Patient",
+                json!([{"name": "name", "valueString": "gender"}]),
+            )]),
+            &[400],
+        ),
+        (
+            "an insert without an index",
+            params(vec![fhirpath_op(
+                "insert",
+                "Patient.name",
+                json!([{"name": "value", "valueHumanName": {"family": "X"}}]),
+            )]),
+            &[400],
+        ),
+        (
+            "a negative index part",
+            params(vec![fhirpath_op(
+                "insert",
+                "Patient.name",
+                json!([{"name": "value", "valueHumanName": {"family": "X"}}, {"name": "index", "valueInteger": -1}]),
+            )]),
+            &[400, 422],
+        ),
+        (
+            "an index past the end",
+            params(vec![fhirpath_op(
+                "insert",
+                "Patient.name",
+                json!([{"name": "value", "valueHumanName": {"family": "X"}}, {"name": "index", "valueInteger": 99}]),
+            )]),
+            &[422],
+        ),
+        (
+            "a move out of range",
+            params(vec![fhirpath_op(
+                "move",
+                "Patient.name",
+                json!([{"name": "source", "valueInteger": 0}, {"name": "destination", "valueInteger": 50}]),
+            )]),
+            &[422],
+        ),
+        (
+            "a move without a destination",
+            params(vec![fhirpath_op(
+                "move",
+                "Patient.name",
+                json!([{"name": "source", "valueInteger": 0}]),
+            )]),
+            &[400],
+        ),
+        (
+            "a replace of nothing",
+            params(vec![fhirpath_op(
+                "replace",
+                "Patient.photo",
+                json!([{"name": "value", "valueAttachment": {"contentType": "image/png"}}]),
+            )]),
+            &[422],
+        ),
+        (
+            "an add to nothing",
+            params(vec![fhirpath_op(
+                "add",
+                "Patient.contact",
+                json!([{"name": "name", "valueString": "gender"}, {"name": "value", "valueCode": "male"}]),
+            )]),
+            &[422],
+        ),
+        (
+            "an add of an unknown element",
+            params(vec![fhirpath_op(
+                "add",
+                "Patient",
+                json!([{"name": "name", "valueString": "nickname"}, {"name": "value", "valueString": "Bob"}]),
+            )]),
+            &[422],
+        ),
+        (
+            "a code outside its binding",
+            params(vec![fhirpath_op(
+                "add",
+                "Patient",
+                json!([{"name": "name", "valueString": "gender"}, {"name": "value", "valueCode": "woman"}]),
+            )]),
+            &[422],
+        ),
+        (
+            "a value of the wrong type",
+            params(vec![fhirpath_op(
+                "add",
+                "Patient",
+                json!([{"name": "name", "valueString": "birthDate"}, {"name": "value", "valueInteger": 3}]),
+            )]),
+            &[422],
+        ),
+        (
+            "a changed id",
+            params(vec![fhirpath_op(
+                "replace",
+                "Patient.id",
+                json!([{"name": "value", "valueId": "other"}]),
+            )]),
+            &[400, 422],
+        ),
+        (
+            "a changed resourceType",
+            params(vec![fhirpath_op(
+                "replace",
+                "Patient.resourceType",
+                value(json!("Observation")),
+            )]),
+            &[400, 422],
+        ),
+        (
+            "a value without value[x]",
+            params(vec![fhirpath_op(
+                "replace",
+                "Patient.active",
+                json!([{"name": "value"}]),
+            )]),
+            &[400],
+        ),
+        (
+            "a value nested 100 parts deep",
+            params(vec![fhirpath_op(
+                "add",
+                "Patient",
+                json!([{"name": "name", "valueString": "contact"}, deep_value]),
+            )]),
+            &[400, 422],
+        ),
+        ("1001 operations", params(many), &[413]),
+        (
+            "a part that is not an object",
+            params(vec![json!({"name": "operation", "part": [1]})]),
+            &[400, 422],
+        ),
+        (
+            "a null part",
+            params(vec![json!({"name": "operation", "part": [null]})]),
+            &[400, 422],
+        ),
+    ];
+    for (what, body, expect) in cases {
+        c.body(
+            format!("a FHIRPath Patch with {what}"),
+            Method::PATCH,
+            seed.clone(),
+            body,
+            expect,
+        );
+    }
+    c.push(
+        "a FHIRPath Patch in XML with a DOCTYPE",
+        Method::PATCH,
+        seed.clone(),
+        Payload::Bytes(
+            br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><Parameters xmlns="http://hl7.org/fhir"><parameter><name value="operation"/></parameter></Parameters>"#.to_vec(),
+        ),
+        Expect::Status(&[400]),
+    )
+    .header("content-type", "application/fhir+xml");
+    c.push(
+        "a FHIRPath Patch in XML with an unsupported path",
+        Method::PATCH,
+        seed.clone(),
+        Payload::Bytes(
+            br#"<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="operation"/><part><name value="type"/><valueCode value="delete"/></part><part><name value="path"/><valueString value="Patient.name.descendants()"/></part></parameter></Parameters>"#.to_vec(),
+        ),
+        Expect::Status(&[400]),
+    )
+    .header("content-type", "application/fhir+xml");
+    c.body(
+        "a FHIRPath Patch of an unknown id",
+        Method::PATCH,
+        "Patient/does-not-exist",
+        params(vec![fhirpath_op("delete", "Patient.photo", json!([]))]),
+        &[404],
+    );
+}
+
+fn meta_operations(c: &mut Corpus, seeds: &Seeds) {
+    c.category("invalid $meta, $meta-add, $meta-delete");
+    let seed = format!("Patient/{}", seeds.patient);
+    let params = |ps: Value| json!({"resourceType": "Parameters", "parameter": ps}).to_string();
+    for op in ["$meta-add", "$meta-delete"] {
+        let path = format!("{seed}/{op}");
+        let cases: Vec<(&str, String, &'static [u16])> = vec![
+            ("an empty body", String::new(), &[400]),
+            ("not JSON", "{\"resourceType\":".into(), &[400]),
+            (
+                "another resource",
+                json!({"resourceType": "Patient"}).to_string(),
+                &[400],
+            ),
+            (
+                "no parameters",
+                json!({"resourceType": "Parameters"}).to_string(),
+                &[400],
+            ),
+            (
+                "no meta",
+                params(json!([{"name": "other", "valueString": "x"}])),
+                &[400],
+            ),
+            (
+                "a meta that is a string",
+                params(json!([{"name": "meta", "valueString": "x"}])),
+                &[400],
+            ),
+            (
+                "two metas",
+                params(
+                    json!([{"name": "meta", "valueMeta": {"tag": [{"code": "a"}]}}, {"name": "meta", "valueMeta": {"tag": [{"code": "b"}]}}]),
+                ),
+                &[400],
+            ),
+            (
+                "a tag that is a string",
+                params(json!([{"name": "meta", "valueMeta": {"tag": ["a"]}}])),
+                &[400, 422],
+            ),
+            (
+                "an empty tag list",
+                params(json!([{"name": "meta", "valueMeta": {"tag": []}}])),
+                &[400, 422],
+            ),
+            (
+                "a profile that is an object",
+                params(json!([{"name": "meta", "valueMeta": {"profile": [{"url": "x"}]}}])),
+                &[400, 422],
+            ),
+            (
+                "an unknown meta element",
+                params(json!([{"name": "meta", "valueMeta": {"label": [{"code": "x"}]}}])),
+                &[400, 422],
+            ),
+        ];
+        for (what, body, expect) in cases {
+            c.body(
+                format!("{op} with {what}"),
+                Method::POST,
+                path.clone(),
+                body,
+                expect,
+            );
+        }
+        c.get(format!("{op} with GET"), Method::GET, path.clone(), &[405]);
+        c.body(
+            format!("{op} of an unknown id"),
+            Method::POST,
+            format!("Patient/does-not-exist/{op}"),
+            params(
+                json!([{"name": "meta", "valueMeta": {"tag": [{"system": "urn:t", "code": "x"}]}}]),
+            ),
+            &[404],
+        );
+        c.body(
+            format!("{op} on a history version"),
+            Method::POST,
+            format!("{seed}/_history/1/{op}"),
+            params(
+                json!([{"name": "meta", "valueMeta": {"tag": [{"system": "urn:t", "code": "x"}]}}]),
+            ),
+            &[405],
+        );
+    }
+    c.get(
+        "$meta with PUT",
+        Method::PUT,
+        format!("{seed}/$meta"),
+        &[405],
+    );
+    c.get(
+        "$meta of an unknown id",
+        Method::GET,
+        "Patient/does-not-exist/$meta",
+        &[404],
+    );
+    c.get(
+        "$meta of a version that is not a number",
+        Method::GET,
+        format!("{seed}/_history/x/$meta"),
+        &[404],
+    );
+    c.get("type-level $meta", Method::GET, "Patient/$meta", &[404]);
+    c.get("system-level $meta", Method::GET, "$meta", &[404]);
+}
+
 fn patches(c: &mut Corpus, seeds: &Seeds) {
     c.category("invalid JSON Patch");
     let seed = format!("Patient/{}", seeds.patient);
@@ -2950,13 +3409,19 @@ fn patches(c: &mut Corpus, seeds: &Seeds) {
     ] {
         c.patch(format!("a patch with {what}"), seed.clone(), body, expect);
     }
-    for ctype in ["application/json", FHIR_JSON, "text/plain"] {
+    for (ctype, expect) in [
+        // FHIR JSON (and plain JSON, as on every other write) is a FHIRPath Patch, which an
+        // array is not.
+        ("application/json", &[400u16] as &[u16]),
+        (FHIR_JSON, &[400]),
+        ("text/plain", &[415]),
+    ] {
         c.push(
             format!("a patch as {ctype}"),
             Method::PATCH,
             seed.clone(),
             Payload::Bytes(br#"[{"op":"add","path":"/active","value":false}]"#.to_vec()),
-            Expect::Status(&[415]),
+            Expect::Status(expect),
         )
         .header("content-type", ctype);
     }

@@ -15,7 +15,11 @@ crate::tests![
     system_history_since_and_at,
     json_patch_updates_the_version_it_read,
     create_with_request_id_is_idempotent,
-    validate_checks_without_writing
+    validate_checks_without_writing,
+    fhirpath_patch_in_json_and_xml,
+    meta_operations_read_add_and_delete,
+    summary_true_on_read_search_and_includes,
+    prefer_return_on_every_write
 ];
 
 async fn server(env: &Env) -> Result<TestServer> {
@@ -440,9 +444,22 @@ async fn json_patch_updates_the_version_it_read(env: &Env) -> Result<()> {
     );
     let (status, _) = send(json!({"not": "a patch"}), vec![]).await?;
     ensure!(status == 400, "not a patch: {status}");
+    // FHIR JSON is a FHIRPath Patch (a Parameters), which an array is not.
     let resp = s
         .req(Method::PATCH, &path)
         .header("content-type", "application/fhir+json")
+        .body("[]")
+        .send()
+        .await?;
+    ensure!(resp.status() == 400, "{}", resp.status());
+    let text = resp.text().await?;
+    ensure!(
+        text.contains("application/json-patch+json"),
+        "the hint: {text}"
+    );
+    let resp = s
+        .req(Method::PATCH, &path)
+        .header("content-type", "text/plain")
         .body("[]")
         .send()
         .await?;
@@ -639,5 +656,474 @@ async fn validate_checks_without_writing(env: &Env) -> Result<()> {
     // Nothing was written.
     let (_, count) = s.send(Method::GET, "Patient?_summary=count", None).await?;
     ensure!(count["total"] == 0, "{count}");
+    s.stop().await
+}
+
+/// One FHIRPath Patch operation.
+fn fhirpath_op(kind: &str, path: &str, parts: Value) -> Value {
+    let mut all = vec![
+        json!({"name": "type", "valueCode": kind}),
+        json!({"name": "path", "valueString": path}),
+    ];
+    all.extend(parts.as_array().cloned().unwrap_or_default());
+    json!({"name": "operation", "part": all})
+}
+
+fn parameters(ops: Vec<Value>) -> Value {
+    json!({"resourceType": "Parameters", "parameter": ops})
+}
+
+async fn fhirpath_patch_in_json_and_xml(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let p = s
+        .create(&json!({"resourceType": "Patient", "active": true,
+            "name": [{"use": "official", "family": "Path", "given": ["Ann"]}],
+            "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "a@b"}]}))
+        .await?;
+    let id = p["id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("Patient/{id}");
+    let patch = parameters(vec![
+        fhirpath_op(
+            "add",
+            "Patient",
+            json!([{"name": "name", "valueString": "birthDate"},
+                                            {"name": "value", "valueDate": "1930-01-01"}]),
+        ),
+        fhirpath_op(
+            "insert",
+            "Patient.name.where(use='official').given",
+            json!([{"name": "value", "valueString": "Zoe"}, {"name": "index", "valueInteger": 0}]),
+        ),
+        fhirpath_op("delete", "Patient.telecom.where(system='phone')", json!([])),
+        fhirpath_op("delete", "Patient.photo", json!([])),
+        fhirpath_op(
+            "replace",
+            "Patient.active",
+            json!([{"name": "value", "valueBoolean": false}]),
+        ),
+        fhirpath_op(
+            "add",
+            "Patient",
+            json!([{"name": "name", "valueString": "contact"},
+            {"name": "value", "part": [{"name": "name", "valueHumanName": {"family": "Kin"}},
+                                       {"name": "telecom", "valueContactPoint": {"system": "phone", "value": "9"}}]}]),
+        ),
+    ]);
+    let (status, patched) = s.send(Method::PATCH, &path, Some(&patch)).await?;
+    ensure!(status == 200, "{status} {patched}");
+    ensure!(
+        patched["birthDate"] == "1930-01-01"
+            && patched["name"][0]["given"] == json!(["Zoe", "Ann"])
+            && patched["telecom"] == json!([{"system": "email", "value": "a@b"}])
+            && patched["active"] == false
+            && patched["contact"]
+                == json!([{"name": {"family": "Kin"}, "telecom": [{"system": "phone", "value": "9"}]}])
+            && patched["meta"]["versionId"] == "2",
+        "{patched}"
+    );
+    ensure!(s.get_ok(&path).await? == patched, "the patch was stored");
+    // If-Match: a stale version is 412, the current one applies.
+    let move_given = parameters(vec![fhirpath_op(
+        "move",
+        "Patient.name[0].given",
+        json!([{"name": "source", "valueInteger": 1}, {"name": "destination", "valueInteger": 0}]),
+    )]);
+    let (status, body) = s
+        .send_with(
+            Method::PATCH,
+            &path,
+            Some(&move_given),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await?;
+    ensure!(
+        status == 412 && body["resourceType"] == "OperationOutcome",
+        "{status} {body}"
+    );
+    let (status, body) = s
+        .send_with(
+            Method::PATCH,
+            &path,
+            Some(&move_given),
+            &[("if-match", "W/\"2\"")],
+        )
+        .await?;
+    ensure!(
+        status == 200 && body["name"][0]["given"] == json!(["Ann", "Zoe"]),
+        "{status} {body}"
+    );
+    // A replace of nothing is 422 naming the path; an unsupported path is 400 naming it.
+    let (status, body) = s
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&parameters(vec![fhirpath_op(
+                "replace",
+                "Patient.gender",
+                json!([{"name": "value", "valueCode": "male"}]),
+            )])),
+        )
+        .await?;
+    ensure!(
+        status == 422 && body.to_string().contains("Patient.gender"),
+        "{status} {body}"
+    );
+    let (status, body) = s
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&parameters(vec![fhirpath_op(
+                "delete",
+                "Patient.name.descendants()",
+                json!([]),
+            )])),
+        )
+        .await?;
+    ensure!(
+        status == 400 && body.to_string().contains("descendants()"),
+        "{status} {body}"
+    );
+    // A result that breaks R4 is refused like an update.
+    let (status, body) = s
+        .send(Method::PATCH, &path, Some(&parameters(vec![fhirpath_op("add", "Patient",
+            json!([{"name": "name", "valueString": "gender"}, {"name": "value", "valueCode": "woman"}]))])))
+        .await?;
+    ensure!(status == 422, "{status} {body}");
+    // FHIR XML, answered in XML.
+    let xml = r#"<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="operation"/><part><name value="type"/><valueCode value="replace"/></part><part><name value="path"/><valueString value="Patient.birthDate"/></part><part><name value="value"/><valueDate value="1931-02-03"/></part></parameter></Parameters>"#;
+    let resp = s
+        .req(Method::PATCH, &path)
+        .header("content-type", "application/fhir+xml")
+        .header("accept", "application/fhir+xml")
+        .body(xml)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    ensure!(
+        status == 200 && text.contains("<birthDate value=\"1931-02-03\"/>"),
+        "{status} {text}"
+    );
+    let read = s.get_ok(&path).await?;
+    ensure!(
+        read["birthDate"] == "1931-02-03" && read["meta"]["versionId"] == "4",
+        "{read}"
+    );
+    s.stop().await
+}
+
+async fn meta_operations_read_add_and_delete(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let p = s
+        .create(
+            &json!({"resourceType": "Patient", "meta": {"tag": [{"system": "urn:t", "code": "a"}]},
+            "name": [{"family": "Meta"}]}),
+        )
+        .await?;
+    let id = p["id"].as_str().unwrap_or_default().to_owned();
+    let meta_of = |answer: &Value| answer["parameter"][0]["valueMeta"].clone();
+    let answer = s.get_ok(&format!("Patient/{id}/$meta")).await?;
+    ensure!(
+        answer["resourceType"] == "Parameters"
+            && answer["parameter"][0]["name"] == "return"
+            && meta_of(&answer)["versionId"] == "1"
+            && meta_of(&answer)["tag"][0]["code"] == "a",
+        "{answer}"
+    );
+    let (status, answer) = s
+        .send(Method::POST, &format!("Patient/{id}/$meta"), None)
+        .await?;
+    ensure!(
+        status == 200 && meta_of(&answer)["versionId"] == "1",
+        "POST $meta: {status} {answer}"
+    );
+    // $meta-add: labels are sets; a change writes version 2, the rest of the resource as it was.
+    let add = json!({"resourceType": "Parameters", "parameter": [{"name": "meta", "valueMeta": {
+        "tag": [{"system": "urn:t", "code": "a", "display": "again"}, {"system": "urn:t", "code": "b"}],
+        "profile": ["http://example.org/StructureDefinition/p"],
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}}]});
+    let (status, answer) = s
+        .send(Method::POST, &format!("Patient/{id}/$meta-add"), Some(&add))
+        .await?;
+    let meta = meta_of(&answer);
+    ensure!(
+        status == 200
+            && meta["versionId"] == "2"
+            && meta["tag"].as_array().map(Vec::len) == Some(2)
+            && meta["tag"][0].get("display").is_none()
+            && meta["profile"][0] == "http://example.org/StructureDefinition/p"
+            && meta["security"][0]["code"] == "R",
+        "{status} {answer}"
+    );
+    let read = s.get_ok(&format!("Patient/{id}")).await?;
+    ensure!(read["meta"] == meta && read["name"] == p["name"], "{read}");
+    // The new tag is searchable.
+    let found = s.get_ok(&format!("Patient?_tag=urn:t|b&_id={id}")).await?;
+    ensure!(
+        found["entry"].as_array().map(Vec::len) == Some(1),
+        "{found}"
+    );
+    // Adding what is there writes nothing.
+    let (status, answer) = s
+        .send(Method::POST, &format!("Patient/{id}/$meta-add"), Some(&add))
+        .await?;
+    ensure!(
+        status == 200 && meta_of(&answer)["versionId"] == "2",
+        "{status} {answer}"
+    );
+    // $meta-delete; the old version's meta is still there.
+    let delete = json!({"resourceType": "Parameters", "parameter": [{"name": "meta", "valueMeta": {
+        "tag": [{"system": "urn:t", "code": "a"}], "profile": ["http://example.org/StructureDefinition/p"]}}]});
+    let (status, answer) = s
+        .send(
+            Method::POST,
+            &format!("Patient/{id}/$meta-delete"),
+            Some(&delete),
+        )
+        .await?;
+    let meta = meta_of(&answer);
+    ensure!(
+        status == 200
+            && meta["versionId"] == "3"
+            && meta["tag"] == json!([{"system": "urn:t", "code": "b"}])
+            && meta.get("profile").is_none()
+            && meta["security"][0]["code"] == "R",
+        "{status} {answer}"
+    );
+    let v1 = s.get_ok(&format!("Patient/{id}/_history/1/$meta")).await?;
+    ensure!(
+        meta_of(&v1)["tag"] == json!([{"system": "urn:t", "code": "a"}]),
+        "{v1}"
+    );
+    // If-Match holds; write rights are needed to change the meta, read rights to see it.
+    let (status, _) = s
+        .send_with(
+            Method::POST,
+            &format!("Patient/{id}/$meta-add"),
+            Some(&add),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await?;
+    ensure!(status == 412, "stale If-Match: {status}");
+    let reader = s.token("registry", "system/Patient.rs", 600);
+    let (status, _) = s
+        .send_as(&reader, Method::GET, &format!("Patient/{id}/$meta"), None)
+        .await?;
+    ensure!(status == 200, "a reader reads the meta: {status}");
+    let (status, body) = s
+        .send_as(
+            &reader,
+            Method::POST,
+            &format!("Patient/{id}/$meta-add"),
+            Some(&add),
+        )
+        .await?;
+    ensure!(status == 403, "a reader may not add: {status} {body}");
+    let nobody = s.token("registry", "system/Observation.rs", 600);
+    let (status, _) = s
+        .send_as(&nobody, Method::GET, &format!("Patient/{id}/$meta"), None)
+        .await?;
+    ensure!(status == 403, "no Patient scope: {status}");
+    ensure!(
+        s.get_ok(&format!("Patient/{id}")).await?["meta"]["versionId"] == "3",
+        "refused calls wrote nothing"
+    );
+    let (status, _) = s.send(Method::GET, "Patient/$meta", None).await?;
+    ensure!(status == 404, "type-level $meta is not served: {status}");
+    s.stop().await
+}
+
+async fn summary_true_on_read_search_and_includes(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let p = s
+        .create(&json!({"resourceType": "Patient",
+            "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Sum</div>"},
+            "name": [{"family": "Sum"}], "birthDate": "1970-01-01",
+            "contact": [{"name": {"family": "Kin"}}],
+            "communication": [{"language": {"text": "nl"}}]}))
+        .await?;
+    let id = p["id"].as_str().unwrap_or_default().to_owned();
+    let o = s
+        .create(
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": "hr"},
+            "subject": {"reference": format!("Patient/{id}")},
+            "note": [{"text": "not in the summary"}],
+            "valueQuantity": {"value": 60}}),
+        )
+        .await?;
+    let oid = o["id"].as_str().unwrap_or_default().to_owned();
+    let subsetted = |r: &Value| {
+        r["meta"]["tag"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["code"] == "SUBSETTED"))
+    };
+    let read = s.get_ok(&format!("Patient/{id}?_summary=true")).await?;
+    ensure!(
+        read["name"] == p["name"]
+            && read["birthDate"] == "1970-01-01"
+            && read.get("text").is_none()
+            && read.get("contact").is_none()
+            && read.get("communication").is_none()
+            && subsetted(&read),
+        "{read}"
+    );
+    let (status, _) = s
+        .send(Method::GET, &format!("Patient/{id}?_summary=count"), None)
+        .await?;
+    ensure!(status == 400, "_summary=count on a read: {status}");
+    let bundle = s
+        .get_ok(&format!(
+            "Observation?_id={oid}&_summary=true&_include=Observation:subject"
+        ))
+        .await?;
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    ensure!(entries.len() == 2, "{bundle}");
+    for e in &entries {
+        let r = &e["resource"];
+        ensure!(subsetted(r), "{r}");
+        ensure!(
+            r.get("note").is_none() && r.get("text").is_none() && r.get("contact").is_none(),
+            "{r}"
+        );
+    }
+    ensure!(
+        entries[0]["resource"]["status"] == "final"
+            && entries[0]["resource"]["valueQuantity"]["value"] == 60,
+        "{bundle}"
+    );
+    // In XML too.
+    let resp = s
+        .req(
+            Method::GET,
+            &format!("Patient/{id}?_summary=true&_format=xml"),
+        )
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    ensure!(
+        status == 200
+            && text.contains("SUBSETTED")
+            && text.contains("<family value=\"Sum\"/>")
+            && !text.contains("Kin"),
+        "{status} {text}"
+    );
+    s.stop().await
+}
+
+async fn prefer_return_on_every_write(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let patient = json!({"resourceType": "Patient", "name": [{"family": "Prefer"}]});
+    let minimal = [("prefer", "return=minimal")];
+    let outcome = [("prefer", "return=OperationOutcome")];
+    let representation = [("prefer", "return=representation")];
+    // Create.
+    let (status, body) = s
+        .send_with(Method::POST, "Patient", Some(&patient), &minimal)
+        .await?;
+    ensure!(
+        status == 201 && body.is_null(),
+        "create minimal: {status} {body}"
+    );
+    let (status, body) = s
+        .send_with(Method::POST, "Patient", Some(&patient), &outcome)
+        .await?;
+    ensure!(
+        status == 201 && body["resourceType"] == "OperationOutcome",
+        "create outcome: {status} {body}"
+    );
+    let (status, created) = s
+        .send_with(Method::POST, "Patient", Some(&patient), &representation)
+        .await?;
+    ensure!(
+        status == 201 && created["resourceType"] == "Patient",
+        "create representation: {status}"
+    );
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("Patient/{id}");
+    // Update.
+    let mut changed = created.clone();
+    changed["gender"] = json!("other");
+    let (status, body) = s
+        .send_with(Method::PUT, &path, Some(&changed), &minimal)
+        .await?;
+    ensure!(
+        status == 200 && body.is_null(),
+        "update minimal: {status} {body}"
+    );
+    let (status, body) = s
+        .send_with(Method::PUT, &path, Some(&changed), &outcome)
+        .await?;
+    ensure!(
+        status == 200 && body["resourceType"] == "OperationOutcome",
+        "update outcome: {status} {body}"
+    );
+    let (status, body) = s
+        .send_with(Method::PUT, &path, Some(&changed), &representation)
+        .await?;
+    ensure!(
+        status == 200 && body["gender"] == "other",
+        "update representation: {status} {body}"
+    );
+    // Patch (FHIRPath).
+    let patch = parameters(vec![fhirpath_op(
+        "replace",
+        "Patient.gender",
+        json!([{"name": "value", "valueCode": "male"}]),
+    )]);
+    let (status, body) = s
+        .send_with(Method::PATCH, &path, Some(&patch), &minimal)
+        .await?;
+    ensure!(
+        status == 200 && body.is_null(),
+        "patch minimal: {status} {body}"
+    );
+    let (status, body) = s
+        .send_with(Method::PATCH, &path, Some(&patch), &outcome)
+        .await?;
+    ensure!(
+        status == 200 && body["resourceType"] == "OperationOutcome",
+        "patch outcome: {status} {body}"
+    );
+    let (status, body) = s
+        .send_with(Method::PATCH, &path, Some(&patch), &representation)
+        .await?;
+    ensure!(
+        status == 200 && body["gender"] == "male",
+        "patch representation: {status} {body}"
+    );
+    // Transaction and batch entries.
+    for kind in ["transaction", "batch"] {
+        let bundle = json!({"resourceType": "Bundle", "type": kind, "entry": [
+            {"resource": patient, "request": {"method": "POST", "url": "Patient"}}]});
+        let (status, body) = s
+            .send_with(Method::POST, "", Some(&bundle), &representation)
+            .await?;
+        ensure!(
+            status == 200 && body["entry"][0]["resource"]["resourceType"] == "Patient",
+            "{kind} representation: {status} {body}"
+        );
+        let (status, body) = s
+            .send_with(Method::POST, "", Some(&bundle), &minimal)
+            .await?;
+        ensure!(
+            status == 200
+                && body["entry"][0].get("resource").is_none()
+                && body["entry"][0]["response"]["status"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("201")),
+            "{kind} minimal: {status} {body}"
+        );
+        let (status, body) = s
+            .send_with(Method::POST, "", Some(&bundle), &outcome)
+            .await?;
+        ensure!(
+            status == 200
+                && body["entry"][0]
+                    .get("resource")
+                    .is_none_or(|r| r["resourceType"] == "OperationOutcome"),
+            "{kind} outcome: {status} {body}"
+        );
+    }
     s.stop().await
 }

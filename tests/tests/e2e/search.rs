@@ -734,14 +734,34 @@ async fn summary_text_and_data(env: &Env) -> Result<()> {
         r.get("text").is_none() && r["valueQuantity"]["value"] == 72 && subsetted(r),
         "data drops the narrative only: {r}"
     );
-    let (status, _) = s
+    let (status, summary) = s
         .send_with(
             Method::GET,
-            "Observation?_summary=true",
+            &format!("Observation?_id={id}&_summary=true"),
             None,
             &[("prefer", "handling=strict")],
         )
         .await?;
-    ensure!(status == 400, "_summary=true is not built yet: {status}");
+    let r = &summary["entry"][0]["resource"];
+    ensure!(
+        status == 200
+            && r.get("text").is_none()
+            && r["valueQuantity"]["value"] == 72
+            && r["effectiveDateTime"] == "2020-01-01"
+            && subsetted(r),
+        "true keeps the summary elements: {status} {r}"
+    );
+    let (status, _) = s
+        .send_with(
+            Method::GET,
+            "Observation?_summary=everything",
+            None,
+            &[("prefer", "handling=strict")],
+        )
+        .await?;
+    ensure!(
+        status == 400,
+        "an unknown _summary under strict handling: {status}"
+    );
     s.stop().await
 }
