@@ -137,6 +137,12 @@ async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
                     Some(json!({"resourceType": rtype})),
                 ),
                 "everything" => (Method::GET, format!("{rtype}/cap-absent/$everything"), None),
+                // Instance-level operations.
+                "meta" | "meta-add" | "meta-delete" => (
+                    Method::POST,
+                    format!("{rtype}/cap-absent/${name}"),
+                    Some(json!({"resourceType": "Parameters"})),
+                ),
                 _ => (Method::GET, format!("{rtype}/${name}"), None),
             };
             let (status, answer) =
