@@ -103,6 +103,8 @@ pub enum IndexKind {
     Date,
     /// References.
     Reference,
+    /// Quantities and numbers.
+    Quantity,
 }
 
 /// How a token's system must match.
@@ -222,5 +224,21 @@ pub enum Predicate {
         target_type: Option<String>,
         /// Target id.
         target_id: String,
+    },
+    /// A quantity or number entry compares with a range (the searched value's implicit
+    /// precision range, or ±10 % of it for `ap`), with a unit condition.
+    Quantity {
+        /// Parameter.
+        param: String,
+        /// Comparison.
+        prefix: Prefix,
+        /// Start of the searched range, decimal text.
+        low: String,
+        /// End of the searched range, decimal text.
+        high: String,
+        /// The unit's system condition.
+        system: SystemMatch,
+        /// The unit's code (matched against the code, else the unit); `None`: any unit.
+        code: Option<String>,
     },
 }
