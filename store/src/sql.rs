@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use model::index::IndexEntry;
 use model::query::{
-    Access, IndexKind, Predicate, Prefix, Query, Restriction, StringMatch, SystemMatch,
+    Access, IndexKind, Predicate, Prefix, Query, Restriction, SortBy, SortKey, SortValue,
+    StringMatch, SystemMatch,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -723,7 +724,11 @@ fn selectivity(p: &Predicate) -> u8 {
 /// into a walk of every resource in id order) and joined to the resources by primary key;
 /// every other group filters those rows, index predicates through a correlated `EXISTS` on
 /// the owner indexes.
-fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
+fn push_search(
+    qb: &mut QueryBuilder<Postgres>,
+    select: &dyn Fn(&mut QueryBuilder<Postgres>),
+    query: &Query,
+) {
     let rtype = query.source_type.as_str();
     let groups: Vec<&Vec<Predicate>> = query.all_of.iter().filter(|g| !g.is_empty()).collect();
     let driver = groups
@@ -741,14 +746,16 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
                 }
                 push_predicate(qb, p, IndexForm::Candidates { rtype });
             }
-            qb.push(format!(
-                ") SELECT {select} FROM c JOIN resources r ON r.rtype = "
-            ))
-            .push_bind(rtype.to_owned())
-            .push(" AND r.id = c.id");
+            qb.push(") SELECT ");
+            select(qb);
+            qb.push(" FROM c JOIN resources r ON r.rtype = ")
+                .push_bind(rtype.to_owned())
+                .push(" AND r.id = c.id");
         }
         None => {
-            qb.push(format!("SELECT {select} FROM resources r"));
+            qb.push("SELECT ");
+            select(qb);
+            qb.push(" FROM resources r");
         }
     }
     qb.push(" WHERE r.rtype = ")
@@ -936,7 +943,17 @@ pub(crate) fn push_visible_history(qb: &mut QueryBuilder<Postgres>, access: &Acc
 /// Pushes one shard's query for a page of a search: up to `count + 1` matches after the
 /// cursor, in id order.
 pub(crate) fn push_search_page(qb: &mut QueryBuilder<Postgres>, query: &Query, excluded: Vec<i32>) {
-    push_search(qb, "r.id, r.version, r.updated_at, r.body", query);
+    if !query.sort.is_empty() {
+        push_sorted_page(qb, query, excluded);
+        return;
+    }
+    push_search(
+        qb,
+        &|qb| {
+            qb.push("r.id, r.version, r.updated_at, r.body");
+        },
+        query,
+    );
     push_access(qb, &query.access);
     push_owned(qb, "r.", excluded);
     if let Some(after) = &query.after_id {
@@ -946,13 +963,186 @@ pub(crate) fn push_search_page(qb: &mut QueryBuilder<Postgres>, query: &Query, e
         .push_bind((query.count + 1) as i64);
 }
 
+/// The SQL type a sort key's values have, and how they come back.
+fn sort_kind(key: &SortKey) -> SortKind {
+    match &key.by {
+        SortBy::Id => SortKind::Text,
+        SortBy::LastUpdated => SortKind::Micros,
+        SortBy::Param { kind, .. } => match kind {
+            IndexKind::Token | IndexKind::String | IndexKind::Reference => SortKind::Text,
+            IndexKind::Date => SortKind::Micros,
+            IndexKind::Quantity => SortKind::Decimal,
+        },
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SortKind {
+    Text,
+    Micros,
+    Decimal,
+}
+
+/// Pushes a sort key's value for the resources row aliased `r`: the smallest of the
+/// parameter's entries ascending, the largest descending (a date's `low` ascending, its
+/// `high` descending), read through the owner index; NULL when it has none.
+fn push_sort_value(qb: &mut QueryBuilder<Postgres>, key: &SortKey) {
+    let (param, kind) = match &key.by {
+        SortBy::Id => {
+            qb.push("r.id");
+            return;
+        }
+        SortBy::LastUpdated => {
+            qb.push("(extract(epoch FROM r.updated_at) * 1000000)::bigint");
+            return;
+        }
+        SortBy::Param { param, kind } => (param, kind),
+    };
+    let (table, column) = match (kind, key.descending) {
+        (IndexKind::Token, _) => ("idx_token", "code"),
+        (IndexKind::String, _) => ("idx_string", "normalized"),
+        (IndexKind::Date, false) => ("idx_date", "low"),
+        (IndexKind::Date, true) => ("idx_date", "high"),
+        (IndexKind::Reference, _) => ("idx_reference", "target_id"),
+        (IndexKind::Quantity, _) => ("idx_quantity", "low"),
+    };
+    let agg = if key.descending { "max" } else { "min" };
+    qb.push(format!(
+        "(SELECT {agg}(x.{column}) FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
+    ))
+    .push_bind(param.clone())
+    .push(")");
+}
+
+/// Pushes a bound sort value, typed for its key.
+fn push_sort_bind(qb: &mut QueryBuilder<Postgres>, value: &SortValue) {
+    match value {
+        SortValue::Text(t) => {
+            qb.push_bind(t.clone());
+        }
+        SortValue::Micros(m) => {
+            qb.push_bind(*m);
+        }
+        SortValue::Decimal(d) => {
+            qb.push_bind(d.clone()).push("::numeric");
+        }
+    }
+}
+
+/// Pushes one shard's page of a sorted search: every match with its sort values (which
+/// means reading every match: no index orders the matches of an arbitrary query by the
+/// smallest of a parameter's entries), those after the cursor in key order, then the id.
+/// Missing values sort last both ways (text compares byte by byte: the shards' databases use
+/// the C collation, as the store's merge does).
+fn push_sorted_page(qb: &mut QueryBuilder<Postgres>, query: &Query, excluded: Vec<i32>) {
+    qb.push("SELECT q.id, q.version, q.updated_at, q.body");
+    for (i, key) in query.sort.iter().enumerate() {
+        let cast = if sort_kind(key) == SortKind::Decimal {
+            "::text"
+        } else {
+            ""
+        };
+        qb.push(format!(", q.s{i}{cast} AS v{i}"));
+    }
+    qb.push(" FROM (");
+    push_search(
+        qb,
+        &|qb| {
+            qb.push("r.id, r.version, r.updated_at, r.body");
+            for (i, key) in query.sort.iter().enumerate() {
+                qb.push(", ");
+                push_sort_value(qb, key);
+                qb.push(format!(" AS s{i}"));
+            }
+        },
+        query,
+    );
+    push_access(qb, &query.access);
+    push_owned(qb, "r.", excluded);
+    qb.push(") q WHERE TRUE");
+    if let Some(after) = &query.after_id {
+        // After the cursor: some key after its value with every earlier key equal, or every
+        // key equal and a greater id.
+        qb.push(" AND (FALSE");
+        for i in 0..=query.sort.len() {
+            qb.push(" OR (TRUE");
+            for j in 0..i.min(query.sort.len()) {
+                match query.after_sort.get(j).cloned().flatten() {
+                    Some(v) => {
+                        qb.push(format!(" AND q.s{j} = "));
+                        push_sort_bind(qb, &v);
+                    }
+                    None => {
+                        qb.push(format!(" AND q.s{j} IS NULL"));
+                    }
+                }
+            }
+            match query.sort.get(i) {
+                Some(key) => match query.after_sort.get(i).cloned().flatten() {
+                    // Nothing sorts after a missing value but other missing values, which
+                    // are equal to it.
+                    None => {
+                        qb.push(" AND FALSE");
+                    }
+                    Some(v) => {
+                        let op = if key.descending { "<" } else { ">" };
+                        qb.push(format!(" AND (q.s{i} IS NULL OR q.s{i} {op} "));
+                        push_sort_bind(qb, &v);
+                        qb.push(")");
+                    }
+                },
+                None => {
+                    qb.push(" AND q.id > ").push_bind(after.clone());
+                }
+            }
+            qb.push(")");
+        }
+        qb.push(")");
+    }
+    qb.push(" ORDER BY ");
+    for (i, key) in query.sort.iter().enumerate() {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        qb.push(format!("q.s{i} {dir} NULLS LAST, "));
+    }
+    qb.push("q.id LIMIT ").push_bind((query.count + 1) as i64);
+}
+
+/// The sort values of a sorted page's row (`v0`, `v1`, …).
+fn sort_values(row: &PgRow, query: &Query) -> Result<Vec<Option<SortValue>>, StoreError> {
+    query
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let col = format!("v{i}");
+            Ok(match sort_kind(key) {
+                SortKind::Text => row
+                    .try_get::<Option<String>, _>(col.as_str())?
+                    .map(SortValue::Text),
+                SortKind::Micros => row
+                    .try_get::<Option<i64>, _>(col.as_str())?
+                    .map(SortValue::Micros),
+                SortKind::Decimal => row
+                    .try_get::<Option<String>, _>(col.as_str())?
+                    .map(SortValue::Decimal),
+            })
+        })
+        .collect()
+}
+
 /// Pushes one shard's count of all a search's matches.
 pub(crate) fn push_search_count(
     qb: &mut QueryBuilder<Postgres>,
     query: &Query,
     excluded: Vec<i32>,
 ) {
-    push_search(qb, "count(*) AS n", query);
+    push_search(
+        qb,
+        &|qb| {
+            qb.push("count(*) AS n");
+        },
+        query,
+    );
     push_access(qb, &query.access);
     push_owned(qb, "r.", excluded);
 }
@@ -970,23 +1160,51 @@ pub(crate) fn check_query(query: &Query) -> Result<(), StoreError> {
             check_decimal(high)?;
         }
     }
+    if !query.sort.is_empty() && query.after_id.is_some() {
+        let bad = || StoreError::Invalid("the paging cursor does not belong to this sort".into());
+        if query.after_sort.len() != query.sort.len() {
+            return Err(bad());
+        }
+        for (key, value) in query.sort.iter().zip(&query.after_sort) {
+            match (sort_kind(key), value) {
+                (_, None)
+                | (SortKind::Text, Some(SortValue::Text(_)))
+                | (SortKind::Micros, Some(SortValue::Micros(_))) => {}
+                (SortKind::Decimal, Some(SortValue::Decimal(d))) => check_decimal(d)?,
+                _ => return Err(bad()),
+            }
+        }
+    }
     Ok(())
 }
 
-/// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
+/// A match of a search, with its sort values (one per sort key).
+pub(crate) struct SearchRow {
+    pub id: String,
+    pub stored: Stored,
+    pub sort: Vec<Option<SortValue>>,
+}
+
+/// One shard's share of a search: up to `count + 1` matches after the cursor, in sort order,
 /// and the shard's count of all matches when asked.
 pub(crate) async fn search_shard(
     pool: &PgPool,
     query: &Query,
     excluded: Vec<i32>,
-) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
+) -> Result<(Vec<SearchRow>, Option<u64>), StoreError> {
     check_query(query)?;
     let mut qb = QueryBuilder::new("");
     push_search_page(&mut qb, query, excluded.clone());
     let rows = qb.build().fetch_all(pool).await?;
     let items = rows
         .iter()
-        .map(|r| Ok((r.try_get::<String, _>("id")?, stored_from_row(r)?)))
+        .map(|r| {
+            Ok(SearchRow {
+                id: r.try_get::<String, _>("id")?,
+                stored: stored_from_row(r)?,
+                sort: sort_values(r, query)?,
+            })
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let total = if query.total {
         let mut qb = QueryBuilder::new("");

@@ -61,6 +61,8 @@ fn query(all_of: Vec<Vec<Predicate>>) -> Query {
         all_of,
         count: 100,
         after_id: None,
+        sort: Vec::new(),
+        after_sort: Vec::new(),
         total: true,
         access: Access::everything(),
     }
