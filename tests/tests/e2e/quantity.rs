@@ -352,19 +352,95 @@ async fn quantity_index_answers_every_prefix_and_unit_condition(env: &Env) -> Re
         .map(|id| Change::Put {
             kind: WriteKind::Create,
             entity: Box::new(entity(id)),
-            index: vec![qty("value-quantity", Some("kg"), "70.05", "70.15")],
+            index: vec![qty("value-quantity", Some("kg"), "170.05", "170.15")],
             if_match: None,
         })
         .collect();
     store.transact(&changes, &audit(), &everyone).await?;
     let kg = query(vec![vec![quantity(
         Prefix::Eq,
-        "70",
-        "70.2",
+        "170",
+        "170.2",
         ucum(),
         Some("kg"),
     )]]);
     ensure!(ids(&store, &kg).await? == [t1.clone(), t2.clone()].into_iter().collect());
+
+    // Sorted by the quantity's low bound (compared by value, not as text: "-2.5" < "0.1…" <
+    // "5.35" < "99.5" < "170.05"), paged one by one across the shards; g has none: last
+    // either way. Each page's cursor carries the last low bound as decimal text.
+    for descending in [false, true] {
+        let mut q = query(Vec::new());
+        q.count = 1;
+        q.total = false;
+        q.sort = vec![model::query::SortKey {
+            by: model::query::SortBy::Param {
+                param: "value-quantity".into(),
+                kind: IndexKind::Quantity,
+            },
+            descending,
+        }];
+        let mut order = Vec::new();
+        for _ in 0..20 {
+            let page = store.search(&q).await?;
+            order.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|s| s.entity.map(|e| e.id)),
+            );
+            let Some(next) = page.next else { break };
+            let cursor = model::query::SortCursor::parse(&next).context("a sort cursor")?;
+            q.after_id = Some(cursor.id);
+            q.after_sort = cursor.values;
+        }
+        let named: Vec<String> = order
+            .iter()
+            .map(|id| {
+                if *id == t1 {
+                    "t1".to_owned()
+                } else if *id == t2 {
+                    "t2".to_owned()
+                } else {
+                    written
+                        .iter()
+                        .find(|(_, i)| i == id)
+                        .map_or_else(|| format!("?{id}"), |(n, _)| n.clone())
+                }
+            })
+            .collect();
+        // Ties (c and d, t1 and t2) go by id.
+        let by_id = |x: &'static str, y: &'static str| -> Vec<&'static str> {
+            let id = |n: &str| match n {
+                "t1" => t1.clone(),
+                "t2" => t2.clone(),
+                _ => written
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, i)| i.clone())
+                    .unwrap_or_default(),
+            };
+            if id(x) < id(y) {
+                vec![x, y]
+            } else {
+                vec![y, x]
+            }
+        };
+        let mut want: Vec<&str> = vec!["f", "e"];
+        want.extend(by_id("c", "d"));
+        want.push("b");
+        want.extend(by_id("t1", "t2"));
+        if descending {
+            want = by_id("t1", "t2");
+            want.push("b");
+            want.extend(by_id("c", "d"));
+            want.extend(["e", "f"]);
+        }
+        want.push("g");
+        ensure!(
+            named == want,
+            "descending {descending}: got {named:?}, want {want:?}"
+        );
+    }
 
     // A bound that is not a decimal is the caller's error, on write and on search; nothing
     // is written.
