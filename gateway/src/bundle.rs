@@ -38,8 +38,8 @@ pub(crate) fn searchset(
         params.push(("_total".into(), "accurate".into()));
     }
     let mut this = params.clone();
-    if let Some(after) = &parsed.query.after_id {
-        this.push(("_cursor".into(), after.clone()));
+    if let Some(after) = parsed.query.cursor_text() {
+        this.push(("_cursor".into(), after));
     }
     let mut links = vec![link("self", format!("{base}/{rtype}?{}", encode(&this)))];
     if let Some(next) = &page.next {

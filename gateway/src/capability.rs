@@ -54,6 +54,15 @@ pub fn capability_statement(base: &str) -> Value {
             params.extend(params_of(rtype).map(|p| {
                 json!({ "name": p.name, "type": p.kind.fhir_name() })
             }));
+            // R4 has no element for result parameters; `_sort` is listed as a parameter
+            // whose value is a list of parameter names.
+            params.push(json!({
+                "name": "_sort",
+                "type": "string",
+                "documentation": "Sorts by _id, _lastUpdated and the string, date, token, uri \
+                    and reference parameters of the type, comma-separated, '-' first for \
+                    descending; resources without a value come last"
+            }));
             let mut resource = json!({
                 "type": rtype,
                 "interaction": TYPE_INTERACTIONS.iter().map(|i| json!({ "code": i })).collect::<Vec<_>>(),

@@ -465,6 +465,8 @@ pub fn parse_query(
         all_of: Vec::new(),
         count: limits.default_count,
         after_id: None,
+        sort: Vec::new(),
+        after_sort: Vec::new(),
         total: false,
         access: Default::default(),
     };
@@ -487,7 +489,7 @@ pub fn parse_query(
             continue;
         }
         // Parameters that set one thing: a second value would contradict the first.
-        if matches!(name, "_count" | "_total" | "_cursor") {
+        if matches!(name, "_count" | "_total" | "_cursor" | "_sort") {
             if given.contains(&name) {
                 errors.push(bad(format!("{name} may be given only once")));
                 continue;
@@ -505,6 +507,21 @@ pub fn parse_query(
                 _ => errors.push(bad(format!(
                     "_total must be none, estimate or accurate, got {raw:?}"
                 ))),
+            },
+            "_sort" => match parse_sort(resource, raw) {
+                Ok((keys, unknown)) => {
+                    query.sort = keys;
+                    ignored.extend(unknown);
+                    used.push((key.clone(), raw.clone()));
+                }
+                Err(issue) => errors.push(issue),
+            },
+            "_cursor" if raw.starts_with('~') => match model::query::SortCursor::parse(raw) {
+                Some(c) if is_valid_id(&c.id) => {
+                    query.after_id = Some(c.id);
+                    query.after_sort = c.values;
+                }
+                _ => errors.push(bad("invalid paging cursor".into())),
             },
             "_cursor" => {
                 if is_valid_id(raw) {
@@ -540,6 +557,13 @@ pub fn parse_query(
             }
         }
     }
+    if query.after_id.is_some() && query.after_sort.len() != query.sort.len() {
+        errors.push(Issue::error(
+            IssueCode::Value,
+            "_cursor",
+            "the paging cursor does not belong to this _sort".to_owned(),
+        ));
+    }
     if errors.is_empty() {
         Ok(ParsedSearch {
             query,
@@ -549,6 +573,59 @@ pub fn parse_query(
     } else {
         Err(errors)
     }
+}
+
+/// Parses `_sort`: comma-separated keys, each a parameter name (`_id`, `_lastUpdated`, or a
+/// string, date, token, URI or reference parameter of the type), `-` first for descending.
+/// Returns the keys, and the keys left out (unknown, or of a kind that does not sort) as
+/// not-supported issues.
+fn parse_sort(
+    resource: &str,
+    raw: &str,
+) -> Result<(Vec<model::query::SortKey>, Vec<Issue>), Issue> {
+    use model::query::{SortBy, SortKey};
+    let mut keys = Vec::new();
+    let mut ignored = Vec::new();
+    for item in raw.split(',') {
+        let (descending, name) = match item.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, item),
+        };
+        if name.is_empty() {
+            return Err(Issue::error(
+                IssueCode::Value,
+                "_sort".to_owned(),
+                format!("_sort has an empty key in {raw:?}"),
+            ));
+        }
+        let by = match name {
+            "_id" => SortBy::Id,
+            "_lastUpdated" => SortBy::LastUpdated,
+            _ => match find_param(resource, name) {
+                Some(param) => SortBy::Param {
+                    param: param.index_of.unwrap_or(param.name).to_owned(),
+                    kind: match param.kind {
+                        ParamKind::Token | ParamKind::Uri => IndexKind::Token,
+                        ParamKind::String => IndexKind::String,
+                        ParamKind::Date => IndexKind::Date,
+                        ParamKind::Reference => IndexKind::Reference,
+                    },
+                },
+                None => {
+                    ignored.push(not_supported(
+                        "_sort",
+                        format!("unknown sort parameter {name} for {resource}, so it is ignored"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        if keys.iter().any(|k: &SortKey| k.by == by) {
+            continue;
+        }
+        keys.push(SortKey { by, descending });
+    }
+    Ok((keys, ignored))
 }
 
 /// Splits a value on commas not escaped with a backslash, and unescapes `\,`, `\|`, `\$`

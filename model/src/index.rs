@@ -42,4 +42,18 @@ pub enum IndexEntry {
         /// Target id.
         target_id: String,
     },
+    /// A quantity or number: the range its written precision implies (`5.4` is 5.35 to
+    /// 5.45), as exact decimal text, with its unit (numbers have none).
+    Quantity {
+        /// Search parameter name.
+        param: String,
+        /// The unit's system (e.g. `http://unitsofmeasure.org`), if any.
+        system: Option<String>,
+        /// The unit's code, else its display unit, if any.
+        code: Option<String>,
+        /// Lower bound, decimal text, inclusive.
+        low: String,
+        /// Upper bound, decimal text, inclusive.
+        high: String,
+    },
 }

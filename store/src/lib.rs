@@ -22,6 +22,7 @@ pub mod txn;
 
 pub use sql::IndexColumns;
 
+use std::cmp::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -79,6 +80,9 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A value the store cannot index or compare (a quantity bound that is not a decimal).
+    #[error("invalid value: {0}")]
+    Invalid(String),
     /// The configuration is unusable.
     #[error("bad store configuration: {0}")]
     Config(String),
@@ -387,7 +391,7 @@ impl LockGuard {
 /// A page of search results.
 #[derive(Debug, Clone)]
 pub struct Page {
-    /// Matches, in id order.
+    /// Matches, in the query's sort order (by id when it has none).
     pub items: Vec<Stored>,
     /// The cursor for the next page, if there is one.
     pub next: Option<String>,
@@ -1028,7 +1032,9 @@ impl Store {
         Ok((out, more))
     }
 
-    /// Searches every shard and merges the pages by id.
+    /// Searches every shard and merges the pages by the query's sort keys (missing values
+    /// last), then id. The next page's cursor is the last match's id, with its sort values
+    /// when the query is sorted ([`model::query::SortCursor`]).
     pub async fn search(&self, query: &Query) -> Result<Page, StoreError> {
         let limit = query.count;
         let layout = self.layout();
@@ -1046,16 +1052,38 @@ impl Store {
                 *t += c;
             }
         }
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.sort_by(|a, b| {
+            let keys =
+                query
+                    .sort
+                    .iter()
+                    .zip(a.sort.iter().zip(&b.sort))
+                    .map(|(key, (x, y))| match (x, y) {
+                        (Some(x), Some(y)) if key.descending => y.compare(x),
+                        (Some(x), Some(y)) => x.compare(y),
+                        (None, None) => Ordering::Equal,
+                        (None, Some(_)) => Ordering::Greater,
+                        (Some(_), None) => Ordering::Less,
+                    });
+            keys.fold(Ordering::Equal, Ordering::then)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         let more = items.len() > limit;
         items.truncate(limit);
-        let next = if more {
-            items.last().map(|(id, _)| id.clone())
-        } else {
-            None
+        let next = match items.last() {
+            Some(last) if more => Some(if query.sort.is_empty() {
+                last.id.clone()
+            } else {
+                model::query::SortCursor {
+                    values: last.sort.clone(),
+                    id: last.id.clone(),
+                }
+                .to_text()
+            }),
+            _ => None,
         };
         Ok(Page {
-            items: items.into_iter().map(|(_, s)| s).collect(),
+            items: items.into_iter().map(|r| r.stored).collect(),
             next,
             total,
         })

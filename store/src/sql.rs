@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use model::index::IndexEntry;
 use model::query::{
-    Access, IndexKind, Predicate, Prefix, Query, Restriction, StringMatch, SystemMatch,
+    Access, IndexKind, Predicate, Prefix, Query, Restriction, SortBy, SortKey, SortValue,
+    StringMatch, SystemMatch,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -49,12 +50,19 @@ pub(crate) async fn replace_one_index(
     conn: &mut PgConnection,
     r: &VersionRow<'_>,
 ) -> Result<(), StoreError> {
-    let IndexColumns { tok, st, dt, rf } = IndexColumns::new(r.index);
+    let IndexColumns {
+        tok,
+        st,
+        dt,
+        rf,
+        qt,
+    } = IndexColumns::new(r.index)?;
     sqlx::query(
         "WITH d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \
          d2 AS (DELETE FROM idx_string WHERE rtype = $1 AND id = $2), \
          d3 AS (DELETE FROM idx_date WHERE rtype = $1 AND id = $2), \
          d4 AS (DELETE FROM idx_reference WHERE rtype = $1 AND id = $2), \
+         d5 AS (DELETE FROM idx_quantity WHERE rtype = $1 AND id = $2), \
          i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
          i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
@@ -62,7 +70,10 @@ pub(crate) async fn replace_one_index(
          i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
                 SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])), \
          i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
-                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])) \
+                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])), \
+         i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+                SELECT $1, $2, * FROM unnest($15::text[], $16::text[], $17::text[], \
+                                            $18::text[]::numeric[], $19::text[]::numeric[])) \
          SELECT 1",
     )
     .bind(r.rtype)
@@ -79,6 +90,11 @@ pub(crate) async fn replace_one_index(
     .bind(&rf.0)
     .bind(&rf.1)
     .bind(&rf.2)
+    .bind(&qt.0)
+    .bind(&qt.1)
+    .bind(&qt.2)
+    .bind(&qt.3)
+    .bind(&qt.4)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -138,11 +154,28 @@ pub struct IndexColumns<'a> {
     pub dt: (Vec<&'a str>, Vec<i64>, Vec<i64>),
     /// idx_reference: param, target_type, target_id.
     pub rf: (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>),
+    /// idx_quantity: param, system, code, low, high (decimal text, checked).
+    pub qt: QuantityColumns<'a>,
 }
+
+/// The columns of idx_quantity rows: param, system, code, low, high.
+pub type QuantityColumns<'a> = (
+    Vec<&'a str>,
+    Vec<Option<&'a str>>,
+    Vec<Option<&'a str>>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+);
 
 impl<'a> IndexColumns<'a> {
     fn append(&mut self, other: IndexColumns<'a>) {
-        let IndexColumns { tok, st, dt, rf } = other;
+        let IndexColumns {
+            tok,
+            st,
+            dt,
+            rf,
+            qt,
+        } = other;
         self.tok.0.extend(tok.0);
         self.tok.1.extend(tok.1);
         self.tok.2.extend(tok.2);
@@ -155,10 +188,16 @@ impl<'a> IndexColumns<'a> {
         self.rf.0.extend(rf.0);
         self.rf.1.extend(rf.1);
         self.rf.2.extend(rf.2);
+        self.qt.0.extend(qt.0);
+        self.qt.1.extend(qt.1);
+        self.qt.2.extend(qt.2);
+        self.qt.3.extend(qt.3);
+        self.qt.4.extend(qt.4);
     }
 
-    /// Splits entries by table.
-    pub fn new(entries: &'a [IndexEntry]) -> IndexColumns<'a> {
+    /// Splits entries by table; a quantity whose bounds are not decimal numbers, or whose
+    /// low bound exceeds its high one, is refused ([`StoreError::Invalid`]).
+    pub fn new(entries: &'a [IndexEntry]) -> Result<IndexColumns<'a>, StoreError> {
         let mut c = IndexColumns::default();
         for e in entries {
             match e {
@@ -194,9 +233,24 @@ impl<'a> IndexColumns<'a> {
                     c.rf.1.push(target_type);
                     c.rf.2.push(target_id);
                 }
+                IndexEntry::Quantity {
+                    param,
+                    system,
+                    code,
+                    low,
+                    high,
+                } => {
+                    check_decimal(low)?;
+                    check_decimal(high)?;
+                    c.qt.0.push(param);
+                    c.qt.1.push(system.as_deref());
+                    c.qt.2.push(code.as_deref());
+                    c.qt.3.push(low);
+                    c.qt.4.push(high);
+                }
             }
         }
-        c
+        Ok(c)
     }
 }
 
@@ -208,7 +262,8 @@ pub(crate) async fn replace_indexes(
 ) -> Result<(), StoreError> {
     let owners: (Vec<&str>, Vec<&str>) = rows.iter().map(|r| (r.rtype, r.id)).unzip();
     // Each table's column arrays, with the owner of every entry.
-    let (mut tok_owner, mut st_owner, mut dt_owner, mut rf_owner) = (
+    let (mut tok_owner, mut st_owner, mut dt_owner, mut rf_owner, mut qt_owner) = (
+        Owners::default(),
         Owners::default(),
         Owners::default(),
         Owners::default(),
@@ -216,14 +271,21 @@ pub(crate) async fn replace_indexes(
     );
     let mut all = IndexColumns::default();
     for r in rows {
-        let c = IndexColumns::new(r.index);
+        let c = IndexColumns::new(r.index)?;
         tok_owner.extend(r, c.tok.0.len());
         st_owner.extend(r, c.st.0.len());
         dt_owner.extend(r, c.dt.0.len());
         rf_owner.extend(r, c.rf.0.len());
+        qt_owner.extend(r, c.qt.0.len());
         all.append(c);
     }
-    let IndexColumns { tok, st, dt, rf } = all;
+    let IndexColumns {
+        tok,
+        st,
+        dt,
+        rf,
+        qt,
+    } = all;
     // All sub-statements see one snapshot, so the deletes never touch the new rows.
     sqlx::query(
         "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[]) AS o(rtype, id)), \
@@ -231,6 +293,7 @@ pub(crate) async fn replace_indexes(
          d2 AS (DELETE FROM idx_string x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          d3 AS (DELETE FROM idx_date x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          d4 AS (DELETE FROM idx_reference x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
+         d5 AS (DELETE FROM idx_quantity x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
                 SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])), \
          i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
@@ -238,7 +301,10 @@ pub(crate) async fn replace_indexes(
          i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
                 SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[])), \
          i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
-                SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[])) \
+                SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[])), \
+         i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+                SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::text[], $27::text[], \
+                                     $28::text[]::numeric[], $29::text[]::numeric[])) \
          SELECT 1",
     )
     .bind(&owners.0)
@@ -263,9 +329,43 @@ pub(crate) async fn replace_indexes(
     .bind(&rf.0)
     .bind(&rf.1)
     .bind(&rf.2)
+    .bind(&qt_owner.rtype)
+    .bind(&qt_owner.id)
+    .bind(&qt.0)
+    .bind(&qt.1)
+    .bind(&qt.2)
+    .bind(&qt.3)
+    .bind(&qt.4)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Refuses a bound that is not a finite decimal number as FHIR writes one (`-12.50`,
+/// `0.001`, `1.5e3`), so that a bad value is the caller's error, not a database error, and
+/// no bound can ask PostgreSQL's numeric for more digits than it holds.
+pub(crate) fn check_decimal(text: &str) -> Result<(), StoreError> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+        None => (unsigned, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let ok = all_digits(int)
+        && frac.is_none_or(all_digits)
+        && mantissa.len() <= 1000
+        && exponent.is_none_or(|e| all_digits(e) && e.len() <= 3);
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{text:?} is not a decimal number"
+        )))
+    }
 }
 
 /// The owner of each index row of one table.
@@ -301,45 +401,50 @@ pub(crate) fn keyed_from_row(row: &PgRow) -> Result<(String, String, Stored), St
     ))
 }
 
-/// Pushes `resource range [lo, hi]` compared with the searched range `[low, high]`.
-fn push_range(
+/// Pushes `resource range [lo, hi]` compared with the searched range `[low, high]`; each
+/// bound value is followed by `cast` (`::numeric` for decimal text, else empty).
+fn push_range<T>(
     qb: &mut QueryBuilder<Postgres>,
-    lo: &str,
-    hi: &str,
+    (lo, hi): (&str, &str),
     prefix: Prefix,
-    low: i64,
-    high: i64,
-) {
+    (low, high): (T, T),
+    cast: &str,
+) where
+    T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + 'static,
+{
     match prefix {
-        Prefix::Eq => {
-            qb.push(format!("({lo} >= ")).push_bind(low);
-            qb.push(format!(" AND {hi} <= ")).push_bind(high).push(")");
-        }
-        Prefix::Ne => {
-            qb.push(format!("NOT ({lo} >= ")).push_bind(low);
-            qb.push(format!(" AND {hi} <= ")).push_bind(high).push(")");
+        Prefix::Eq | Prefix::Ne => {
+            qb.push(if prefix == Prefix::Ne { "NOT (" } else { "(" });
+            qb.push(format!("{lo} >= ")).push_bind(low).push(cast);
+            qb.push(format!(" AND {hi} <= "))
+                .push_bind(high)
+                .push(cast)
+                .push(")");
         }
         Prefix::Lt => {
-            qb.push(format!("{lo} < ")).push_bind(low);
+            qb.push(format!("{lo} < ")).push_bind(low).push(cast);
         }
         Prefix::Gt => {
-            qb.push(format!("{hi} > ")).push_bind(high);
+            qb.push(format!("{hi} > ")).push_bind(high).push(cast);
         }
         Prefix::Le => {
-            qb.push(format!("{lo} <= ")).push_bind(high);
+            qb.push(format!("{lo} <= ")).push_bind(high).push(cast);
         }
         Prefix::Ge => {
-            qb.push(format!("{hi} >= ")).push_bind(low);
+            qb.push(format!("{hi} >= ")).push_bind(low).push(cast);
         }
         Prefix::Sa => {
-            qb.push(format!("{lo} > ")).push_bind(high);
+            qb.push(format!("{lo} > ")).push_bind(high).push(cast);
         }
         Prefix::Eb => {
-            qb.push(format!("{hi} < ")).push_bind(low);
+            qb.push(format!("{hi} < ")).push_bind(low).push(cast);
         }
         Prefix::Ap => {
-            qb.push(format!("({lo} <= ")).push_bind(high);
-            qb.push(format!(" AND {hi} >= ")).push_bind(low).push(")");
+            qb.push(format!("({lo} <= ")).push_bind(high).push(cast);
+            qb.push(format!(" AND {hi} >= "))
+                .push_bind(low)
+                .push(cast)
+                .push(")");
         }
     }
 }
@@ -369,6 +474,7 @@ fn index_table(p: &Predicate) -> Option<&'static str> {
         Predicate::String { .. } => Some("idx_string"),
         Predicate::Date { .. } => Some("idx_date"),
         Predicate::Reference { .. } => Some("idx_reference"),
+        Predicate::Quantity { .. } => Some("idx_quantity"),
     }
 }
 
@@ -391,6 +497,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                 IndexKind::String => "idx_string",
                 IndexKind::Date => "idx_date",
                 IndexKind::Reference => "idx_reference",
+                IndexKind::Quantity => "idx_quantity",
             };
             qb.push(if *missing { "NOT EXISTS" } else { "EXISTS" })
                 .push(format!(
@@ -418,7 +525,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
         }
         (Predicate::LastUpdated { prefix, low, high }, _) => {
             let us = "(extract(epoch FROM r.updated_at) * 1000000)::bigint";
-            push_range(qb, us, us, *prefix, *low, *high);
+            push_range(qb, (us, us), *prefix, (*low, *high), "");
             return;
         }
         (
@@ -426,7 +533,8 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
             | Predicate::TokenIn { param, .. }
             | Predicate::String { param, .. }
             | Predicate::Date { param, .. }
-            | Predicate::Reference { param, .. },
+            | Predicate::Reference { param, .. }
+            | Predicate::Quantity { param, .. },
             Some(table),
         ) => (param, table),
         _ => return,
@@ -482,7 +590,44 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
             prefix, low, high, ..
         } => {
             qb.push(" AND ");
-            push_range(qb, "x.low", "x.high", *prefix, *low, *high);
+            push_range(qb, ("x.low", "x.high"), *prefix, (*low, *high), "");
+        }
+        Predicate::Quantity {
+            prefix,
+            low,
+            high,
+            system,
+            code,
+            ..
+        } => {
+            qb.push(" AND ");
+            push_range(
+                qb,
+                ("x.low", "x.high"),
+                *prefix,
+                (low.clone(), high.clone()),
+                "::numeric",
+            );
+            if *prefix == Prefix::Eq {
+                // Implied (an entry's low never exceeds its high: the table checks it), and it
+                // bounds the lookup index's range on `low` from both sides: without it a
+                // driving `eq` reads every entry above the searched start.
+                qb.push(" AND x.low <= ")
+                    .push_bind(high.clone())
+                    .push("::numeric");
+            }
+            match system {
+                SystemMatch::Any => {}
+                SystemMatch::None => {
+                    qb.push(" AND x.system IS NULL");
+                }
+                SystemMatch::Is(s) => {
+                    qb.push(" AND x.system = ").push_bind(s.clone());
+                }
+            }
+            if let Some(code) = code {
+                qb.push(" AND x.code = ").push_bind(code.clone());
+            }
         }
         Predicate::Reference {
             target_type,
@@ -564,7 +709,7 @@ fn selectivity(p: &Predicate) -> u8 {
             how: StringMatch::StartsWith,
             ..
         } => 2,
-        Predicate::String { .. } | Predicate::Date { .. } => 1,
+        Predicate::String { .. } | Predicate::Date { .. } | Predicate::Quantity { .. } => 1,
         Predicate::Token { code: None, .. }
         | Predicate::Id(_)
         | Predicate::LastUpdated { .. }
@@ -579,7 +724,11 @@ fn selectivity(p: &Predicate) -> u8 {
 /// into a walk of every resource in id order) and joined to the resources by primary key;
 /// every other group filters those rows, index predicates through a correlated `EXISTS` on
 /// the owner indexes.
-fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
+fn push_search(
+    qb: &mut QueryBuilder<Postgres>,
+    select: &dyn Fn(&mut QueryBuilder<Postgres>),
+    query: &Query,
+) {
     let rtype = query.source_type.as_str();
     let groups: Vec<&Vec<Predicate>> = query.all_of.iter().filter(|g| !g.is_empty()).collect();
     let driver = groups
@@ -597,14 +746,16 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, select: &str, query: &Query) {
                 }
                 push_predicate(qb, p, IndexForm::Candidates { rtype });
             }
-            qb.push(format!(
-                ") SELECT {select} FROM c JOIN resources r ON r.rtype = "
-            ))
-            .push_bind(rtype.to_owned())
-            .push(" AND r.id = c.id");
+            qb.push(") SELECT ");
+            select(qb);
+            qb.push(" FROM c JOIN resources r ON r.rtype = ")
+                .push_bind(rtype.to_owned())
+                .push(" AND r.id = c.id");
         }
         None => {
-            qb.push(format!("SELECT {select} FROM resources r"));
+            qb.push("SELECT ");
+            select(qb);
+            qb.push(" FROM resources r");
         }
     }
     qb.push(" WHERE r.rtype = ")
@@ -792,7 +943,17 @@ pub(crate) fn push_visible_history(qb: &mut QueryBuilder<Postgres>, access: &Acc
 /// Pushes one shard's query for a page of a search: up to `count + 1` matches after the
 /// cursor, in id order.
 pub(crate) fn push_search_page(qb: &mut QueryBuilder<Postgres>, query: &Query, excluded: Vec<i32>) {
-    push_search(qb, "r.id, r.version, r.updated_at, r.body", query);
+    if !query.sort.is_empty() {
+        push_sorted_page(qb, query, excluded);
+        return;
+    }
+    push_search(
+        qb,
+        &|qb| {
+            qb.push("r.id, r.version, r.updated_at, r.body");
+        },
+        query,
+    );
     push_access(qb, &query.access);
     push_owned(qb, "r.", excluded);
     if let Some(after) = &query.after_id {
@@ -802,30 +963,248 @@ pub(crate) fn push_search_page(qb: &mut QueryBuilder<Postgres>, query: &Query, e
         .push_bind((query.count + 1) as i64);
 }
 
+/// The SQL type a sort key's values have, and how they come back.
+fn sort_kind(key: &SortKey) -> SortKind {
+    match &key.by {
+        SortBy::Id => SortKind::Text,
+        SortBy::LastUpdated => SortKind::Micros,
+        SortBy::Param { kind, .. } => match kind {
+            IndexKind::Token | IndexKind::String | IndexKind::Reference => SortKind::Text,
+            IndexKind::Date => SortKind::Micros,
+            IndexKind::Quantity => SortKind::Decimal,
+        },
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SortKind {
+    Text,
+    Micros,
+    Decimal,
+}
+
+/// Pushes a sort key's value for the resources row aliased `r`: the smallest of the
+/// parameter's entries ascending, the largest descending (a date's `low` ascending, its
+/// `high` descending), read through the owner index; NULL when it has none.
+fn push_sort_value(qb: &mut QueryBuilder<Postgres>, key: &SortKey) {
+    let (param, kind) = match &key.by {
+        SortBy::Id => {
+            qb.push("r.id");
+            return;
+        }
+        SortBy::LastUpdated => {
+            qb.push("(extract(epoch FROM r.updated_at) * 1000000)::bigint");
+            return;
+        }
+        SortBy::Param { param, kind } => (param, kind),
+    };
+    let (table, column) = match (kind, key.descending) {
+        (IndexKind::Token, _) => ("idx_token", "code"),
+        (IndexKind::String, _) => ("idx_string", "normalized"),
+        (IndexKind::Date, false) => ("idx_date", "low"),
+        (IndexKind::Date, true) => ("idx_date", "high"),
+        (IndexKind::Reference, _) => ("idx_reference", "target_id"),
+        (IndexKind::Quantity, _) => ("idx_quantity", "low"),
+    };
+    let agg = if key.descending { "max" } else { "min" };
+    qb.push(format!(
+        "(SELECT {agg}(x.{column}) FROM {table} x WHERE x.rtype = r.rtype AND x.id = r.id AND x.param = "
+    ))
+    .push_bind(param.clone())
+    .push(")");
+}
+
+/// Pushes a bound sort value, typed for its key.
+fn push_sort_bind(qb: &mut QueryBuilder<Postgres>, value: &SortValue) {
+    match value {
+        SortValue::Text(t) => {
+            qb.push_bind(t.clone());
+        }
+        SortValue::Micros(m) => {
+            qb.push_bind(*m);
+        }
+        SortValue::Decimal(d) => {
+            qb.push_bind(d.clone()).push("::numeric");
+        }
+    }
+}
+
+/// Pushes one shard's page of a sorted search: every match with its sort values (which
+/// means reading every match: no index orders the matches of an arbitrary query by the
+/// smallest of a parameter's entries), those after the cursor in key order, then the id.
+/// Missing values sort last both ways (text compares byte by byte: the shards' databases use
+/// the C collation, as the store's merge does).
+fn push_sorted_page(qb: &mut QueryBuilder<Postgres>, query: &Query, excluded: Vec<i32>) {
+    qb.push("SELECT q.id, q.version, q.updated_at, q.body");
+    for (i, key) in query.sort.iter().enumerate() {
+        let cast = if sort_kind(key) == SortKind::Decimal {
+            "::text"
+        } else {
+            ""
+        };
+        qb.push(format!(", q.s{i}{cast} AS v{i}"));
+    }
+    qb.push(" FROM (");
+    push_search(
+        qb,
+        &|qb| {
+            qb.push("r.id, r.version, r.updated_at, r.body");
+            for (i, key) in query.sort.iter().enumerate() {
+                qb.push(", ");
+                push_sort_value(qb, key);
+                qb.push(format!(" AS s{i}"));
+            }
+        },
+        query,
+    );
+    push_access(qb, &query.access);
+    push_owned(qb, "r.", excluded);
+    qb.push(") q WHERE TRUE");
+    if let Some(after) = &query.after_id {
+        // After the cursor: some key after its value with every earlier key equal, or every
+        // key equal and a greater id.
+        qb.push(" AND (FALSE");
+        for i in 0..=query.sort.len() {
+            qb.push(" OR (TRUE");
+            for j in 0..i.min(query.sort.len()) {
+                match query.after_sort.get(j).cloned().flatten() {
+                    Some(v) => {
+                        qb.push(format!(" AND q.s{j} = "));
+                        push_sort_bind(qb, &v);
+                    }
+                    None => {
+                        qb.push(format!(" AND q.s{j} IS NULL"));
+                    }
+                }
+            }
+            match query.sort.get(i) {
+                Some(key) => match query.after_sort.get(i).cloned().flatten() {
+                    // Nothing sorts after a missing value but other missing values, which
+                    // are equal to it.
+                    None => {
+                        qb.push(" AND FALSE");
+                    }
+                    Some(v) => {
+                        let op = if key.descending { "<" } else { ">" };
+                        qb.push(format!(" AND (q.s{i} IS NULL OR q.s{i} {op} "));
+                        push_sort_bind(qb, &v);
+                        qb.push(")");
+                    }
+                },
+                None => {
+                    qb.push(" AND q.id > ").push_bind(after.clone());
+                }
+            }
+            qb.push(")");
+        }
+        qb.push(")");
+    }
+    qb.push(" ORDER BY ");
+    for (i, key) in query.sort.iter().enumerate() {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        qb.push(format!("q.s{i} {dir} NULLS LAST, "));
+    }
+    qb.push("q.id LIMIT ").push_bind((query.count + 1) as i64);
+}
+
+/// The sort values of a sorted page's row (`v0`, `v1`, …).
+fn sort_values(row: &PgRow, query: &Query) -> Result<Vec<Option<SortValue>>, StoreError> {
+    query
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let col = format!("v{i}");
+            Ok(match sort_kind(key) {
+                SortKind::Text => row
+                    .try_get::<Option<String>, _>(col.as_str())?
+                    .map(SortValue::Text),
+                SortKind::Micros => row
+                    .try_get::<Option<i64>, _>(col.as_str())?
+                    .map(SortValue::Micros),
+                SortKind::Decimal => row
+                    .try_get::<Option<String>, _>(col.as_str())?
+                    .map(SortValue::Decimal),
+            })
+        })
+        .collect()
+}
+
 /// Pushes one shard's count of all a search's matches.
 pub(crate) fn push_search_count(
     qb: &mut QueryBuilder<Postgres>,
     query: &Query,
     excluded: Vec<i32>,
 ) {
-    push_search(qb, "count(*) AS n", query);
+    push_search(
+        qb,
+        &|qb| {
+            qb.push("count(*) AS n");
+        },
+        query,
+    );
     push_access(qb, &query.access);
     push_owned(qb, "r.", excluded);
 }
 
-/// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
+/// Refuses a query with a quantity bound that is not a decimal number (its own predicates
+/// and the filters of its access).
+pub(crate) fn check_query(query: &Query) -> Result<(), StoreError> {
+    let filters = query.access.all_of.iter().flat_map(|r| match r {
+        Restriction::Matching { any_of, .. } => any_of.iter().flatten().flatten().collect(),
+        _ => Vec::new(),
+    });
+    for p in query.all_of.iter().flatten().chain(filters) {
+        if let Predicate::Quantity { low, high, .. } = p {
+            check_decimal(low)?;
+            check_decimal(high)?;
+        }
+    }
+    if !query.sort.is_empty() && query.after_id.is_some() {
+        let bad = || StoreError::Invalid("the paging cursor does not belong to this sort".into());
+        if query.after_sort.len() != query.sort.len() {
+            return Err(bad());
+        }
+        for (key, value) in query.sort.iter().zip(&query.after_sort) {
+            match (sort_kind(key), value) {
+                (_, None)
+                | (SortKind::Text, Some(SortValue::Text(_)))
+                | (SortKind::Micros, Some(SortValue::Micros(_))) => {}
+                (SortKind::Decimal, Some(SortValue::Decimal(d))) => check_decimal(d)?,
+                _ => return Err(bad()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A match of a search, with its sort values (one per sort key).
+pub(crate) struct SearchRow {
+    pub id: String,
+    pub stored: Stored,
+    pub sort: Vec<Option<SortValue>>,
+}
+
+/// One shard's share of a search: up to `count + 1` matches after the cursor, in sort order,
 /// and the shard's count of all matches when asked.
 pub(crate) async fn search_shard(
     pool: &PgPool,
     query: &Query,
     excluded: Vec<i32>,
-) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
+) -> Result<(Vec<SearchRow>, Option<u64>), StoreError> {
+    check_query(query)?;
     let mut qb = QueryBuilder::new("");
     push_search_page(&mut qb, query, excluded.clone());
     let rows = qb.build().fetch_all(pool).await?;
     let items = rows
         .iter()
-        .map(|r| Ok((r.try_get::<String, _>("id")?, stored_from_row(r)?)))
+        .map(|r| {
+            Ok(SearchRow {
+                id: r.try_get::<String, _>("id")?,
+                stored: stored_from_row(r)?,
+                sort: sort_values(r, query)?,
+            })
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let total = if query.total {
         let mut qb = QueryBuilder::new("");
@@ -935,4 +1314,30 @@ pub(crate) async fn history_type_shard(
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_decimal;
+
+    #[test]
+    fn decimals_are_checked_before_binding() {
+        for ok in [
+            "0",
+            "-12.50",
+            "+3",
+            "0.100000000000000000001",
+            "1.5e3",
+            "2E-7",
+        ] {
+            assert!(check_decimal(ok).is_ok(), "{ok}");
+        }
+        let long = "9".repeat(1001);
+        for bad in [
+            "", "-", ".5", "5.", "1,5", "NaN", "Infinity", "-inf", "1e", "1e1000", " 1", "1 ",
+            "0x10", &long,
+        ] {
+            assert!(check_decimal(bad).is_err(), "{bad:?}");
+        }
+    }
 }

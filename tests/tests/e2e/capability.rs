@@ -173,7 +173,12 @@ async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
         for p in r["searchParam"].as_array().into_iter().flatten() {
             let name = p["name"].as_str().unwrap_or_default();
             let kind = p["type"].as_str().unwrap_or_default();
-            let candidates = sample_values(kind);
+            // `_sort` takes parameter names, not values.
+            let candidates = if name == "_sort" {
+                &["-_lastUpdated,_id"][..]
+            } else {
+                sample_values(kind)
+            };
             ensure!(
                 !candidates.is_empty(),
                 "{rtype}.{name}: unknown type {kind}"

@@ -15,7 +15,9 @@ crate::tests![
     chains_and_has,
     meta_tags_security_and_profiles,
     missing_and_not_modifiers,
-    summary_text_and_data
+    summary_text_and_data,
+    sort_by_several_keys_across_shards,
+    sort_by_last_updated_and_with_include
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -763,5 +765,203 @@ async fn summary_text_and_data(env: &Env) -> Result<()> {
         status == 400,
         "an unknown _summary under strict handling: {status}"
     );
+    s.stop().await
+}
+
+/// The ids of a search's matches in the order its pages give them, following `next` links.
+async fn ordered_ids(s: &TestServer, q: &str, max_pages: usize) -> Result<Vec<String>> {
+    Ok(s.search_all(q, max_pages)
+        .await?
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// `_sort=family,-birthdate` over patients on both shards, paged 3 by 3 through the store's
+/// merge: every match exactly once, in order, missing values last; ties broken by id.
+async fn sort_by_several_keys_across_shards(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    // (family, birthDate, the birthDate's last day: what a descending sort compares)
+    let people: &[(Option<&str>, Option<&str>, &str)] = &[
+        (Some("Zeta"), Some("1990-01-02"), "1990-01-02"),
+        (Some("Adams"), Some("1975"), "1975-12-31"),
+        (Some("Adams"), Some("1975-06-01"), "1975-06-01"),
+        (Some("Adams"), None, ""),
+        (Some("adams"), Some("2001-03-04"), "2001-03-04"),
+        (Some("Émile"), Some("1960-01-01"), "1960-01-01"),
+        (Some("Brown"), Some("1980-02-03"), "1980-02-03"),
+        (Some("Brown"), Some("1980-02-03"), "1980-02-03"),
+        (Some("Brown"), Some("1999-09-09"), "1999-09-09"),
+        (None, Some("1950-05-05"), "1950-05-05"),
+        (None, None, ""),
+        (Some("Émile"), Some("1960-01"), "1960-01-31"),
+        (Some("Chen"), Some("1970-07-07"), "1970-07-07"),
+    ];
+    let mut expected = Vec::new();
+    let mut shards = std::collections::BTreeSet::new();
+    for (family, birth, last_day) in people {
+        let mut p = json!({"resourceType": "Patient", "gender": "other"});
+        if let Some(f) = family {
+            p["name"] = json!([{"family": f, "given": ["X"]}]);
+        }
+        if let Some(b) = birth {
+            p["birthDate"] = json!(b);
+        }
+        let id = s.create(&p).await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        shards.insert(s.store.locate("Patient", &id).await?);
+        // The normalised family (lower case, accents folded), missing last.
+        let family_key = family.map(|f| f.to_lowercase().replace('é', "e"));
+        expected.push((family_key, *last_day, id));
+    }
+    ensure!(shards.len() == 2, "all patients on one shard: {shards:?}");
+    expected.sort_by(|a, b| {
+        let family = match (&a.0, &b.0) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(_), None) => std::cmp::Ordering::Less,
+        };
+        let birth = match (a.1.is_empty(), b.1.is_empty()) {
+            (false, false) => b.1.cmp(a.1),
+            (x, y) => x.cmp(&y),
+        };
+        family.then(birth).then_with(|| a.2.cmp(&b.2))
+    });
+    let expected: Vec<String> = expected.into_iter().map(|e| e.2).collect();
+    for count in [3, 1, 20] {
+        let got = ordered_ids(
+            &s,
+            &format!("Patient?_sort=family,-birthdate&_count={count}"),
+            20,
+        )
+        .await?;
+        ensure!(
+            got == expected,
+            "_count={count}: got {got:?}, want {expected:?}"
+        );
+    }
+    // Many ties (one gender for all): pages of 2 still give each match once, by id.
+    let mut by_id = expected.clone();
+    by_id.sort();
+    let got = ordered_ids(&s, "Patient?_sort=gender&_count=2", 20).await?;
+    ensure!(got == by_id, "gender: got {got:?}");
+    // Descending id.
+    let got = ordered_ids(&s, "Patient?_sort=-_id&_count=4", 20).await?;
+    by_id.reverse();
+    ensure!(got == by_id, "-_id: got {got:?}");
+    // A filter and a sort together.
+    let got = ordered_ids(&s, "Patient?family=adams&_sort=-birthdate&_count=2", 20).await?;
+    // The four of family "adams" (any case) come first in `expected`, by birth date
+    // descending already.
+    let want: Vec<String> = expected[..4].to_vec();
+    ensure!(got == want, "family=adams: got {got:?}, want {want:?}");
+    // An unknown sort parameter: ignored and reported, or 400 under strict handling.
+    let (status, body) = s
+        .send(Method::GET, "Patient?_sort=bogus,family", None)
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    ensure!(
+        body["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["search"]["mode"] == "outcome"),
+        "the unknown sort key is not reported: {body}"
+    );
+    let (status, body) = s
+        .send_with(
+            Method::GET,
+            "Patient?_sort=bogus",
+            None,
+            &[("prefer", "handling=strict")],
+        )
+        .await?;
+    ensure!(status == 400, "{status} {body}");
+    // A cursor of another sort is refused.
+    let first = s.get_ok("Patient?_sort=family&_count=2").await?;
+    let next = tests::next_link(&first).unwrap_or_default();
+    ensure!(
+        next.contains("_cursor=%7E") || next.contains("_cursor=~"),
+        "{next}"
+    );
+    let other = next.replace("_sort=family", "_sort=family%2Cgender");
+    let (status, body) = s
+        .send(
+            Method::GET,
+            other.rsplit("/fhir/").next().unwrap_or_default(),
+            None,
+        )
+        .await?;
+    ensure!(status == 400, "a cursor of another sort: {status} {body}");
+    s.stop().await
+}
+
+/// `_sort=-_lastUpdated` gives the newest first (an update moves a resource to the front),
+/// and a sorted page brings its `_include`s.
+async fn sort_by_last_updated_and_with_include(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let mut patients = Vec::new();
+    for n in 0..6 {
+        let p = s
+            .create(&json!({"resourceType": "Patient", "name": [{"family": format!("Upd{n}")}]}))
+            .await?;
+        patients.push(p);
+    }
+    let ids: Vec<String> = patients
+        .iter()
+        .map(|p| p["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let got = ordered_ids(&s, "Patient?_sort=-_lastUpdated&_count=4", 10).await?;
+    ensure!(got == newest_first, "got {got:?}, want {newest_first:?}");
+    let mut oldest = patients[0].clone();
+    oldest["name"] = json!([{"family": "Upd0", "given": ["Again"]}]);
+    let (status, body) = s
+        .send(Method::PUT, &format!("Patient/{}", ids[0]), Some(&oldest))
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    newest_first.retain(|i| i != &ids[0]);
+    newest_first.insert(0, ids[0].clone());
+    let got = ordered_ids(&s, "Patient?_sort=-_lastUpdated&_count=5", 10).await?;
+    ensure!(got == newest_first, "after the update: got {got:?}");
+    // Observations of these patients, sorted by date descending, with their patients.
+    let mut obs = Vec::new();
+    for (n, pid) in ids.iter().enumerate() {
+        let o = s
+            .create(&json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "subject": {"reference": format!("Patient/{pid}")},
+                "effectiveDateTime": format!("2020-0{}-01", n + 1)}))
+            .await?;
+        obs.push(o["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut included = std::collections::BTreeSet::new();
+    let mut url =
+        "Observation?code=8867-4&_sort=-date&_include=Observation:subject&_count=4".to_owned();
+    for _ in 0..5 {
+        let bundle = s.get_ok(&url).await?;
+        for e in bundle["entry"].as_array().into_iter().flatten() {
+            let id = e["resource"]["id"].as_str().unwrap_or_default().to_owned();
+            match e["search"]["mode"].as_str() {
+                Some("match") => seen.push(id),
+                Some("include") => {
+                    included.insert(id);
+                }
+                _ => {}
+            }
+        }
+        match tests::next_link(&bundle) {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    let want: Vec<String> = obs.iter().rev().cloned().collect();
+    ensure!(seen == want, "got {seen:?}, want {want:?}");
+    let all: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+    ensure!(included == all, "included {included:?}");
     s.stop().await
 }
