@@ -13,6 +13,7 @@
 
 mod care;
 pub mod dates;
+mod decimal;
 pub mod entity;
 mod fields;
 pub mod json;
@@ -22,6 +23,8 @@ mod requests;
 pub mod rules;
 pub mod schema;
 pub mod search;
+#[rustfmt::skip]
+mod search_params;
 mod statements;
 pub mod types;
 pub mod xml;
