@@ -85,12 +85,36 @@ pub struct SearchParam {
     /// Another parameter whose index entries this one reads (e.g. `patient` reads
     /// `subject`'s entries, restricted to Patient targets).
     pub index_of: Option<&'static str>,
+    /// Other parameters whose entries together are this one's (Observation `combo-code` is
+    /// `code` and `component-code`): it stores nothing, and a search reads them all.
+    pub union_of: &'static [&'static str],
     /// Tokens over CodeableConcept or Coding: `:text` entries (the text and displays).
     pub text: bool,
     /// Tokens over Identifier: `:of-type` entries (the identifier's type and value).
     pub of_type: bool,
     /// For a composite: its two components.
     pub composite: Option<&'static Composite>,
+    /// The canonical URL of the HL7 SearchParameter it implements (`None`: fhirgate's own).
+    pub definition: Option<&'static str>,
+}
+
+impl SearchParam {
+    /// A parameter of `kind` with nothing else: a composite's component.
+    const fn plain(name: &'static str, kind: ParamKind) -> SearchParam {
+        SearchParam {
+            resource: "",
+            name,
+            kind,
+            paths: &[],
+            target: None,
+            index_of: None,
+            union_of: &[],
+            text: false,
+            of_type: false,
+            composite: None,
+            definition: None,
+        }
+    }
 }
 
 /// The two components of a composite parameter, read in one element.
@@ -251,6 +275,9 @@ pub fn index_entries(resource: &Resource) -> Vec<IndexEntry> {
     let mut out = Vec::new();
     let mut values = Vec::new();
     for param in params_of(resource.resource_type()) {
+        if !param.union_of.is_empty() {
+            continue;
+        }
         if let Some(c) = param.composite {
             extract_composite(object, param, c, &mut out);
             continue;
@@ -310,17 +337,7 @@ fn extract_composite(object: &Obj, param: &SearchParam, c: &Composite, out: &mut
         if keys.is_empty() {
             continue;
         }
-        let value_param = SearchParam {
-            resource: param.resource,
-            name: "",
-            kind: c.value.kind,
-            paths: &[],
-            target: None,
-            index_of: None,
-            text: false,
-            of_type: false,
-            composite: None,
-        };
+        let value_param = SearchParam::plain("", c.value.kind);
         for path in c.value.paths {
             values.clear();
             collect(base, path, &mut values);
@@ -354,22 +371,7 @@ fn composite_keys(kind: ParamKind, v: &Value, out: &mut Vec<String>) {
         }
         _ => {
             let mut tokens = Vec::new();
-            extract(
-                &SearchParam {
-                    resource: "",
-                    name: "",
-                    kind,
-                    paths: &[],
-                    target: None,
-                    index_of: None,
-                    text: false,
-                    of_type: false,
-                    composite: None,
-                },
-                "",
-                v,
-                &mut tokens,
-            );
+            extract(&SearchParam::plain("", kind), "", v, &mut tokens);
             for t in tokens {
                 if let IndexEntry::Token { system, code, .. } = t {
                     out.push(format!("{}|{code}", system.as_deref().unwrap_or("")));
@@ -781,15 +783,20 @@ pub fn parse_query(
                 let group = split_or(raw)
                     .into_iter()
                     .map(|v| parse_value(resource, name, modifier, &v))
-                    .collect::<Result<Vec<_>, Issue>>();
+                    .collect::<Result<Vec<_>, Issue>>()
+                    .map(|g| g.concat());
                 match group {
                     // Nothing to search for: reported (and refused under strict handling).
                     Ok(group) if group.is_empty() => ignored.push(not_supported(
                         key,
                         format!("{key} has no value, so it is ignored"),
                     )),
-                    // `code:not=a,b`: neither a nor b (each value a condition of its own).
-                    Ok(group) if modifier == Some("not") => {
+                    // `code:not=a,b`: neither a nor b (each value a condition of its own); so
+                    // too each member of a union under a negation.
+                    Ok(group)
+                        if modifier == Some("not")
+                            || (modifier == Some("missing") && raw == "true") =>
+                    {
                         query.all_of.extend(group.into_iter().map(|p| vec![p]));
                         used.push((key.clone(), raw.clone()));
                     }
@@ -902,12 +909,14 @@ fn split_composite(value: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// Parses one value of a parameter: the predicates any of which may match (more than one
+/// for a parameter that is the union of others).
 fn parse_value(
     resource: &str,
     name: &str,
     modifier: Option<&str>,
     value: &str,
-) -> Result<Predicate, Issue> {
+) -> Result<Vec<Predicate>, Issue> {
     let key = match modifier {
         Some(m) => format!("{name}:{m}"),
         None => name.to_owned(),
@@ -922,7 +931,7 @@ fn parse_value(
         }
         let value = unescape(value);
         return if is_valid_id(&value) {
-            Ok(Predicate::Id(value))
+            Ok(vec![Predicate::Id(value)])
         } else {
             Err(bad(format!("{value:?} is not a valid id")))
         };
@@ -931,7 +940,7 @@ fn parse_value(
         let (prefix, text) = parse_prefix(value);
         let (low, high) =
             parse_range(text).ok_or_else(|| bad(format!("{text:?} is not a valid date")))?;
-        return Ok(Predicate::LastUpdated { prefix, low, high });
+        return Ok(vec![Predicate::LastUpdated { prefix, low, high }]);
     }
     let Some(param) = find_param(resource, name) else {
         return Err(not_supported(
@@ -939,6 +948,13 @@ fn parse_value(
             format!("unknown search parameter {name} for {resource}"),
         ));
     };
+    if !param.union_of.is_empty() {
+        let mut out = Vec::new();
+        for member in param.union_of {
+            out.extend(parse_value(resource, member, modifier, value)?);
+        }
+        return Ok(out);
+    }
     let index_param = param.index_of.unwrap_or(param.name).to_owned();
     if modifier == Some("missing") {
         let Some(kind) = param.kind.index_kind() else {
@@ -952,14 +968,14 @@ fn parse_value(
             "false" => false,
             _ => return Err(bad(format!(":missing takes true or false, not {value:?}"))),
         };
-        return Ok(Predicate::Missing {
+        return Ok(vec![Predicate::Missing {
             param: index_param,
             kind,
             missing,
-        });
+        }]);
     }
     let Some(c) = param.composite else {
-        return parse_kind(param, index_param, modifier, &unescape(value), &bad);
+        return parse_kind(param, index_param, modifier, &unescape(value), &bad).map(|p| vec![p]);
     };
     if let Some(m) = modifier {
         return Err(not_supported(
@@ -996,19 +1012,9 @@ fn parse_value(
             None => index_token(&left),
         },
     };
-    let value_param = SearchParam {
-        resource: param.resource,
-        name: param.name,
-        kind: c.value.kind,
-        paths: &[],
-        target: None,
-        index_of: None,
-        text: false,
-        of_type: false,
-        composite: None,
-    };
+    let value_param = SearchParam::plain(param.name, c.value.kind);
     let derived_param = derived(name, '$', &index_token(&composite_key));
-    parse_kind(&value_param, derived_param, None, &right, &bad)
+    parse_kind(&value_param, derived_param, None, &right, &bad).map(|p| vec![p])
 }
 
 /// Parses a value of `param`'s kind into a predicate on the index parameter `index_param`.
@@ -1598,7 +1604,9 @@ mod tests {
         assert_eq!(q("component-code-value-quantity$8480-6"), 1);
         assert_eq!(q("component-code-value-quantity$|8462-4"), 1);
         assert_eq!(q("component-code-value-quantity$8462-4"), 1);
-        assert_eq!(q("combo-code-value-quantity$8462-4"), 1);
+        // The combo parameters store nothing: they read the others.
+        assert_eq!(q("combo-code-value-quantity$8462-4"), 0);
+        assert_eq!(q("combo-value-quantity"), 0);
         // No pairing across components, and none with the resource's own code.
         assert_eq!(q("component-code-value-quantity$85354-9"), 0);
         assert_eq!(q("code-value-quantity$85354-9"), 0);
@@ -1706,6 +1714,26 @@ mod tests {
                 missing: true
             }])
         );
+        // A union reads its members, any of which may match; under a negation, all must.
+        assert_eq!(
+            one("Observation", "combo-code-value-quantity", "8480-6$100").map(|p| p
+                .iter()
+                .map(|p| match p {
+                    Predicate::Quantity { param, .. } => param.clone(),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>()),
+            Ok(vec![
+                "code-value-quantity$8480-6".to_owned(),
+                "component-code-value-quantity$8480-6".to_owned()
+            ])
+        );
+        let groups =
+            |k: &str, v: &str| parse("Observation", &[(k, v)]).map(|s| s.query.all_of.len());
+        assert_eq!(groups("combo-code", "a,b"), Ok(1));
+        assert_eq!(groups("combo-code:not", "a,b"), Ok(4));
+        assert_eq!(groups("combo-code:missing", "true"), Ok(2));
+        assert_eq!(groups("combo-code:missing", "false"), Ok(1));
         // Malformed values are 400s that say what is wrong.
         for (rtype, k, v) in [
             ("Observation", "value-quantity", "abc"),
