@@ -20,7 +20,8 @@ resource type are kept), element steps, choice elements (`value` is every `value
 `(value as T)`, `value.as(T)` and `value.ofType(T)` are the one `valueT`),
 `.where(resolve() is T)` (a reference restricted to targets of type T; where another
 parameter indexes the same path, this one reads that one's entries: `index_of`), and
-`.where(field='literal')` (an element filter). Anything else leaves the parameter out. A
+`.where(field='literal')` (an element filter), and `X.e.exists() and X.e != false` (a
+boolean token: `exists`). Anything else leaves the parameter out. A
 parameter whose paths are exactly those of other parameters of its type (Observation
 `combo-code` = `code` | `component-code`) stores nothing and reads theirs (`union_of`).
 
@@ -309,6 +310,13 @@ def main():
                 raise Untranslatable(f"a composite keyed by a {comps[0][0]}")
             return dict(rtype=rtype, name=name, kind="composite", paths=[b[0] for b in bases],
                         types=[], target=None, composite=comps, notes=notes)
+        m = re.fullmatch(r"(\w+)\.(\w+)\.exists\(\) and \1\.\2 != false", sp.get("expression", ""))
+        if m and kind == "token" and m.group(1) == rtype:
+            # Patient `deceased`: `true` if the element is there and not `false`, else
+            # `false` (also when it is absent).
+            path, types, _ = walker.walk(rtype, [m.group(2)])
+            return dict(rtype=rtype, name=name, kind=kind, paths=[path], types=types,
+                        target=None, composite=None, notes=[], exists=True)
         paths, types, target = translate(walker, sp, rtype)
         if not paths:
             raise Untranslatable("no branch with a searchable value")
@@ -437,7 +445,7 @@ def write_rust(path, rows):
             f"kind: {KINDS[r['kind']]}, paths: {rs_paths(r['paths'])}, "
             f"target: {('Some(' + rs_str(r['target']) + ')') if r['target'] else 'None'}, "
             f"index_of: {('Some(' + rs_str(r['index_of']) + ')') if r['index_of'] else 'None'}, "
-            f"union_of: {rs_paths(r['union_of'])}, "
+            f"union_of: {rs_paths(r['union_of'])}, exists: {str(r.get('exists', False)).lower()}, "
             f"text: {str(text).lower()}, of_type: {str(of_type).lower()}, composite: {comp}, "
             f"definition: {('Some(' + rs_str(r['url']) + ')') if r.get('url') else 'None'} }},")
     out.append("];")

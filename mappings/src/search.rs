@@ -88,6 +88,9 @@ pub struct SearchParam {
     /// Other parameters whose entries together are this one's (Observation `combo-code` is
     /// `code` and `component-code`): it stores nothing, and a search reads them all.
     pub union_of: &'static [&'static str],
+    /// A boolean token of whether an element is there and not `false` (`deceased`): every
+    /// resource has one entry, `true` or `false`.
+    pub exists: bool,
     /// Tokens over CodeableConcept or Coding: `:text` entries (the text and displays).
     pub text: bool,
     /// Tokens over Identifier: `:of-type` entries (the identifier's type and value).
@@ -109,6 +112,7 @@ impl SearchParam {
             target: None,
             index_of: None,
             union_of: &[],
+            exists: false,
             text: false,
             of_type: false,
             composite: None,
@@ -280,6 +284,19 @@ pub fn index_entries(resource: &Resource) -> Vec<IndexEntry> {
         }
         if let Some(c) = param.composite {
             extract_composite(object, param, c, &mut out);
+            continue;
+        }
+        if param.exists {
+            values.clear();
+            for path in param.paths {
+                collect(object, path, &mut values);
+            }
+            let there = values.iter().any(|v| **v != Value::Bool(false));
+            out.push(IndexEntry::Token {
+                param: param.name.to_owned(),
+                system: None,
+                code: if there { "true" } else { "false" }.to_owned(),
+            });
             continue;
         }
         // A restricted parameter over another one's entries has only its `:identifier`
@@ -1509,6 +1526,31 @@ mod tests {
             find_param("Location", "near").is_none(),
             "special is left out"
         );
+        let deceased = |body: &[u8]| {
+            crate::json::parse_resource(body, &Default::default())
+                .map(|r| index_entries(&r))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| matches!(e, IndexEntry::Token { param, .. } if param == "deceased"))
+                .collect::<Vec<_>>()
+        };
+        for (body, want) in [
+            (&br#"{"resourceType":"Patient"}"#[..], "false"),
+            (
+                br#"{"resourceType":"Patient","deceasedBoolean":false}"#,
+                "false",
+            ),
+            (
+                br#"{"resourceType":"Patient","deceasedBoolean":true}"#,
+                "true",
+            ),
+            (
+                br#"{"resourceType":"Patient","deceasedDateTime":"2020"}"#,
+                "true",
+            ),
+        ] {
+            assert_eq!(deceased(body), vec![token("deceased", None, want)]);
+        }
         assert!(find_param("Patient", "phonetic").is_none());
         assert!(
             find_param("Basic", "_tag").is_some(),
