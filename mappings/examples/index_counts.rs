@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut by_type: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     let mut elapsed = std::time::Duration::ZERO;
+    let mut round_trip = std::time::Duration::ZERO;
     for f in &files {
         let mut text = String::new();
         flate2::read::GzDecoder::new(std::fs::File::open(f)?).read_to_string(&mut text)?;
@@ -44,12 +45,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let bytes = text.into_bytes();
-            let Ok(res) = mappings::json::parse_resource(&bytes, &Default::default()) else {
+            let bytes = &bytes[..];
+            let Ok(res) = mappings::json::parse_resource(bytes, &Default::default()) else {
                 continue;
             };
             let start = std::time::Instant::now();
             let index = mappings::search::index_entries(&res);
             elapsed += start.elapsed();
+            // Against a serde_json::Value parse and write of the same bytes.
+            let start = std::time::Instant::now();
+            let v: serde_json::Value = serde_json::from_slice(bytes)?;
+            std::hint::black_box(serde_json::to_vec(&v)?);
+            round_trip += start.elapsed();
             resources += 1;
             entries += index.len();
             let t = by_type.entry(res.resource_type().to_owned()).or_default();
@@ -73,6 +80,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         files.len(),
         entries as f64 / resources.max(1) as f64,
         elapsed.as_secs_f64() * 1e6 / resources.max(1) as f64
+    );
+    println!(
+        "extraction costs {:.2}x a serde_json::Value round trip of the same bytes",
+        elapsed.as_secs_f64() / round_trip.as_secs_f64()
     );
     println!("by kind: {by_kind:?}");
     for (t, (n, e)) in by_type {

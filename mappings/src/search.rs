@@ -257,6 +257,10 @@ pub fn index_string(mut normalized: String) -> String {
 
 /// Lower case with accents folded: what string search compares.
 pub fn normalize(text: &str) -> String {
+    // ASCII has nothing to decompose or fold: the common case, without the NFD iterator.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     text.nfd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .flat_map(char::to_lowercase)
