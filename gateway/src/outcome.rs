@@ -263,6 +263,7 @@ impl From<store::StoreError> for ApiError {
             }
             E::Entry { index, error } => ApiError::from(*error).in_entry(index, None),
             E::Forbidden(text) => ApiError::Forbidden(text),
+            E::Invalid(text) => ApiError::Malformed(vec![Issue::error(IssueCode::Value, "", text)]),
             e if e.is_contention() => {
                 ApiError::Conflict("a concurrent write to the same resource won; retry".into())
             }

@@ -79,6 +79,9 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A value the store cannot index or compare (a quantity bound that is not a decimal).
+    #[error("invalid value: {0}")]
+    Invalid(String),
     /// The configuration is unusable.
     #[error("bad store configuration: {0}")]
     Config(String),

@@ -40,7 +40,13 @@ const FENCE_NS: i32 = 1_718_118_770;
 const BUCKET_TABLES: [&str; 2] = ["resources", "history"];
 
 /// The index tables (rows belong to a resource by `(rtype, id)`).
-const INDEX_TABLES: [&str; 4] = ["idx_token", "idx_string", "idx_date", "idx_reference"];
+const INDEX_TABLES: [&str; 5] = [
+    "idx_token",
+    "idx_string",
+    "idx_date",
+    "idx_reference",
+    "idx_quantity",
+];
 
 /// How a move runs.
 #[derive(Debug, Clone, Copy)]

@@ -185,6 +185,9 @@ impl Store {
         shape: &Shape<'_>,
         kind: PlanKind,
     ) -> Result<Vec<String>, StoreError> {
+        if let Shape::Search(query) | Shape::SearchCount(query) = shape {
+            sql::check_query(query)?;
+        }
         let layout = self.layout();
         let excluded = layout.excluded(shard);
         let pool = self.pool(shard);

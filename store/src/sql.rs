@@ -49,12 +49,19 @@ pub(crate) async fn replace_one_index(
     conn: &mut PgConnection,
     r: &VersionRow<'_>,
 ) -> Result<(), StoreError> {
-    let IndexColumns { tok, st, dt, rf } = IndexColumns::new(r.index);
+    let IndexColumns {
+        tok,
+        st,
+        dt,
+        rf,
+        qt,
+    } = IndexColumns::new(r.index)?;
     sqlx::query(
         "WITH d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \
          d2 AS (DELETE FROM idx_string WHERE rtype = $1 AND id = $2), \
          d3 AS (DELETE FROM idx_date WHERE rtype = $1 AND id = $2), \
          d4 AS (DELETE FROM idx_reference WHERE rtype = $1 AND id = $2), \
+         d5 AS (DELETE FROM idx_quantity WHERE rtype = $1 AND id = $2), \
          i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
          i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
@@ -62,7 +69,10 @@ pub(crate) async fn replace_one_index(
          i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
                 SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])), \
          i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
-                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])) \
+                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])), \
+         i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+                SELECT $1, $2, * FROM unnest($15::text[], $16::text[], $17::text[], \
+                                            $18::text[]::numeric[], $19::text[]::numeric[])) \
          SELECT 1",
     )
     .bind(r.rtype)
@@ -79,6 +89,11 @@ pub(crate) async fn replace_one_index(
     .bind(&rf.0)
     .bind(&rf.1)
     .bind(&rf.2)
+    .bind(&qt.0)
+    .bind(&qt.1)
+    .bind(&qt.2)
+    .bind(&qt.3)
+    .bind(&qt.4)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -138,11 +153,28 @@ pub struct IndexColumns<'a> {
     pub dt: (Vec<&'a str>, Vec<i64>, Vec<i64>),
     /// idx_reference: param, target_type, target_id.
     pub rf: (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>),
+    /// idx_quantity: param, system, code, low, high (decimal text, checked).
+    pub qt: QuantityColumns<'a>,
 }
+
+/// The columns of idx_quantity rows: param, system, code, low, high.
+pub type QuantityColumns<'a> = (
+    Vec<&'a str>,
+    Vec<Option<&'a str>>,
+    Vec<Option<&'a str>>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+);
 
 impl<'a> IndexColumns<'a> {
     fn append(&mut self, other: IndexColumns<'a>) {
-        let IndexColumns { tok, st, dt, rf } = other;
+        let IndexColumns {
+            tok,
+            st,
+            dt,
+            rf,
+            qt,
+        } = other;
         self.tok.0.extend(tok.0);
         self.tok.1.extend(tok.1);
         self.tok.2.extend(tok.2);
@@ -155,10 +187,16 @@ impl<'a> IndexColumns<'a> {
         self.rf.0.extend(rf.0);
         self.rf.1.extend(rf.1);
         self.rf.2.extend(rf.2);
+        self.qt.0.extend(qt.0);
+        self.qt.1.extend(qt.1);
+        self.qt.2.extend(qt.2);
+        self.qt.3.extend(qt.3);
+        self.qt.4.extend(qt.4);
     }
 
-    /// Splits entries by table.
-    pub fn new(entries: &'a [IndexEntry]) -> IndexColumns<'a> {
+    /// Splits entries by table; a quantity whose bounds are not decimal numbers, or whose
+    /// low bound exceeds its high one, is refused ([`StoreError::Invalid`]).
+    pub fn new(entries: &'a [IndexEntry]) -> Result<IndexColumns<'a>, StoreError> {
         let mut c = IndexColumns::default();
         for e in entries {
             match e {
@@ -194,9 +232,24 @@ impl<'a> IndexColumns<'a> {
                     c.rf.1.push(target_type);
                     c.rf.2.push(target_id);
                 }
+                IndexEntry::Quantity {
+                    param,
+                    system,
+                    code,
+                    low,
+                    high,
+                } => {
+                    check_decimal(low)?;
+                    check_decimal(high)?;
+                    c.qt.0.push(param);
+                    c.qt.1.push(system.as_deref());
+                    c.qt.2.push(code.as_deref());
+                    c.qt.3.push(low);
+                    c.qt.4.push(high);
+                }
             }
         }
-        c
+        Ok(c)
     }
 }
 
@@ -208,7 +261,8 @@ pub(crate) async fn replace_indexes(
 ) -> Result<(), StoreError> {
     let owners: (Vec<&str>, Vec<&str>) = rows.iter().map(|r| (r.rtype, r.id)).unzip();
     // Each table's column arrays, with the owner of every entry.
-    let (mut tok_owner, mut st_owner, mut dt_owner, mut rf_owner) = (
+    let (mut tok_owner, mut st_owner, mut dt_owner, mut rf_owner, mut qt_owner) = (
+        Owners::default(),
         Owners::default(),
         Owners::default(),
         Owners::default(),
@@ -216,14 +270,21 @@ pub(crate) async fn replace_indexes(
     );
     let mut all = IndexColumns::default();
     for r in rows {
-        let c = IndexColumns::new(r.index);
+        let c = IndexColumns::new(r.index)?;
         tok_owner.extend(r, c.tok.0.len());
         st_owner.extend(r, c.st.0.len());
         dt_owner.extend(r, c.dt.0.len());
         rf_owner.extend(r, c.rf.0.len());
+        qt_owner.extend(r, c.qt.0.len());
         all.append(c);
     }
-    let IndexColumns { tok, st, dt, rf } = all;
+    let IndexColumns {
+        tok,
+        st,
+        dt,
+        rf,
+        qt,
+    } = all;
     // All sub-statements see one snapshot, so the deletes never touch the new rows.
     sqlx::query(
         "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[]) AS o(rtype, id)), \
@@ -231,6 +292,7 @@ pub(crate) async fn replace_indexes(
          d2 AS (DELETE FROM idx_string x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          d3 AS (DELETE FROM idx_date x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          d4 AS (DELETE FROM idx_reference x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
+         d5 AS (DELETE FROM idx_quantity x USING o WHERE x.rtype = o.rtype AND x.id = o.id), \
          i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
                 SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])), \
          i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
@@ -238,7 +300,10 @@ pub(crate) async fn replace_indexes(
          i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
                 SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[])), \
          i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
-                SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[])) \
+                SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[])), \
+         i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+                SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::text[], $27::text[], \
+                                     $28::text[]::numeric[], $29::text[]::numeric[])) \
          SELECT 1",
     )
     .bind(&owners.0)
@@ -263,9 +328,43 @@ pub(crate) async fn replace_indexes(
     .bind(&rf.0)
     .bind(&rf.1)
     .bind(&rf.2)
+    .bind(&qt_owner.rtype)
+    .bind(&qt_owner.id)
+    .bind(&qt.0)
+    .bind(&qt.1)
+    .bind(&qt.2)
+    .bind(&qt.3)
+    .bind(&qt.4)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Refuses a bound that is not a finite decimal number as FHIR writes one (`-12.50`,
+/// `0.001`, `1.5e3`), so that a bad value is the caller's error, not a database error, and
+/// no bound can ask PostgreSQL's numeric for more digits than it holds.
+pub(crate) fn check_decimal(text: &str) -> Result<(), StoreError> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+        None => (unsigned, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let ok = all_digits(int)
+        && frac.is_none_or(all_digits)
+        && mantissa.len() <= 1000
+        && exponent.is_none_or(|e| all_digits(e) && e.len() <= 3);
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{text:?} is not a decimal number"
+        )))
+    }
 }
 
 /// The owner of each index row of one table.
@@ -301,45 +400,50 @@ pub(crate) fn keyed_from_row(row: &PgRow) -> Result<(String, String, Stored), St
     ))
 }
 
-/// Pushes `resource range [lo, hi]` compared with the searched range `[low, high]`.
-fn push_range(
+/// Pushes `resource range [lo, hi]` compared with the searched range `[low, high]`; each
+/// bound value is followed by `cast` (`::numeric` for decimal text, else empty).
+fn push_range<T>(
     qb: &mut QueryBuilder<Postgres>,
-    lo: &str,
-    hi: &str,
+    (lo, hi): (&str, &str),
     prefix: Prefix,
-    low: i64,
-    high: i64,
-) {
+    (low, high): (T, T),
+    cast: &str,
+) where
+    T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + 'static,
+{
     match prefix {
-        Prefix::Eq => {
-            qb.push(format!("({lo} >= ")).push_bind(low);
-            qb.push(format!(" AND {hi} <= ")).push_bind(high).push(")");
-        }
-        Prefix::Ne => {
-            qb.push(format!("NOT ({lo} >= ")).push_bind(low);
-            qb.push(format!(" AND {hi} <= ")).push_bind(high).push(")");
+        Prefix::Eq | Prefix::Ne => {
+            qb.push(if prefix == Prefix::Ne { "NOT (" } else { "(" });
+            qb.push(format!("{lo} >= ")).push_bind(low).push(cast);
+            qb.push(format!(" AND {hi} <= "))
+                .push_bind(high)
+                .push(cast)
+                .push(")");
         }
         Prefix::Lt => {
-            qb.push(format!("{lo} < ")).push_bind(low);
+            qb.push(format!("{lo} < ")).push_bind(low).push(cast);
         }
         Prefix::Gt => {
-            qb.push(format!("{hi} > ")).push_bind(high);
+            qb.push(format!("{hi} > ")).push_bind(high).push(cast);
         }
         Prefix::Le => {
-            qb.push(format!("{lo} <= ")).push_bind(high);
+            qb.push(format!("{lo} <= ")).push_bind(high).push(cast);
         }
         Prefix::Ge => {
-            qb.push(format!("{hi} >= ")).push_bind(low);
+            qb.push(format!("{hi} >= ")).push_bind(low).push(cast);
         }
         Prefix::Sa => {
-            qb.push(format!("{lo} > ")).push_bind(high);
+            qb.push(format!("{lo} > ")).push_bind(high).push(cast);
         }
         Prefix::Eb => {
-            qb.push(format!("{hi} < ")).push_bind(low);
+            qb.push(format!("{hi} < ")).push_bind(low).push(cast);
         }
         Prefix::Ap => {
-            qb.push(format!("({lo} <= ")).push_bind(high);
-            qb.push(format!(" AND {hi} >= ")).push_bind(low).push(")");
+            qb.push(format!("({lo} <= ")).push_bind(high).push(cast);
+            qb.push(format!(" AND {hi} >= "))
+                .push_bind(low)
+                .push(cast)
+                .push(")");
         }
     }
 }
@@ -369,6 +473,7 @@ fn index_table(p: &Predicate) -> Option<&'static str> {
         Predicate::String { .. } => Some("idx_string"),
         Predicate::Date { .. } => Some("idx_date"),
         Predicate::Reference { .. } => Some("idx_reference"),
+        Predicate::Quantity { .. } => Some("idx_quantity"),
     }
 }
 
@@ -391,6 +496,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                 IndexKind::String => "idx_string",
                 IndexKind::Date => "idx_date",
                 IndexKind::Reference => "idx_reference",
+                IndexKind::Quantity => "idx_quantity",
             };
             qb.push(if *missing { "NOT EXISTS" } else { "EXISTS" })
                 .push(format!(
@@ -418,7 +524,7 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
         }
         (Predicate::LastUpdated { prefix, low, high }, _) => {
             let us = "(extract(epoch FROM r.updated_at) * 1000000)::bigint";
-            push_range(qb, us, us, *prefix, *low, *high);
+            push_range(qb, (us, us), *prefix, (*low, *high), "");
             return;
         }
         (
@@ -426,7 +532,8 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
             | Predicate::TokenIn { param, .. }
             | Predicate::String { param, .. }
             | Predicate::Date { param, .. }
-            | Predicate::Reference { param, .. },
+            | Predicate::Reference { param, .. }
+            | Predicate::Quantity { param, .. },
             Some(table),
         ) => (param, table),
         _ => return,
@@ -482,7 +589,44 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
             prefix, low, high, ..
         } => {
             qb.push(" AND ");
-            push_range(qb, "x.low", "x.high", *prefix, *low, *high);
+            push_range(qb, ("x.low", "x.high"), *prefix, (*low, *high), "");
+        }
+        Predicate::Quantity {
+            prefix,
+            low,
+            high,
+            system,
+            code,
+            ..
+        } => {
+            qb.push(" AND ");
+            push_range(
+                qb,
+                ("x.low", "x.high"),
+                *prefix,
+                (low.clone(), high.clone()),
+                "::numeric",
+            );
+            if *prefix == Prefix::Eq {
+                // Implied (an entry's low never exceeds its high: the table checks it), and it
+                // bounds the lookup index's range on `low` from both sides: without it a
+                // driving `eq` reads every entry above the searched start.
+                qb.push(" AND x.low <= ")
+                    .push_bind(high.clone())
+                    .push("::numeric");
+            }
+            match system {
+                SystemMatch::Any => {}
+                SystemMatch::None => {
+                    qb.push(" AND x.system IS NULL");
+                }
+                SystemMatch::Is(s) => {
+                    qb.push(" AND x.system = ").push_bind(s.clone());
+                }
+            }
+            if let Some(code) = code {
+                qb.push(" AND x.code = ").push_bind(code.clone());
+            }
         }
         Predicate::Reference {
             target_type,
@@ -564,7 +708,7 @@ fn selectivity(p: &Predicate) -> u8 {
             how: StringMatch::StartsWith,
             ..
         } => 2,
-        Predicate::String { .. } | Predicate::Date { .. } => 1,
+        Predicate::String { .. } | Predicate::Date { .. } | Predicate::Quantity { .. } => 1,
         Predicate::Token { code: None, .. }
         | Predicate::Id(_)
         | Predicate::LastUpdated { .. }
@@ -813,6 +957,22 @@ pub(crate) fn push_search_count(
     push_owned(qb, "r.", excluded);
 }
 
+/// Refuses a query with a quantity bound that is not a decimal number (its own predicates
+/// and the filters of its access).
+pub(crate) fn check_query(query: &Query) -> Result<(), StoreError> {
+    let filters = query.access.all_of.iter().flat_map(|r| match r {
+        Restriction::Matching { any_of, .. } => any_of.iter().flatten().flatten().collect(),
+        _ => Vec::new(),
+    });
+    for p in query.all_of.iter().flatten().chain(filters) {
+        if let Predicate::Quantity { low, high, .. } = p {
+            check_decimal(low)?;
+            check_decimal(high)?;
+        }
+    }
+    Ok(())
+}
+
 /// One shard's share of a search: up to `count + 1` matches after the cursor, in id order,
 /// and the shard's count of all matches when asked.
 pub(crate) async fn search_shard(
@@ -820,6 +980,7 @@ pub(crate) async fn search_shard(
     query: &Query,
     excluded: Vec<i32>,
 ) -> Result<(Vec<(String, Stored)>, Option<u64>), StoreError> {
+    check_query(query)?;
     let mut qb = QueryBuilder::new("");
     push_search_page(&mut qb, query, excluded.clone());
     let rows = qb.build().fetch_all(pool).await?;
@@ -935,4 +1096,30 @@ pub(crate) async fn history_type_shard(
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_decimal;
+
+    #[test]
+    fn decimals_are_checked_before_binding() {
+        for ok in [
+            "0",
+            "-12.50",
+            "+3",
+            "0.100000000000000000001",
+            "1.5e3",
+            "2E-7",
+        ] {
+            assert!(check_decimal(ok).is_ok(), "{ok}");
+        }
+        let long = "9".repeat(1001);
+        for bad in [
+            "", "-", ".5", "5.", "1,5", "NaN", "Infinity", "-inf", "1e", "1e1000", " 1", "1 ",
+            "0x10", &long,
+        ] {
+            assert!(check_decimal(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -497,14 +497,23 @@ impl Baseline {
         .execute(&mut *tx)
         .await?;
         // The same column arrays the store binds.
-        let store::IndexColumns { tok, st, dt, rf } = store::IndexColumns::new(&w.index);
+        let store::IndexColumns {
+            tok,
+            st,
+            dt,
+            rf,
+            qt,
+        } = store::IndexColumns::new(&w.index)?;
         sqlx::query(
             "WITH i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
              i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
                 SELECT $1, $2, * FROM unnest($6::text[], $7::text[], $8::text[])), \
              i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
-                SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])) \
+                SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])), \
+             i4 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+                SELECT $1, $2, * FROM unnest($15::text[], $16::text[], $17::text[], \
+                                            $18::text[]::numeric[], $19::text[]::numeric[])) \
              INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
                 SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])",
         )
@@ -522,6 +531,11 @@ impl Baseline {
         .bind(&rf.0)
         .bind(&rf.1)
         .bind(&rf.2)
+        .bind(&qt.0)
+        .bind(&qt.1)
+        .bind(&qt.2)
+        .bind(&qt.3)
+        .bind(&qt.4)
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -20,6 +20,7 @@ mod hostile;
 mod house;
 mod lossless;
 mod plans;
+mod quantity;
 mod rest;
 mod search;
 mod terminology;
@@ -63,6 +64,7 @@ fn main() {
         topology::all(),
         lossless::all(),
         plans::all(),
+        quantity::all(),
         cli::all(),
         terminology::all(),
         terminology_ops::all(),

@@ -5,7 +5,7 @@
 //! the generic plan PostgreSQL may switch a prepared statement to are checked.
 
 use anyhow::{Context, Result, ensure};
-use model::query::{Access, Predicate, Query};
+use model::query::{Access, Predicate, Prefix, Query, SystemMatch};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -66,8 +66,15 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
     for shard in env.cluster.cluster.shards() {
         let url = env.cluster.cluster.superuser_url(&shard.primary, &s.db);
         let mut conn = PgConnection::connect(&url).await?;
+        // Until the mappings index quantities, each Observation gets one by hand: a value of
+        // one decimal between 70 and 170 (about 1.6 originals each), /min in UCUM.
         let copy = format!(
-            "INSERT INTO resources SELECT rtype, id || '-c' || g, bucket, version, deleted, updated_at, \
+            "INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+               SELECT rtype, id, 'value-quantity', 'http://unitsofmeasure.org', '/min', v - 0.05, v + 0.05 \
+               FROM (SELECT r.rtype, r.id, 70 + (abs(hashtext(r.id)) % 1000) / 10.0 AS v FROM resources r \
+                     WHERE r.rtype = 'Observation' AND NOT EXISTS (SELECT 1 FROM idx_quantity q \
+                       WHERE q.rtype = r.rtype AND q.id = r.id)) o;
+             INSERT INTO resources SELECT rtype, id || '-c' || g, bucket, version, deleted, updated_at, \
                patient || '-c' || g, body FROM resources, generate_series(1, {COPIES}) g;
              INSERT INTO history SELECT rtype, id || '-c' || g, version, bucket, deleted, updated_at, body \
                FROM history, generate_series(1, {COPIES}) g;
@@ -77,6 +84,8 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
                FROM idx_string, generate_series(1, {COPIES}) g;
              INSERT INTO idx_date SELECT rtype, id || '-c' || g, param, low, high \
                FROM idx_date, generate_series(1, {COPIES}) g;
+             INSERT INTO idx_quantity SELECT rtype, id || '-c' || g, param, system, code, low, high \
+               FROM idx_quantity, generate_series(1, {COPIES}) g;
              INSERT INTO idx_reference SELECT rtype, id || '-c' || g, param, target_type, \
                CASE WHEN target_type = 'Patient' THEN target_id || '-c' || g ELSE target_id END \
                FROM idx_reference, generate_series(1, {COPIES}) g;
@@ -144,6 +153,21 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
         ],
     )?;
     let by_id = search("Patient", &[("_id", patient.clone())])?;
+    // Quantity predicates built by hand until the mappings parse `value-quantity`.
+    let value_quantity = |prefix, low: &str, high: &str| Predicate::Quantity {
+        param: "value-quantity".into(),
+        prefix,
+        low: low.into(),
+        high: high.into(),
+        system: SystemMatch::Is("http://unitsofmeasure.org".into()),
+        code: Some("/min".into()),
+    };
+    let mut by_quantity = search("Observation", &[])?;
+    by_quantity.all_of = vec![vec![value_quantity(Prefix::Eq, "75.25", "75.35")]];
+    let mut by_patient_and_quantity = search("Observation", &[("patient", patient.clone())])?;
+    by_patient_and_quantity
+        .all_of
+        .push(vec![value_quantity(Prefix::Gt, "99.5", "100.5")]);
     // `Condition?code:below=J45` after the gateway expands the hierarchy, for one patient.
     let mut below = search("Condition", &[("patient", patient.clone())])?;
     below.all_of.push(vec![Predicate::TokenIn {
@@ -193,6 +217,17 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
             600,
         ),
         ("Patient?_id", Shape::Search(&by_id), 50),
+        // One value: about 1.6 Observations and their 49 copies each.
+        (
+            "Observation?value-quantity",
+            Shape::Search(&by_quantity),
+            600,
+        ),
+        (
+            "Observation?patient&value-quantity",
+            Shape::Search(&by_patient_and_quantity),
+            200,
+        ),
         ("Condition?patient&code:below", Shape::Search(&below), 200),
         (
             "_include=Observation:patient",
