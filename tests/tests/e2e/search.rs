@@ -267,7 +267,8 @@ fn advertised_value(p: &Value) -> String {
     let doc = p["documentation"].as_str().unwrap_or_default();
     match p["type"].as_str() {
         Some("date") => "ge2000-01-01".into(),
-        Some("reference") => "Patient/x".into(),
+        // A bare id: some parameters follow one target type only (`patient`).
+        Some("reference") => "x".into(),
         Some("quantity" | "number") => "5.4".into(),
         Some("composite") => {
             let key = if doc.contains("Composite of a reference") {
@@ -441,12 +442,15 @@ async fn includes_elements_summary_and_strict(env: &Env) -> Result<()> {
         by_mode(&b, "include") == [patient.clone(), format!("Practitioner/{dr_id}")],
         "{b}"
     );
-    // `*` follows every reference parameter the table knows.
+    // `*` follows every reference parameter the table knows (`organization` is
+    // managingOrganization since the table is R4's).
     let b = s.get_ok(&format!("Patient?_id={pid}&_include=*")).await?;
-    ensure!(
-        by_mode(&b, "include") == [format!("Practitioner/{dr_id}")],
-        "{b}"
-    );
+    let mut want = vec![
+        format!("Organization/{org_id}"),
+        format!("Practitioner/{dr_id}"),
+    ];
+    want.sort();
+    ensure!(by_mode(&b, "include") == want, "{b}");
     // _elements keeps what is asked (and marks it), _summary=count only counts.
     let b = s.get_ok("Observation?_elements=status&_count=1").await?;
     let r = &b["entry"][0]["resource"];
@@ -911,32 +915,83 @@ async fn spec_parameters_composites_and_modifiers(env: &Env) -> Result<()> {
         ("Patient?address-city=amster", vec![pid.clone()]),
         ("Patient?deceased=false", vec![pid.clone()]),
         ("Patient?deceased=true", none.clone()),
-        ("Observation?value-concept=http://snomed.info/sct|266919005", vec![smoker.clone()]),
+        (
+            "Observation?value-concept=http://snomed.info/sct|266919005",
+            vec![smoker.clone()],
+        ),
         // Composites.
-        ("Observation?code-value-quantity=http://loinc.org|29463-7$185", vec![weight.clone()]),
-        ("Observation?code-value-quantity=29463-7$gt180", vec![weight.clone()]),
+        (
+            "Observation?code-value-quantity=http://loinc.org|29463-7$185",
+            vec![weight.clone()],
+        ),
+        (
+            "Observation?code-value-quantity=29463-7$gt180",
+            vec![weight.clone()],
+        ),
         ("Observation?code-value-quantity=|29463-7$185", none.clone()),
-        ("Observation?code-value-quantity=29463-7$lt180", none.clone()),
-        ("Observation?component-code-value-quantity=http://loinc.org|8480-6$gt100", vec![bp.clone()]),
+        (
+            "Observation?code-value-quantity=29463-7$lt180",
+            none.clone(),
+        ),
+        (
+            "Observation?component-code-value-quantity=http://loinc.org|8480-6$gt100",
+            vec![bp.clone()],
+        ),
         // The diastolic is 60: the systolic's 107 must not pair with its code.
-        ("Observation?component-code-value-quantity=http://loinc.org|8462-4$gt100", none.clone()),
-        ("Observation?component-code-value-quantity=8462-4$60", vec![bp.clone()]),
+        (
+            "Observation?component-code-value-quantity=http://loinc.org|8462-4$gt100",
+            none.clone(),
+        ),
+        (
+            "Observation?component-code-value-quantity=8462-4$60",
+            vec![bp.clone()],
+        ),
         ("Observation?code-value-quantity=85354-9$107", none.clone()),
-        ("Observation?combo-code-value-quantity=8480-6$107,29463-7$185", vec![bp.clone(), weight.clone()]),
+        (
+            "Observation?combo-code-value-quantity=8480-6$107,29463-7$185",
+            vec![bp.clone(), weight.clone()],
+        ),
         ("Observation?combo-code=8462-4", vec![bp.clone()]),
-        ("Observation?code-value-concept=72166-2$http://snomed.info/sct|266919005", vec![smoker.clone()]),
-        ("Observation?code-value-concept=29463-7$http://snomed.info/sct|266919005", none.clone()),
+        (
+            "Observation?code-value-concept=72166-2$http://snomed.info/sct|266919005",
+            vec![smoker.clone()],
+        ),
+        (
+            "Observation?code-value-concept=29463-7$http://snomed.info/sct|266919005",
+            none.clone(),
+        ),
         // Modifiers.
         ("Observation?code:text=body w", vec![weight.clone()]),
         ("Observation?code:text=weight", vec![weight.clone()]),
         ("Observation?value-concept:text=never", vec![smoker.clone()]),
-        (&*format!("Patient?identifier:of-type={V2}|MR|12345"), vec![pid.clone()]),
-        (&*format!("Patient?identifier:of-type={V2}|MR|9"), none.clone()),
-        ("Observation?subject:identifier=urn:mrn|12345", vec![bp.clone(), weight.clone(), smoker.clone()]),
-        ("Observation?patient:identifier=12345&code=29463-7", vec![weight.clone()]),
-        ("Observation?value-quantity:missing=false", vec![weight.clone()]),
-        ("Observation?value-quantity:missing=true", vec![bp.clone(), smoker.clone()]),
-        ("Observation?component-value-quantity:missing=false", vec![bp.clone()]),
+        (
+            &*format!("Patient?identifier:of-type={V2}|MR|12345"),
+            vec![pid.clone()],
+        ),
+        (
+            &*format!("Patient?identifier:of-type={V2}|MR|9"),
+            none.clone(),
+        ),
+        (
+            "Observation?subject:identifier=urn:mrn|12345",
+            vec![bp.clone(), weight.clone(), smoker.clone()],
+        ),
+        (
+            "Observation?patient:identifier=12345&code=29463-7",
+            vec![weight.clone()],
+        ),
+        (
+            "Observation?value-quantity:missing=false",
+            vec![weight.clone()],
+        ),
+        (
+            "Observation?value-quantity:missing=true",
+            vec![bp.clone(), smoker.clone()],
+        ),
+        (
+            "Observation?component-value-quantity:missing=false",
+            vec![bp.clone()],
+        ),
     ] {
         let got = found(&s, q).await?;
         let mut want = want;
@@ -950,7 +1005,10 @@ async fn spec_parameters_composites_and_modifiers(env: &Env) -> Result<()> {
         "Patient?identifier:of-type=MR|12345",
     ] {
         let (status, b) = s.send(Method::GET, bad, None).await?;
-        ensure!(status == 400 && b["resourceType"] == "OperationOutcome", "{bad}: {status} {b}");
+        ensure!(
+            status == 400 && b["resourceType"] == "OperationOutcome",
+            "{bad}: {status} {b}"
+        );
     }
     s.stop().await
 }
@@ -992,11 +1050,17 @@ async fn quantity_prefixes_and_units(env: &Env) -> Result<()> {
         ("value-quantity=sa185", none.clone()),
         ("value-quantity=eb190", vec![mmol.clone(), lb.clone()]),
         ("value-quantity=eb185", vec![mmol.clone()]),
-        ("value-quantity=185|http://unitsofmeasure.org|[lb_av]", vec![lb.clone()]),
+        (
+            "value-quantity=185|http://unitsofmeasure.org|[lb_av]",
+            vec![lb.clone()],
+        ),
         ("value-quantity=185||[lb_av]", vec![lb.clone()]),
         ("value-quantity=185||kg", none.clone()),
         ("value-quantity=5.4||mmol/L", vec![mmol.clone()]),
-        ("value-quantity=5.4|http://unitsofmeasure.org|mmol/L", none.clone()),
+        (
+            "value-quantity=5.4|http://unitsofmeasure.org|mmol/L",
+            none.clone(),
+        ),
     ] {
         let q = format!("Observation?{q}");
         let got = found(&s, &q).await?;
