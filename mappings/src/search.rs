@@ -1,8 +1,18 @@
 //! Search parameters: which exist, how index entries are extracted from a resource at write
 //! time, and how a FHIR query string parses into a typed [`Query`].
 //!
-//! The table holds the parameters the server supports today; the CapabilityStatement is
-//! generated from it, so it lists nothing that does not work.
+//! The table ([`PARAMS`], `search_params.rs`) is generated from HL7's R4 SearchParameter
+//! bundle by `mappings/schema/generate_search.py`: every parameter of the mapped types whose
+//! expression it translates faithfully (the others are listed, with why, in
+//! `mappings/schema/search-params-not-supported.md`). The CapabilityStatement is generated
+//! from it, so it lists nothing that does not work.
+//!
+//! Modifiers and composites live in the index under derived parameter names, so the store
+//! needs nothing of its own for them: `code:text` (strings from CodeableConcept.text and
+//! Coding.display), `identifier:of-type` (tokens `type-system` | `type-code|value`),
+//! `subject:identifier` (tokens from Reference.identifier), and a composite's second
+//! component under `name$key`, where the key is its first component's value in the same
+//! element (`system|code`, `code`, `|code` for a code without a system, or `Type/id`).
 
 use model::index::IndexEntry;
 use model::query::{Expand, IndexKind, Predicate, Prefix, Query, StringMatch, SystemMatch};
@@ -1758,6 +1768,18 @@ mod tests {
                 param: "value-quantity".into(),
                 kind: IndexKind::Quantity,
                 missing: true
+            }])
+        );
+        assert_eq!(
+            one(
+                "DocumentReference",
+                "relationship",
+                "DocumentReference/example$appends"
+            ),
+            Ok(vec![Predicate::Token {
+                param: "relationship$DocumentReference/example".into(),
+                system: SystemMatch::Any,
+                code: Some("appends".into())
             }])
         );
         // A union reads its members, any of which may match; under a negation, all must.
