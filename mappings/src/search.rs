@@ -181,7 +181,7 @@ fn find_param(resource: &str, name: &str) -> Option<&'static SearchParam> {
 /// The modifiers a parameter takes (for the CapabilityStatement).
 pub fn modifiers_of(param: &SearchParam) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if param.kind != ParamKind::Composite {
+    if param.kind != ParamKind::Composite && !restricted_view(param) {
         out.push("missing");
     }
     match param.kind {
@@ -199,6 +199,13 @@ pub fn modifiers_of(param: &SearchParam) -> Vec<&'static str> {
         _ => {}
     }
     out
+}
+
+/// Whether `param` reads another parameter's entries restricted to one target type
+/// (`patient` over `subject`): those entries hold other targets too, so whether it is
+/// missing cannot be read from them.
+fn restricted_view(param: &SearchParam) -> bool {
+    param.index_of.is_some() && param.target.is_some()
 }
 
 /// A reference parameter as the index stores it: the parameter whose entries hold it, and
@@ -994,6 +1001,15 @@ fn parse_value(
                 format!(":missing is not supported on the composite {name}"),
             ));
         };
+        if restricted_view(param) {
+            return Err(not_supported(
+                &key,
+                format!(
+                    ":missing is not supported on {name}: its entries are {index_param}'s, \
+                     which hold other targets too (use {index_param}:missing)"
+                ),
+            ));
+        }
         let missing = match value {
             "true" => true,
             "false" => false,
@@ -1824,6 +1840,7 @@ mod tests {
         }
         // Modifiers a parameter does not take are reported, not guessed at.
         for (rtype, k) in [
+            ("Observation", "patient:missing"),
             ("Patient", "gender:text"),
             ("Patient", "name:of-type"),
             ("Observation", "code-value-quantity:missing"),
