@@ -1,7 +1,7 @@
 //! The CapabilityStatement: generated from the search-parameter table and the interactions
 //! the dispatcher serves, so it states only what works.
 
-use mappings::search::params_of;
+use mappings::search::{ParamKind, SearchParam, modifiers_of, params_of};
 use mappings::types::R4_RESOURCE_TYPES;
 use serde_json::{Value, json};
 
@@ -42,6 +42,43 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 /// The interactions served at the base.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
+/// A `searchParam` entry: its name, type, the HL7 definition it implements, and (R4's
+/// CapabilityStatement has no element for them) the modifiers it takes in `documentation`,
+/// as `Modifiers: missing, not.`, which `e2e search` reads back and tries.
+pub fn search_param(p: &SearchParam) -> Value {
+    let mut entry = json!({ "name": p.name, "type": p.kind.fhir_name() });
+    if let Some(url) = p.definition {
+        entry["definition"] = json!(url);
+    }
+    let modifiers = modifiers_of(p);
+    let mut doc = if modifiers.is_empty() {
+        String::new()
+    } else {
+        format!("Modifiers: {}.", modifiers.join(", "))
+    };
+    if let Some(c) = p.composite {
+        doc.push_str(&format!(
+            " Composite of a {} and a {} in one element: {}=[key]${}",
+            c.key.kind.fhir_name(),
+            c.value.kind.fhir_name(),
+            p.name,
+            match c.value.kind {
+                ParamKind::Quantity => "[prefix]number[|system|code]",
+                ParamKind::Date => "[prefix]date",
+                _ => "[value]",
+            }
+        ));
+    }
+    if p.definition.is_none() {
+        doc.push_str(" A fhirgate parameter (not in R4).");
+    }
+    let doc = doc.trim();
+    if !doc.is_empty() {
+        entry["documentation"] = json!(doc);
+    }
+    entry
+}
+
 /// The server's CapabilityStatement.
 pub fn capability_statement(base: &str) -> Value {
     let resources: Vec<Value> = R4_RESOURCE_TYPES
@@ -51,16 +88,14 @@ pub fn capability_statement(base: &str) -> Value {
                 json!({ "name": "_id", "type": "token" }),
                 json!({ "name": "_lastUpdated", "type": "date" }),
             ];
-            params.extend(params_of(rtype).map(|p| {
-                json!({ "name": p.name, "type": p.kind.fhir_name() })
-            }));
+            params.extend(params_of(rtype).map(search_param));
             // R4 has no element for result parameters; `_sort` is listed as a parameter
             // whose value is a list of parameter names.
             params.push(json!({
                 "name": "_sort",
                 "type": "string",
-                "documentation": "Sorts by _id, _lastUpdated and the string, date, token, uri \
-                    and reference parameters of the type, comma-separated, '-' first for \
+                "documentation": "Sorts by _id, _lastUpdated and the string, date, token, uri, \
+                    reference and quantity parameters of the type, comma-separated, '-' first for \
                     descending; resources without a value come last"
             }));
             let mut resource = json!({

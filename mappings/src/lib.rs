@@ -14,6 +14,7 @@
 
 mod care;
 pub mod dates;
+mod decimal;
 pub mod entity;
 pub mod fhirpath;
 mod fields;
@@ -24,6 +25,8 @@ mod requests;
 pub mod rules;
 pub mod schema;
 pub mod search;
+#[rustfmt::skip]
+mod search_params;
 mod statements;
 pub mod types;
 pub mod xml;

@@ -1,8 +1,18 @@
 //! Search parameters: which exist, how index entries are extracted from a resource at write
 //! time, and how a FHIR query string parses into a typed [`Query`].
 //!
-//! The table holds the parameters the server supports today; the CapabilityStatement is
-//! generated from it, so it lists nothing that does not work.
+//! The table ([`PARAMS`], `search_params.rs`) is generated from HL7's R4 SearchParameter
+//! bundle by `mappings/schema/generate_search.py`: every parameter of the mapped types whose
+//! expression it translates faithfully (the others are listed, with why, in
+//! `mappings/schema/search-params-not-supported.md`). The CapabilityStatement is generated
+//! from it, so it lists nothing that does not work.
+//!
+//! Modifiers and composites live in the index under derived parameter names, so the store
+//! needs nothing of its own for them: `code:text` (strings from CodeableConcept.text and
+//! Coding.display), `identifier:of-type` (tokens `type-system` | `type-code|value`),
+//! `subject:identifier` (tokens from Reference.identifier), and a composite's second
+//! component under `name$key`, where the key is its first component's value in the same
+//! element (`system|code`, `code`, `|code` for a code without a system, or `Type/id`).
 
 use model::index::IndexEntry;
 use model::query::{Expand, IndexKind, Predicate, Prefix, Query, StringMatch, SystemMatch};
@@ -10,6 +20,7 @@ use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::dates::parse_range;
+use crate::decimal::{approximate_range, precision_range};
 use crate::fields::{Obj, split_reference};
 use crate::json::{Resource, is_valid_id};
 use crate::{Issue, IssueCode};
@@ -27,6 +38,12 @@ pub enum ParamKind {
     Reference,
     /// URIs, matched whole (indexed as tokens without a system).
     Uri,
+    /// Quantities (value and unit), indexed as the range their precision implies.
+    Quantity,
+    /// Numbers, indexed as quantities without a unit.
+    Number,
+    /// Two parameters that must match in one element (`code-value-quantity`).
+    Composite,
 }
 
 impl ParamKind {
@@ -38,161 +55,157 @@ impl ParamKind {
             ParamKind::Date => "date",
             ParamKind::Reference => "reference",
             ParamKind::Uri => "uri",
+            ParamKind::Quantity => "quantity",
+            ParamKind::Number => "number",
+            ParamKind::Composite => "composite",
+        }
+    }
+
+    /// The index table a parameter of this kind is held in (`None`: a composite, held in
+    /// its value component's table under derived names).
+    pub fn index_kind(self) -> Option<IndexKind> {
+        match self {
+            ParamKind::Token | ParamKind::Uri => Some(IndexKind::Token),
+            ParamKind::String => Some(IndexKind::String),
+            ParamKind::Date => Some(IndexKind::Date),
+            ParamKind::Reference => Some(IndexKind::Reference),
+            ParamKind::Quantity | ParamKind::Number => Some(IndexKind::Quantity),
+            ParamKind::Composite => None,
         }
     }
 }
 
-/// One search parameter of a resource type.
+/// One search parameter of a resource type (a row of the generated table,
+/// `mappings/schema/generate_search.py`).
 #[derive(Debug, Clone, Copy)]
 pub struct SearchParam {
-    /// Resource type.
+    /// Resource type (`*`: every type).
     pub resource: &'static str,
     /// Parameter name.
     pub name: &'static str,
     /// Type.
     pub kind: ParamKind,
-    /// Element paths (dot-separated; a trailing `[x]` matches every choice).
+    /// Element paths: dot-separated JSON names; `name[x]` is every choice of `name`;
+    /// `name(field=value)` keeps the items whose `field` is `value`; for a composite, the
+    /// elements its components are read in (the empty path is the resource).
     pub paths: &'static [&'static str],
-    /// For references: the only target type the parameter accepts, if restricted.
+    /// For references: the only target type the parameter follows, if restricted
+    /// (`.where(resolve() is T)`).
     pub target: Option<&'static str>,
     /// Another parameter whose index entries this one reads (e.g. `patient` reads
     /// `subject`'s entries, restricted to Patient targets).
     pub index_of: Option<&'static str>,
+    /// Other parameters whose entries together are this one's (Observation `combo-code` is
+    /// `code` and `component-code`): it stores nothing, and a search reads them all.
+    pub union_of: &'static [&'static str],
+    /// A boolean token of whether an element is there and not `false` (`deceased`): every
+    /// resource has one entry, `true` or `false`.
+    pub exists: bool,
+    /// Tokens over CodeableConcept or Coding: `:text` entries (the text and displays).
+    pub text: bool,
+    /// Tokens over Identifier: `:of-type` entries (the identifier's type and value).
+    pub of_type: bool,
+    /// For a composite: its two components.
+    pub composite: Option<&'static Composite>,
+    /// The canonical URL of the HL7 SearchParameter it implements (`None`: fhirgate's own).
+    pub definition: Option<&'static str>,
 }
 
-const fn p(
-    resource: &'static str,
-    name: &'static str,
-    kind: ParamKind,
-    paths: &'static [&'static str],
-) -> SearchParam {
-    SearchParam {
-        resource,
-        name,
-        kind,
-        paths,
-        target: None,
-        index_of: None,
+impl SearchParam {
+    /// A parameter of `kind` with nothing else: a composite's component.
+    const fn plain(name: &'static str, kind: ParamKind) -> SearchParam {
+        SearchParam {
+            resource: "",
+            name,
+            kind,
+            paths: &[],
+            target: None,
+            index_of: None,
+            union_of: &[],
+            exists: false,
+            text: false,
+            of_type: false,
+            composite: None,
+            definition: None,
+        }
     }
 }
 
-const fn patient_of(resource: &'static str) -> SearchParam {
-    SearchParam {
-        resource,
-        name: "patient",
-        kind: ParamKind::Reference,
-        paths: &[],
-        target: Some("Patient"),
-        index_of: Some("subject"),
-    }
+/// The two components of a composite parameter, read in one element.
+#[derive(Debug, Clone, Copy)]
+pub struct Composite {
+    /// The first component (a token or a reference), whose value names the derived
+    /// parameter the second one's entries are held under (`name$system|code`).
+    pub key: Component,
+    /// The second component: the entries.
+    pub value: Component,
 }
 
-use ParamKind::{Date, Reference, String as Str, Token};
+/// One component of a composite parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Component {
+    /// Its type.
+    pub kind: ParamKind,
+    /// Its paths, relative to the composite's element.
+    pub paths: &'static [&'static str],
+}
 
-/// The supported search parameters (besides `_id` and `_lastUpdated`, which every type has).
-pub const PARAMS: &[SearchParam] = &[
-    p("Patient", "identifier", Token, &["identifier"]),
-    p("Patient", "name", Str, &["name"]),
-    p("Patient", "family", Str, &["name.family"]),
-    p("Patient", "given", Str, &["name.given"]),
-    p("Patient", "birthdate", Date, &["birthDate"]),
-    p("Patient", "gender", Token, &["gender"]),
-    p(
-        "Patient",
-        "general-practitioner",
-        Reference,
-        &["generalPractitioner"],
-    ),
-    p("Practitioner", "identifier", Token, &["identifier"]),
-    p("Practitioner", "name", Str, &["name"]),
-    p("Practitioner", "family", Str, &["name.family"]),
-    p("Practitioner", "given", Str, &["name.given"]),
-    p("Organization", "identifier", Token, &["identifier"]),
-    p("Organization", "name", Str, &["name", "alias"]),
-    p("Observation", "subject", Reference, &["subject"]),
-    patient_of("Observation"),
-    p("Observation", "code", Token, &["code"]),
-    p("Observation", "date", Date, &["effective[x]"]),
-    p("Observation", "category", Token, &["category"]),
-    p("Observation", "status", Token, &["status"]),
-    p("Observation", "encounter", Reference, &["encounter"]),
-    p("Condition", "subject", Reference, &["subject"]),
-    patient_of("Condition"),
-    p("Condition", "code", Token, &["code"]),
-    p("Condition", "clinical-status", Token, &["clinicalStatus"]),
-    p("Condition", "onset-date", Date, &["onset[x]"]),
-    p("Condition", "encounter", Reference, &["encounter"]),
-    p("Encounter", "subject", Reference, &["subject"]),
-    patient_of("Encounter"),
-    p("Encounter", "date", Date, &["period"]),
-    p("Encounter", "status", Token, &["status"]),
-    p("Encounter", "class", Token, &["class"]),
-    p("Encounter", "type", Token, &["type"]),
-    p(
-        "Encounter",
-        "participant",
-        Reference,
-        &["participant.individual"],
-    ),
-    p("Encounter", "based-on", Reference, &["basedOn"]),
-    p(
-        "Encounter",
-        "episode-of-care",
-        Reference,
-        &["episodeOfCare"],
-    ),
-    p("ServiceRequest", "subject", Reference, &["subject"]),
-    patient_of("ServiceRequest"),
-    p("ServiceRequest", "performer", Reference, &["performer"]),
-    p("ServiceRequest", "requester", Reference, &["requester"]),
-    p("ServiceRequest", "encounter", Reference, &["encounter"]),
-    p("ServiceRequest", "status", Token, &["status"]),
-    p("CareTeam", "subject", Reference, &["subject"]),
-    patient_of("CareTeam"),
-    p(
-        "CareTeam",
-        "participant",
-        Reference,
-        &["participant.member"],
-    ),
-    p("CareTeam", "encounter", Reference, &["encounter"]),
-    p("EpisodeOfCare", "patient", Reference, &["patient"]),
-    p("EpisodeOfCare", "care-manager", Reference, &["careManager"]),
-    // Not an R4 parameter: a fhirgate one, so that membership of an episode's team grants
-    // access to the episode (DESIGN, "Access control").
-    p("EpisodeOfCare", "team", Reference, &["team"]),
-    p("EpisodeOfCare", "status", Token, &["status"]),
-    p("DiagnosticReport", "subject", Reference, &["subject"]),
-    patient_of("DiagnosticReport"),
-    p("DiagnosticReport", "encounter", Reference, &["encounter"]),
-    p("DiagnosticReport", "code", Token, &["code"]),
-    p("Procedure", "subject", Reference, &["subject"]),
-    patient_of("Procedure"),
-    p("Procedure", "encounter", Reference, &["encounter"]),
-    p("Procedure", "code", Token, &["code"]),
-    p("MedicationRequest", "subject", Reference, &["subject"]),
-    patient_of("MedicationRequest"),
-    p("MedicationRequest", "encounter", Reference, &["encounter"]),
-];
+pub use crate::search_params::PARAMS;
 
-/// The parameters of one resource type.
+/// The parameters of one resource type, then those of every type.
 pub fn params_of(resource: &str) -> impl Iterator<Item = &'static SearchParam> + '_ {
-    PARAMS
-        .iter()
-        .filter(move |p| p.resource == resource)
-        .chain(COMMON_PARAMS)
+    own_params(resource).iter().chain(common_params())
+}
+
+/// The rows of `resource` (the table is sorted by type, then name; `*` rows last).
+fn own_params(resource: &str) -> &'static [SearchParam] {
+    let common = common_params().len();
+    let typed = &PARAMS[..PARAMS.len() - common];
+    let start = typed.partition_point(|p| p.resource < resource);
+    let end = start + typed[start..].partition_point(|p| p.resource == resource);
+    &typed[start..end]
 }
 
 /// The parameters every resource type has (besides `_id` and `_lastUpdated`, which are
-/// answered from the resource row): the tags, security labels and profiles in `meta`.
-const COMMON_PARAMS: &[SearchParam] = &[
-    p("*", "_tag", Token, &["meta.tag"]),
-    p("*", "_security", Token, &["meta.security"]),
-    p("*", "_profile", ParamKind::Uri, &["meta.profile"]),
-];
+/// answered from the resource row): the tags, security labels, profiles and source in
+/// `meta`.
+fn common_params() -> &'static [SearchParam] {
+    let start = PARAMS.partition_point(|p| p.resource != "*");
+    &PARAMS[start..]
+}
 
 fn find_param(resource: &str, name: &str) -> Option<&'static SearchParam> {
     params_of(resource).find(|p| p.name == name)
+}
+
+/// The modifiers a parameter takes (for the CapabilityStatement).
+pub fn modifiers_of(param: &SearchParam) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if param.kind != ParamKind::Composite && !restricted_view(param) {
+        out.push("missing");
+    }
+    match param.kind {
+        ParamKind::Token => {
+            out.extend(["not", "above", "below"]);
+            if param.text {
+                out.push("text");
+            }
+            if param.of_type {
+                out.push("of-type");
+            }
+        }
+        ParamKind::String => out.extend(["exact", "contains"]),
+        ParamKind::Reference => out.push("identifier"),
+        _ => {}
+    }
+    out
+}
+
+/// Whether `param` reads another parameter's entries restricted to one target type
+/// (`patient` over `subject`): those entries hold other targets too, so whether it is
+/// missing cannot be read from them.
+fn restricted_view(param: &SearchParam) -> bool {
+    param.index_of.is_some() && param.target.is_some()
 }
 
 /// A reference parameter as the index stores it: the parameter whose entries hold it, and
@@ -261,27 +274,160 @@ pub fn index_string(mut normalized: String) -> String {
 
 /// Lower case with accents folded: what string search compares.
 pub fn normalize(text: &str) -> String {
+    // ASCII has nothing to decompose or fold: the common case, without the NFD iterator.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     text.nfd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .flat_map(char::to_lowercase)
         .collect()
 }
 
+/// The name a derived entry is held under: the parameter, then a modifier (`code:text`) or a
+/// composite key (`code-value-quantity$http://loinc.org|8480-6`).
+fn derived(name: &str, sep: char, suffix: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1 + suffix.len());
+    out.push_str(name);
+    out.push(sep);
+    out.push_str(suffix);
+    out
+}
+
 /// Extracts the index entries of a resource.
 pub fn index_entries(resource: &Resource) -> Vec<IndexEntry> {
+    let object = resource.object();
     let mut out = Vec::new();
-    for param in params_of(resource.resource_type()).filter(|p| p.index_of.is_none()) {
-        for path in param.paths {
-            let mut values = Vec::new();
-            collect(resource.object(), path, &mut values);
-            for v in values {
-                extract(param, v, &mut out);
+    let mut values = Vec::new();
+    for param in params_of(resource.resource_type()) {
+        if !param.union_of.is_empty() {
+            continue;
+        }
+        if let Some(c) = param.composite {
+            extract_composite(object, param, c, &mut out);
+            continue;
+        }
+        if param.exists {
+            values.clear();
+            for path in param.paths {
+                collect(object, path, &mut values);
+            }
+            let there = values.iter().any(|v| **v != Value::Bool(false));
+            out.push(IndexEntry::Token {
+                param: param.name.to_owned(),
+                system: None,
+                code: if there { "true" } else { "false" }.to_owned(),
+            });
+            continue;
+        }
+        // A restricted parameter over another one's entries has only its `:identifier`
+        // entries of its own (a logical reference names no target to restrict by).
+        let stored = match param.index_of {
+            Some(stored) => match find_param(resource.resource_type(), stored) {
+                Some(s) => s,
+                None => continue,
+            },
+            None => param,
+        };
+        for path in stored.paths {
+            values.clear();
+            collect(object, path, &mut values);
+            for v in &values {
+                if param.index_of.is_some() {
+                    extract_identifier(param, v, &mut out);
+                } else {
+                    extract(param, param.name, v, &mut out);
+                }
             }
         }
     }
-    out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The composite's entries: for each element, each key of the first component joined to
+/// each entry of the second.
+fn extract_composite(object: &Obj, param: &SearchParam, c: &Composite, out: &mut Vec<IndexEntry>) {
+    let mut bases = Vec::new();
+    for path in param.paths {
+        if path.is_empty() {
+            bases.push(object);
+        } else {
+            let mut values = Vec::new();
+            collect(object, path, &mut values);
+            bases.extend(values.into_iter().filter_map(Value::as_object));
+        }
+    }
+    let mut values = Vec::new();
+    let mut keys = Vec::new();
+    let mut entries = Vec::new();
+    for base in bases {
+        keys.clear();
+        entries.clear();
+        for path in c.key.paths {
+            values.clear();
+            collect(base, path, &mut values);
+            for v in &values {
+                composite_keys(c.key.kind, v, &mut keys);
+            }
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        let value_param = SearchParam::plain("", c.value.kind);
+        for path in c.value.paths {
+            values.clear();
+            collect(base, path, &mut values);
+            for v in &values {
+                extract(&value_param, "", v, &mut entries);
+            }
+        }
+        for key in &keys {
+            let name = derived(param.name, '$', &index_token(key));
+            for e in &entries {
+                let mut e = e.clone();
+                set_param(&mut e, name.clone());
+                out.push(e);
+            }
+        }
+    }
+}
+
+/// The keys a composite's first component gives: `system|code` and `code` for a coding with
+/// a system, `|code` and `code` without one; `Type/id` for a reference.
+fn composite_keys(kind: ParamKind, v: &Value, out: &mut Vec<String>) {
+    match kind {
+        ParamKind::Reference => {
+            if let Some((t, id)) = v
+                .get("reference")
+                .and_then(Value::as_str)
+                .and_then(split_reference)
+            {
+                out.push(format!("{t}/{id}"));
+            }
+        }
+        _ => {
+            let mut tokens = Vec::new();
+            extract(&SearchParam::plain("", kind), "", v, &mut tokens);
+            for t in tokens {
+                if let IndexEntry::Token { system, code, .. } = t {
+                    out.push(format!("{}|{code}", system.as_deref().unwrap_or("")));
+                    out.push(code);
+                }
+            }
+        }
+    }
+}
+
+fn set_param(e: &mut IndexEntry, name: String) {
+    match e {
+        IndexEntry::Token { param, .. }
+        | IndexEntry::String { param, .. }
+        | IndexEntry::Date { param, .. }
+        | IndexEntry::Reference { param, .. }
+        | IndexEntry::Quantity { param, .. } => *param = name,
+    }
 }
 
 /// Collects the values at a dotted path, flattening arrays.
@@ -290,39 +436,88 @@ fn collect<'a>(o: &'a Obj, path: &str, out: &mut Vec<&'a Value>) {
         Some((h, r)) => (h, Some(r)),
         None => (path, None),
     };
-    let matches: Vec<&Value> = match head.strip_suffix("[x]") {
-        Some(stem) => o
-            .iter()
-            .filter(|(k, _)| {
-                k.strip_prefix(stem)
-                    .is_some_and(|s| s.starts_with(|c: char| c.is_ascii_uppercase()))
-            })
-            .map(|(_, v)| v)
-            .collect(),
-        None => o.get(head).into_iter().collect(),
+    // `telecom(system=email)`: only the items whose `system` is `email`.
+    let (head, filter) = match head.split_once('(') {
+        Some((h, f)) => (h, f.strip_suffix(')').and_then(|f| f.split_once('='))),
+        None => (head, None),
     };
-    for m in matches {
-        let items: Vec<&Value> = match m {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
+    let keep = |v: &Value| match filter {
+        Some((field, wanted)) => v.get(field).and_then(Value::as_str) == Some(wanted),
+        None => true,
+    };
+    let mut visit = |m: &'a Value| {
+        let items: &'a [Value] = match m {
+            Value::Array(items) => items,
+            other => std::slice::from_ref(other),
         };
-        for item in items {
+        for item in items.iter().filter(|v| keep(v)) {
             match (rest, item) {
                 (None, v) => out.push(v),
                 (Some(rest), Value::Object(inner)) => collect(inner, rest, out),
                 _ => {}
             }
         }
+    };
+    match head.strip_suffix("[x]") {
+        Some(stem) => {
+            for (k, v) in o {
+                if k.strip_prefix(stem)
+                    .is_some_and(|s| s.starts_with(|c: char| c.is_ascii_uppercase()))
+                {
+                    visit(v);
+                }
+            }
+        }
+        None => {
+            if let Some(v) = o.get(head) {
+                visit(v);
+            }
+        }
     }
 }
 
-fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
-    let name = param.name.to_owned();
+/// The codings of a CodeableConcept, or the value itself (a Coding, an Identifier, a
+/// ContactPoint).
+fn codings(o: &Obj) -> Vec<&Obj> {
+    match o.get("coding") {
+        Some(Value::Array(c)) => c.iter().filter_map(Value::as_object).collect(),
+        _ => vec![o],
+    }
+}
+
+/// The `:identifier` entries of a restricted reference parameter (`patient:identifier`):
+/// those of references that say they point at its target type.
+fn extract_identifier(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
+    let Some(target) = param.target else { return };
+    let declared = v.get("type").and_then(Value::as_str).or_else(|| {
+        v.get("reference")
+            .and_then(Value::as_str)
+            .and_then(split_reference)
+            .map(|(t, _)| t)
+    });
+    if declared == Some(target) {
+        push_reference_identifier(param.name, v, out);
+    }
+}
+
+fn push_reference_identifier(name: &str, v: &Value, out: &mut Vec<IndexEntry>) {
+    if let Some(Value::Object(id)) = v.get("identifier")
+        && let Some(value) = id.get("value").and_then(Value::as_str)
+    {
+        out.push(IndexEntry::Token {
+            param: derived(name, ':', "identifier"),
+            system: id.get("system").and_then(Value::as_str).map(index_token),
+            code: index_token(value),
+        });
+    }
+}
+
+fn extract(param: &SearchParam, name: &str, v: &Value, out: &mut Vec<IndexEntry>) {
     match param.kind {
         ParamKind::Token => {
             let mut push = |system: Option<&str>, code: &str| {
                 out.push(IndexEntry::Token {
-                    param: name.clone(),
+                    param: name.to_owned(),
                     system: system.map(index_token),
                     code: index_token(code),
                 })
@@ -331,11 +526,7 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
                 Value::String(s) => push(None, s),
                 Value::Bool(b) => push(None, if *b { "true" } else { "false" }),
                 Value::Object(o) => {
-                    let codings: Vec<&Obj> = match o.get("coding") {
-                        Some(Value::Array(c)) => c.iter().filter_map(Value::as_object).collect(),
-                        _ => vec![o],
-                    };
-                    for c in codings {
+                    for c in codings(o) {
                         let system = c.get("system").and_then(Value::as_str);
                         let code = c
                             .get("code")
@@ -345,6 +536,12 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
                             push(system, code);
                         }
                     }
+                    if param.text {
+                        extract_text(name, o, out);
+                    }
+                    if param.of_type {
+                        extract_of_type(name, o, out);
+                    }
                 }
                 _ => {}
             }
@@ -352,20 +549,14 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
         ParamKind::Uri => {
             if let Value::String(uri) = v {
                 out.push(IndexEntry::Token {
-                    param: name,
+                    param: name.to_owned(),
                     system: None,
                     code: index_token(uri),
                 });
             }
         }
         ParamKind::String => {
-            let mut push = |s: &str| {
-                out.push(IndexEntry::String {
-                    param: name.clone(),
-                    normalized: index_string(normalize(s)),
-                    exact: s.to_owned(),
-                })
-            };
+            let mut push = |s: &str| push_string(name, s, out);
             match v {
                 Value::String(s) => push(s),
                 Value::Object(o) => {
@@ -409,7 +600,7 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
             };
             if let Some((low, high)) = range {
                 out.push(IndexEntry::Date {
-                    param: name,
+                    param: name.to_owned(),
                     low,
                     high,
                 });
@@ -418,13 +609,125 @@ fn extract(param: &SearchParam, v: &Value, out: &mut Vec<IndexEntry>) {
         ParamKind::Reference => {
             if let Some(reference) = v.get("reference").and_then(Value::as_str)
                 && let Some((t, id)) = split_reference(reference)
+                && param.target.is_none_or(|wanted| wanted == t)
             {
                 out.push(IndexEntry::Reference {
-                    param: name,
+                    param: name.to_owned(),
                     target_type: t.to_owned(),
                     target_id: id.to_owned(),
                 });
             }
+            if param.target.is_none() {
+                push_reference_identifier(name, v, out);
+            } else {
+                extract_identifier(param, v, out);
+            }
+        }
+        ParamKind::Quantity => {
+            let Value::Object(o) = v else { return };
+            match (o.get("low"), o.get("high")) {
+                // A Range: from its low's low bound to its high's high bound.
+                (low, high) if low.is_some() || high.is_some() => {
+                    let lo = low.and_then(quantity_of);
+                    let hi = high.and_then(quantity_of);
+                    let unit = lo.as_ref().or(hi.as_ref()).map(|q| (q.0, q.1));
+                    let (Some((system, code)), Some(low), Some(high)) = (
+                        unit,
+                        lo.as_ref().map(|q| q.2.0.clone()),
+                        hi.as_ref().map(|q| q.2.1.clone()),
+                    ) else {
+                        return;
+                    };
+                    push_quantity(name, system, code, low, high, out);
+                }
+                _ => {
+                    if let Some((system, code, (low, high))) = quantity_of(v) {
+                        push_quantity(name, system, code, low, high, out);
+                    }
+                }
+            }
+        }
+        ParamKind::Number => {
+            if let Value::Number(n) = v
+                && let Some((low, high)) = precision_range(&n.to_string())
+            {
+                push_quantity(name, None, None, low, high, out);
+            }
+        }
+        ParamKind::Composite => {}
+    }
+}
+
+type QuantityParts<'a> = (Option<&'a str>, Option<&'a str>, (String, String));
+
+/// A Quantity's unit system, code (else its display unit) and precision range.
+fn quantity_of(v: &Value) -> Option<QuantityParts<'_>> {
+    let o = v.as_object()?;
+    let Some(Value::Number(value)) = o.get("value") else {
+        return None;
+    };
+    let range = precision_range(&value.to_string())?;
+    let system = o.get("system").and_then(Value::as_str);
+    let code = o
+        .get("code")
+        .or_else(|| o.get("unit"))
+        .and_then(Value::as_str);
+    Some((system, code, range))
+}
+
+fn push_quantity(
+    name: &str,
+    system: Option<&str>,
+    code: Option<&str>,
+    low: String,
+    high: String,
+    out: &mut Vec<IndexEntry>,
+) {
+    out.push(IndexEntry::Quantity {
+        param: name.to_owned(),
+        system: system.map(index_token),
+        code: code.map(index_token),
+        low,
+        high,
+    });
+}
+
+fn push_string(name: &str, s: &str, out: &mut Vec<IndexEntry>) {
+    out.push(IndexEntry::String {
+        param: name.to_owned(),
+        normalized: index_string(normalize(s)),
+        exact: s.to_owned(),
+    })
+}
+
+/// `:text` entries: a CodeableConcept's text and its codings' displays (a Coding's display).
+fn extract_text(name: &str, o: &Obj, out: &mut Vec<IndexEntry>) {
+    let name = derived(name, ':', "text");
+    if let Some(text) = o.get("text").and_then(Value::as_str) {
+        push_string(&name, text, out);
+    }
+    for c in codings(o) {
+        if let Some(display) = c.get("display").and_then(Value::as_str) {
+            push_string(&name, display, out);
+        }
+    }
+}
+
+/// `:of-type` entries of an Identifier: for each coding of its type, the type's system, and
+/// `typecode|value` as the code.
+fn extract_of_type(name: &str, o: &Obj, out: &mut Vec<IndexEntry>) {
+    let (Some(Value::Object(t)), Some(value)) =
+        (o.get("type"), o.get("value").and_then(Value::as_str))
+    else {
+        return;
+    };
+    for c in codings(t) {
+        if let Some(code) = c.get("code").and_then(Value::as_str) {
+            out.push(IndexEntry::Token {
+                param: derived(name, ':', "of-type"),
+                system: c.get("system").and_then(Value::as_str).map(index_token),
+                code: index_token(&format!("{code}|{value}")),
+            });
         }
     }
 }
@@ -535,15 +838,20 @@ pub fn parse_query(
                 let group = split_or(raw)
                     .into_iter()
                     .map(|v| parse_value(resource, name, modifier, &v))
-                    .collect::<Result<Vec<_>, Issue>>();
+                    .collect::<Result<Vec<_>, Issue>>()
+                    .map(|g| g.concat());
                 match group {
                     // Nothing to search for: reported (and refused under strict handling).
                     Ok(group) if group.is_empty() => ignored.push(not_supported(
                         key,
                         format!("{key} has no value, so it is ignored"),
                     )),
-                    // `code:not=a,b`: neither a nor b (each value a condition of its own).
-                    Ok(group) if modifier == Some("not") => {
+                    // `code:not=a,b`: neither a nor b (each value a condition of its own); so
+                    // too each member of a union under a negation.
+                    Ok(group)
+                        if modifier == Some("not")
+                            || (modifier == Some("missing") && raw == "true") =>
+                    {
                         query.all_of.extend(group.into_iter().map(|p| vec![p]));
                         used.push((key.clone(), raw.clone()));
                     }
@@ -576,7 +884,7 @@ pub fn parse_query(
 }
 
 /// Parses `_sort`: comma-separated keys, each a parameter name (`_id`, `_lastUpdated`, or a
-/// string, date, token, URI or reference parameter of the type), `-` first for descending.
+/// string, date, token, URI, reference, quantity or number parameter of the type), `-` first for descending.
 /// Returns the keys, and the keys left out (unknown, or of a kind that does not sort) as
 /// not-supported issues.
 fn parse_sort(
@@ -601,24 +909,21 @@ fn parse_sort(
         let by = match name {
             "_id" => SortBy::Id,
             "_lastUpdated" => SortBy::LastUpdated,
-            _ => match find_param(resource, name) {
-                Some(param) => SortBy::Param {
-                    param: param.index_of.unwrap_or(param.name).to_owned(),
-                    kind: match param.kind {
-                        ParamKind::Token | ParamKind::Uri => IndexKind::Token,
-                        ParamKind::String => IndexKind::String,
-                        ParamKind::Date => IndexKind::Date,
-                        ParamKind::Reference => IndexKind::Reference,
+            _ => {
+                match find_param(resource, name).and_then(|p| Some((p, sort_kind(p)?))) {
+                    Some((param, kind)) => SortBy::Param {
+                        param: param.index_of.unwrap_or(param.name).to_owned(),
+                        kind,
                     },
-                },
-                None => {
-                    ignored.push(not_supported(
+                    None => {
+                        ignored.push(not_supported(
                         "_sort",
-                        format!("unknown sort parameter {name} for {resource}, so it is ignored"),
+                        format!("{name} is not a parameter of {resource} that sorts, so it is ignored"),
                     ));
-                    continue;
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if keys.iter().any(|k: &SortKey| k.by == by) {
             continue;
@@ -628,8 +933,24 @@ fn parse_sort(
     Ok((keys, ignored))
 }
 
-/// Splits a value on commas not escaped with a backslash, and unescapes `\,`, `\|`, `\$`
-/// and `\\`.
+/// The index a parameter sorts by: its own entries' kind. A composite, or a parameter that
+/// reads several others' entries, has no one value to sort by.
+fn sort_kind(param: &SearchParam) -> Option<IndexKind> {
+    if param.composite.is_some() || !param.union_of.is_empty() {
+        return None;
+    }
+    Some(match param.kind {
+        ParamKind::Token | ParamKind::Uri => IndexKind::Token,
+        ParamKind::String => IndexKind::String,
+        ParamKind::Date => IndexKind::Date,
+        ParamKind::Reference => IndexKind::Reference,
+        ParamKind::Quantity | ParamKind::Number => IndexKind::Quantity,
+        ParamKind::Composite => return None,
+    })
+}
+
+/// Splits a value on commas not escaped with a backslash, and unescapes `\,` (`\$` and
+/// `\\` stay escaped until a composite value is split on its `$`: [`unescape`]).
 fn split_or(raw: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -637,7 +958,11 @@ fn split_or(raw: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some(n @ (',' | '$' | '\\')) => cur.push(n),
+                Some(',') => cur.push(','),
+                Some(n @ ('$' | '\\')) => {
+                    cur.push('\\');
+                    cur.push(n);
+                }
                 Some(n) => {
                     cur.push('\\');
                     cur.push(n);
@@ -675,7 +1000,7 @@ fn parse_prefix(value: &str) -> (Prefix, &str) {
     ];
     for (text, prefix) in prefixes {
         if let Some(rest) = value.strip_prefix(text)
-            && rest.starts_with(|c: char| c.is_ascii_digit())
+            && rest.starts_with(|c: char| c.is_ascii_digit() || c == '-')
         {
             return (prefix, rest);
         }
@@ -683,12 +1008,43 @@ fn parse_prefix(value: &str) -> (Prefix, &str) {
     (Prefix::Eq, value)
 }
 
+/// Unescapes `\$` and `\\`.
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(n @ ('$' | '\\'))) => {
+                out.push(n);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Splits a composite value on its first unescaped `$`.
+fn split_composite(value: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '$' if !escaped => return Some((&value[..i], &value[i + 1..])),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// Parses one value of a parameter: the predicates any of which may match (more than one
+/// for a parameter that is the union of others).
 fn parse_value(
     resource: &str,
     name: &str,
     modifier: Option<&str>,
     value: &str,
-) -> Result<Predicate, Issue> {
+) -> Result<Vec<Predicate>, Issue> {
     let key = match modifier {
         Some(m) => format!("{name}:{m}"),
         None => name.to_owned(),
@@ -701,8 +1057,9 @@ fn parse_value(
                 format!("modifier on {name} is not supported"),
             ));
         }
-        return if is_valid_id(value) {
-            Ok(Predicate::Id(value.to_owned()))
+        let value = unescape(value);
+        return if is_valid_id(&value) {
+            Ok(vec![Predicate::Id(value)])
         } else {
             Err(bad(format!("{value:?} is not a valid id")))
         };
@@ -711,7 +1068,7 @@ fn parse_value(
         let (prefix, text) = parse_prefix(value);
         let (low, high) =
             parse_range(text).ok_or_else(|| bad(format!("{text:?} is not a valid date")))?;
-        return Ok(Predicate::LastUpdated { prefix, low, high });
+        return Ok(vec![Predicate::LastUpdated { prefix, low, high }]);
     }
     let Some(param) = find_param(resource, name) else {
         return Err(not_supported(
@@ -719,50 +1076,96 @@ fn parse_value(
             format!("unknown search parameter {name} for {resource}"),
         ));
     };
+    if !param.union_of.is_empty() {
+        let mut out = Vec::new();
+        for member in param.union_of {
+            out.extend(parse_value(resource, member, modifier, value)?);
+        }
+        return Ok(out);
+    }
     let index_param = param.index_of.unwrap_or(param.name).to_owned();
     if modifier == Some("missing") {
+        let Some(kind) = param.kind.index_kind() else {
+            return Err(not_supported(
+                &key,
+                format!(":missing is not supported on the composite {name}"),
+            ));
+        };
+        if restricted_view(param) {
+            return Err(not_supported(
+                &key,
+                format!(
+                    ":missing is not supported on {name}: its entries are {index_param}'s, \
+                     which hold other targets too (use {index_param}:missing)"
+                ),
+            ));
+        }
         let missing = match value {
             "true" => true,
             "false" => false,
             _ => return Err(bad(format!(":missing takes true or false, not {value:?}"))),
         };
-        let kind = match param.kind {
-            ParamKind::Token | ParamKind::Uri => IndexKind::Token,
-            ParamKind::String => IndexKind::String,
-            ParamKind::Date => IndexKind::Date,
-            ParamKind::Reference => IndexKind::Reference,
-        };
-        return Ok(Predicate::Missing {
+        return Ok(vec![Predicate::Missing {
             param: index_param,
             kind,
             missing,
-        });
+        }]);
     }
-    match (param.kind, modifier) {
-        (ParamKind::Token, None | Some("not")) => {
-            if value == "|" {
-                return Err(bad(
-                    "a token of '|' alone names neither a system nor a code".into(),
-                ));
-            }
-            if let Some((_, code)) = value.split_once('|')
-                && code
-                    .char_indices()
-                    .any(|(i, c)| c == '|' && !code[..i].ends_with('\\'))
-            {
+    let Some(c) = param.composite else {
+        return parse_kind(param, index_param, modifier, &unescape(value), &bad).map(|p| vec![p]);
+    };
+    if let Some(m) = modifier {
+        return Err(not_supported(
+            &key,
+            format!("modifier :{m} is not supported on {name}"),
+        ));
+    }
+    let Some((left, right)) = split_composite(value) else {
+        return Err(bad(format!(
+            "{value:?} is not a composite value: {name} takes its two parts joined by '$'"
+        )));
+    };
+    let (left, right) = (unescape(left), unescape(right));
+    let composite_key = match c.key.kind {
+        ParamKind::Reference => match split_reference(&left) {
+            Some((t, id)) => format!("{t}/{id}"),
+            None => {
                 return Err(bad(format!(
-                    "{value:?} is not [system]|[code]: a '|' in a code is escaped as \\|"
+                    "{left:?} is not a reference Type/id (the first part of {name})"
                 )));
             }
-            let (system, code) = match value.split_once('|') {
-                None => (SystemMatch::Any, Some(index_token(value))),
-                Some(("", code)) => (SystemMatch::None, Some(index_token(code))),
-                Some((system, "")) => (SystemMatch::Is(index_token(system)), None),
-                Some((system, code)) => (
-                    SystemMatch::Is(index_token(system)),
-                    Some(index_token(code)),
-                ),
-            };
+        },
+        _ => match left.split_once('|') {
+            _ if left.is_empty() => return Err(bad(format!("the first part of {name} is empty"))),
+            Some((_, "")) => {
+                return Err(bad(format!(
+                    "{left:?}: the first part of {name} needs a code"
+                )));
+            }
+            Some((_, code)) if code.contains('|') => {
+                return Err(bad(format!("{left:?} is not [system|]code")));
+            }
+            Some((system, code)) => format!("{}|{}", index_token(system), index_token(code)),
+            None => index_token(&left),
+        },
+    };
+    let value_param = SearchParam::plain(param.name, c.value.kind);
+    let derived_param = derived(name, '$', &index_token(&composite_key));
+    parse_kind(&value_param, derived_param, None, &right, &bad).map(|p| vec![p])
+}
+
+/// Parses a value of `param`'s kind into a predicate on the index parameter `index_param`.
+fn parse_kind(
+    param: &SearchParam,
+    index_param: String,
+    modifier: Option<&str>,
+    value: &str,
+    bad: &dyn Fn(String) -> Issue,
+) -> Result<Predicate, Issue> {
+    let name = param.name;
+    match (param.kind, modifier) {
+        (ParamKind::Token, None | Some("not")) => {
+            let (system, code) = parse_token(value, bad)?;
             Ok(if modifier == Some("not") {
                 Predicate::NotToken {
                     param: index_param,
@@ -775,6 +1178,27 @@ fn parse_value(
                     system,
                     code,
                 }
+            })
+        }
+        (ParamKind::Token, Some("text")) if param.text => {
+            parse_string(derived(&index_param, ':', "text"), None, value, bad)
+        }
+        (ParamKind::Token, Some("of-type")) if param.of_type => {
+            let parts: Vec<&str> = value.splitn(3, '|').collect();
+            let [system, code, id] = parts.as_slice() else {
+                return Err(bad(format!(
+                    "{value:?} is not type-system|type-code|value (:of-type)"
+                )));
+            };
+            if system.is_empty() || code.is_empty() || id.is_empty() {
+                return Err(bad(format!(
+                    "{value:?}: :of-type needs a type system, a type code and a value"
+                )));
+            }
+            Ok(Predicate::Token {
+                param: derived(&index_param, ':', "of-type"),
+                system: SystemMatch::Is(index_token(system)),
+                code: Some(index_token(&format!("{code}|{id}"))),
             })
         }
         (ParamKind::Token, Some(m @ ("below" | "above"))) => {
@@ -803,28 +1227,7 @@ fn parse_value(
             code: Some(index_token(value)),
         }),
         (ParamKind::String, None | Some("exact") | Some("contains")) => {
-            let how = match modifier {
-                Some("exact") => StringMatch::Exact,
-                Some("contains") => StringMatch::Contains,
-                _ => StringMatch::StartsWith,
-            };
-            let normalized = normalize(value);
-            if normalized.len() > MAX_INDEXED {
-                return Err(bad(format!(
-                    "a string search value is at most {MAX_INDEXED} bytes"
-                )));
-            }
-            let value = if how == StringMatch::Exact {
-                value.to_owned()
-            } else {
-                normalized.clone()
-            };
-            Ok(Predicate::String {
-                param: index_param,
-                how,
-                value,
-                normalized,
-            })
+            parse_string(index_param, modifier, value, bad)
         }
         (ParamKind::Date, None) => {
             let (prefix, text) = parse_prefix(value);
@@ -854,11 +1257,136 @@ fn parse_value(
                 target_id,
             })
         }
+        (ParamKind::Reference, Some("identifier")) => {
+            let (system, code) = parse_token(value, bad)?;
+            Ok(Predicate::Token {
+                // Restricted parameters hold their own `:identifier` entries.
+                param: derived(name, ':', "identifier"),
+                system,
+                code,
+            })
+        }
+        (ParamKind::Quantity | ParamKind::Number, None) => {
+            parse_quantity(param.kind, index_param, value, bad)
+        }
         (_, Some(m)) => Err(not_supported(
-            &key,
+            &derived(name, ':', m),
             format!("modifier :{m} is not supported on {name}"),
         )),
+        (ParamKind::Composite, None) => Err(bad(format!("{name} is a composite"))),
     }
+}
+
+/// `[system]|[code]`, `|code` or `code`.
+fn parse_token(
+    value: &str,
+    bad: &dyn Fn(String) -> Issue,
+) -> Result<(SystemMatch, Option<String>), Issue> {
+    if value == "|" {
+        return Err(bad(
+            "a token of '|' alone names neither a system nor a code".into(),
+        ));
+    }
+    if let Some((_, code)) = value.split_once('|')
+        && code
+            .char_indices()
+            .any(|(i, c)| c == '|' && !code[..i].ends_with('\\'))
+    {
+        return Err(bad(format!(
+            "{value:?} is not [system]|[code]: a '|' in a code is escaped as \\|"
+        )));
+    }
+    Ok(match value.split_once('|') {
+        None => (SystemMatch::Any, Some(index_token(value))),
+        Some(("", code)) => (SystemMatch::None, Some(index_token(code))),
+        Some((system, "")) => (SystemMatch::Is(index_token(system)), None),
+        Some((system, code)) => (
+            SystemMatch::Is(index_token(system)),
+            Some(index_token(code)),
+        ),
+    })
+}
+
+fn parse_string(
+    index_param: String,
+    modifier: Option<&str>,
+    value: &str,
+    bad: &dyn Fn(String) -> Issue,
+) -> Result<Predicate, Issue> {
+    let how = match modifier {
+        Some("exact") => StringMatch::Exact,
+        Some("contains") => StringMatch::Contains,
+        _ => StringMatch::StartsWith,
+    };
+    let normalized = normalize(value);
+    if normalized.len() > MAX_INDEXED {
+        return Err(bad(format!(
+            "a string search value is at most {MAX_INDEXED} bytes"
+        )));
+    }
+    let value = if how == StringMatch::Exact {
+        value.to_owned()
+    } else {
+        normalized.clone()
+    };
+    Ok(Predicate::String {
+        param: index_param,
+        how,
+        value,
+        normalized,
+    })
+}
+
+/// `[prefix]number[|system|code]` (a number takes no unit): the searched range is the
+/// number's precision range (±10 % for `ap`); `number||code` matches the code in any system
+/// (the store compares it with the unit's code, else its display unit).
+fn parse_quantity(
+    kind: ParamKind,
+    index_param: String,
+    value: &str,
+    bad: &dyn Fn(String) -> Issue,
+) -> Result<Predicate, Issue> {
+    let (prefix, rest) = parse_prefix(value);
+    let parts: Vec<&str> = rest.splitn(3, '|').collect();
+    let (number, system, code) = match parts.as_slice() {
+        [n] => (*n, SystemMatch::Any, None),
+        [n, s, c] if kind == ParamKind::Quantity => (
+            *n,
+            if s.is_empty() {
+                SystemMatch::Any
+            } else {
+                SystemMatch::Is(index_token(s))
+            },
+            (!c.is_empty()).then(|| index_token(c)),
+        ),
+        _ if kind == ParamKind::Number => {
+            return Err(bad(format!("{value:?} is not [prefix]number")));
+        }
+        _ => {
+            return Err(bad(format!(
+                "{value:?} is not [prefix]number[|system|code]"
+            )));
+        }
+    };
+    if parts.len() == 3 && code.is_none() && system == SystemMatch::Any {
+        return Err(bad(format!("{value:?}: a unit needs a code")));
+    }
+    let range = if prefix == Prefix::Ap {
+        approximate_range(number)
+    } else {
+        precision_range(number)
+    };
+    let Some((low, high)) = range else {
+        return Err(bad(format!("{number:?} is not a decimal number")));
+    };
+    Ok(Predicate::Quantity {
+        param: index_param,
+        prefix,
+        low,
+        high,
+        system,
+        code,
+    })
 }
 
 #[cfg(test)]
@@ -1033,5 +1561,394 @@ mod tests {
         let empty = parse("Patient", &[("family", "")]).expect("parses");
         assert!(empty.query.all_of.is_empty());
         assert_eq!(empty.ignored.len(), 1);
+    }
+
+    fn example(name: &str) -> Vec<IndexEntry> {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fhir-data/r4-examples")
+            .join(name);
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        crate::json::parse_resource(&bytes, &Default::default())
+            .map(|r| index_entries(&r))
+            .unwrap_or_default()
+    }
+
+    fn quantity(
+        param: &str,
+        system: Option<&str>,
+        code: &str,
+        low: &str,
+        high: &str,
+    ) -> IndexEntry {
+        IndexEntry::Quantity {
+            param: param.into(),
+            system: system.map(Into::into),
+            code: Some(code.into()),
+            low: low.into(),
+            high: high.into(),
+        }
+    }
+
+    fn token(param: &str, system: Option<&str>, code: &str) -> IndexEntry {
+        IndexEntry::Token {
+            param: param.into(),
+            system: system.map(Into::into),
+            code: code.into(),
+        }
+    }
+
+    #[test]
+    fn the_table_is_the_specs() {
+        // Generated, sorted by type then name (the lookups rely on it), with the names the
+        // access SQL and the chains use.
+        let typed = &PARAMS[..PARAMS.len() - common_params().len()];
+        assert!(
+            typed
+                .windows(2)
+                .all(|w| (w[0].resource, w[0].name) < (w[1].resource, w[1].name))
+        );
+        assert!(PARAMS.len() > 300, "{}", PARAMS.len());
+        for (rtype, name) in [
+            ("Patient", "general-practitioner"),
+            ("Encounter", "participant"),
+            ("Encounter", "based-on"),
+            ("Encounter", "episode-of-care"),
+            ("Encounter", "subject"),
+            ("ServiceRequest", "performer"),
+            ("ServiceRequest", "requester"),
+            ("CareTeam", "participant"),
+            ("CareTeam", "encounter"),
+            ("EpisodeOfCare", "care-manager"),
+            ("EpisodeOfCare", "team"),
+            ("Observation", "encounter"),
+        ] {
+            let p = find_param(rtype, name);
+            assert!(
+                p.is_some_and(|p| p.kind == ParamKind::Reference && p.index_of.is_none()),
+                "{rtype}.{name}"
+            );
+        }
+        for rtype in ["Observation", "Condition", "Encounter", "DocumentReference"] {
+            assert_eq!(
+                reference_param(rtype, "patient"),
+                Some(ReferenceParam {
+                    name: "patient",
+                    stored: "subject",
+                    target: Some("Patient")
+                })
+            );
+        }
+        assert_eq!(
+            reference_param("Encounter", "practitioner").map(|p| p.stored),
+            Some("participant")
+        );
+        assert!(
+            find_param("Location", "near").is_none(),
+            "special is left out"
+        );
+        let deceased = |body: &[u8]| {
+            crate::json::parse_resource(body, &Default::default())
+                .map(|r| index_entries(&r))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| matches!(e, IndexEntry::Token { param, .. } if param == "deceased"))
+                .collect::<Vec<_>>()
+        };
+        for (body, want) in [
+            (&br#"{"resourceType":"Patient"}"#[..], "false"),
+            (
+                br#"{"resourceType":"Patient","deceasedBoolean":false}"#,
+                "false",
+            ),
+            (
+                br#"{"resourceType":"Patient","deceasedBoolean":true}"#,
+                "true",
+            ),
+            (
+                br#"{"resourceType":"Patient","deceasedDateTime":"2020"}"#,
+                "true",
+            ),
+        ] {
+            assert_eq!(deceased(body), vec![token("deceased", None, want)]);
+        }
+        assert!(find_param("Patient", "phonetic").is_none());
+        assert!(
+            find_param("Basic", "_tag").is_some(),
+            "every type has the common ones"
+        );
+        assert!(
+            find_param("Basic", "code").is_none(),
+            "only the mapped types"
+        );
+    }
+
+    #[test]
+    fn spec_examples_index_every_kind() {
+        let obs = example("Observation-example.json");
+        assert!(obs.contains(&quantity(
+            "value-quantity",
+            Some("http://unitsofmeasure.org"),
+            "[lb_av]",
+            "184.5",
+            "185.5"
+        )));
+        // The composite, with the system, with any system.
+        for key in ["http://loinc.org|29463-7", "29463-7"] {
+            assert!(obs.contains(&quantity(
+                &format!("code-value-quantity${key}"),
+                Some("http://unitsofmeasure.org"),
+                "[lb_av]",
+                "184.5",
+                "185.5"
+            )));
+        }
+        assert!(obs.iter().any(|e| matches!(e,
+            IndexEntry::String { param, normalized, .. } if param == "code:text" && normalized == "body weight")));
+        assert!(
+            !obs.iter().any(|e| matches!(e,
+            IndexEntry::Reference { param, .. } if param == "patient")),
+            "patient reads subject's rows"
+        );
+
+        let patient = example("Patient-example.json");
+        assert!(patient.contains(&token(
+            "identifier:of-type",
+            Some("http://terminology.hl7.org/CodeSystem/v2-0203"),
+            "MR|12345"
+        )));
+        assert!(patient.contains(&token("phone", Some("phone"), "(03) 5555 6473")));
+        assert!(
+            !patient
+                .iter()
+                .any(|e| matches!(e, IndexEntry::Token { param, .. } if param == "email"))
+        );
+
+        let condition = example("Condition-f202.json");
+        assert!(condition.contains(&quantity(
+            "onset-age",
+            Some("http://unitsofmeasure.org"),
+            "a",
+            "51.5",
+            "52.5"
+        )));
+
+        let doc = example("DocumentReference-example.json");
+        assert!(doc.contains(&token(
+            "relationship$DocumentReference/example",
+            None,
+            "appends"
+        )));
+    }
+
+    #[test]
+    fn components_correlate() {
+        let bp = br#"{"resourceType":"Observation","status":"final",
+            "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+            "subject":{"reference":"Patient/p","identifier":{"system":"urn:mrn","value":"7"}},
+            "component":[
+              {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+               "valueQuantity":{"value":107,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+              {"code":{"coding":[{"code":"8462-4"}]},
+               "valueQuantity":{"value":60,"unit":"mmHg"}}]}"#;
+        let entries = crate::json::parse_resource(bp, &Default::default())
+            .map(|r| index_entries(&r))
+            .unwrap_or_default();
+        let q = |param: &str| {
+            entries
+                .iter()
+                .filter(|e| matches!(e, IndexEntry::Quantity { param: p, .. } if p == param))
+                .count()
+        };
+        assert_eq!(
+            q("component-code-value-quantity$http://loinc.org|8480-6"),
+            1
+        );
+        assert_eq!(q("component-code-value-quantity$8480-6"), 1);
+        assert_eq!(q("component-code-value-quantity$|8462-4"), 1);
+        assert_eq!(q("component-code-value-quantity$8462-4"), 1);
+        // The combo parameters store nothing: they read the others.
+        assert_eq!(q("combo-code-value-quantity$8462-4"), 0);
+        assert_eq!(q("combo-value-quantity"), 0);
+        // No pairing across components, and none with the resource's own code.
+        assert_eq!(q("component-code-value-quantity$85354-9"), 0);
+        assert_eq!(q("code-value-quantity$85354-9"), 0);
+        assert!(entries.contains(&quantity(
+            "component-code-value-quantity$8462-4",
+            None,
+            "mmHg",
+            "59.5",
+            "60.5"
+        )));
+        assert!(entries.contains(&token("subject:identifier", Some("urn:mrn"), "7")));
+        assert!(entries.contains(&token("patient:identifier", Some("urn:mrn"), "7")));
+    }
+
+    #[test]
+    fn composites_quantities_and_modifiers_parse() {
+        let one = |rtype: &str, k: &str, v: &str| {
+            parse(rtype, &[(k, v)]).map(|s| s.query.all_of.concat())
+        };
+        assert_eq!(
+            one(
+                "Observation",
+                "code-value-quantity",
+                "http://loinc.org|8480-6$gt100"
+            ),
+            Ok(vec![Predicate::Quantity {
+                param: "code-value-quantity$http://loinc.org|8480-6".into(),
+                prefix: Prefix::Gt,
+                low: "99.5".into(),
+                high: "100.5".into(),
+                system: SystemMatch::Any,
+                code: None
+            }])
+        );
+        assert_eq!(
+            one(
+                "Observation",
+                "value-quantity",
+                "ap5.4|http://unitsofmeasure.org|mg"
+            ),
+            Ok(vec![Predicate::Quantity {
+                param: "value-quantity".into(),
+                prefix: Prefix::Ap,
+                low: "4.86".into(),
+                high: "5.94".into(),
+                system: SystemMatch::Is("http://unitsofmeasure.org".into()),
+                code: Some("mg".into())
+            }])
+        );
+        assert!(matches!(
+            one("Observation", "value-quantity", "le-1.5||mmHg").as_deref(),
+            Ok([Predicate::Quantity {
+                prefix: Prefix::Le,
+                system: SystemMatch::Any,
+                code: Some(_),
+                ..
+            }])
+        ));
+        assert_eq!(
+            one(
+                "Observation",
+                "code-value-concept",
+                "|x$http://snomed.info/sct|260385009"
+            ),
+            Ok(vec![Predicate::Token {
+                param: "code-value-concept$|x".into(),
+                system: SystemMatch::Is("http://snomed.info/sct".into()),
+                code: Some("260385009".into())
+            }])
+        );
+        assert_eq!(
+            one("Observation", "code:text", "Body W"),
+            Ok(vec![Predicate::String {
+                param: "code:text".into(),
+                how: StringMatch::StartsWith,
+                value: "body w".into(),
+                normalized: "body w".into()
+            }])
+        );
+        assert_eq!(
+            one(
+                "Patient",
+                "identifier:of-type",
+                "http://terminology.hl7.org/CodeSystem/v2-0203|MR|12345"
+            ),
+            Ok(vec![Predicate::Token {
+                param: "identifier:of-type".into(),
+                system: SystemMatch::Is("http://terminology.hl7.org/CodeSystem/v2-0203".into()),
+                code: Some("MR|12345".into())
+            }])
+        );
+        assert_eq!(
+            one("Observation", "patient:identifier", "urn:mrn|7"),
+            Ok(vec![Predicate::Token {
+                param: "patient:identifier".into(),
+                system: SystemMatch::Is("urn:mrn".into()),
+                code: Some("7".into())
+            }])
+        );
+        assert_eq!(
+            one("Observation", "value-quantity:missing", "true"),
+            Ok(vec![Predicate::Missing {
+                param: "value-quantity".into(),
+                kind: IndexKind::Quantity,
+                missing: true
+            }])
+        );
+        assert_eq!(
+            one(
+                "DocumentReference",
+                "relationship",
+                "DocumentReference/example$appends"
+            ),
+            Ok(vec![Predicate::Token {
+                param: "relationship$DocumentReference/example".into(),
+                system: SystemMatch::Any,
+                code: Some("appends".into())
+            }])
+        );
+        // A union reads its members, any of which may match; under a negation, all must.
+        assert_eq!(
+            one("Observation", "combo-code-value-quantity", "8480-6$100").map(|p| p
+                .iter()
+                .map(|p| match p {
+                    Predicate::Quantity { param, .. } => param.clone(),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>()),
+            Ok(vec![
+                "code-value-quantity$8480-6".to_owned(),
+                "component-code-value-quantity$8480-6".to_owned()
+            ])
+        );
+        let groups =
+            |k: &str, v: &str| parse("Observation", &[(k, v)]).map(|s| s.query.all_of.len());
+        assert_eq!(groups("combo-code", "a,b"), Ok(1));
+        assert_eq!(groups("combo-code:not", "a,b"), Ok(4));
+        assert_eq!(groups("combo-code:missing", "true"), Ok(2));
+        assert_eq!(groups("combo-code:missing", "false"), Ok(1));
+        // Malformed values are 400s that say what is wrong.
+        for (rtype, k, v) in [
+            ("Observation", "value-quantity", "abc"),
+            ("Observation", "value-quantity", "5|x"),
+            ("Observation", "value-quantity", "5||"),
+            ("Observation", "value-quantity", "1e99999999"),
+            ("Observation", "code-value-quantity", "8480-6"),
+            ("Observation", "code-value-quantity", "$5"),
+            ("Observation", "code-value-quantity", "http://loinc.org|$5"),
+            ("Observation", "code-value-quantity", "8480-6$x"),
+            ("Patient", "identifier:of-type", "MR|12345"),
+            ("DocumentReference", "relationship", "example$appends"),
+        ] {
+            let r = parse(rtype, &[(k, v)]);
+            assert!(
+                r.as_ref()
+                    .is_err_and(|e| e.iter().all(|i| i.code == IssueCode::Value)),
+                "{k}={v}: {r:?}"
+            );
+        }
+        // Modifiers a parameter does not take are reported, not guessed at.
+        for (rtype, k) in [
+            ("Observation", "patient:missing"),
+            ("Patient", "gender:text"),
+            ("Patient", "name:of-type"),
+            ("Observation", "code-value-quantity:missing"),
+        ] {
+            assert_eq!(
+                parse(rtype, &[(k, "x")]).map(|s| s.ignored.len()),
+                Ok(1),
+                "{k}"
+            );
+        }
+        // An escaped $ is no separator.
+        assert_eq!(
+            one("Observation", "code-value-string", "a\\$b$c").map(|p| p.len()),
+            Ok(1)
+        );
+        assert!(matches!(
+            one("Observation", "code-value-string", "a\\$b$c").as_deref(),
+            Ok([Predicate::String { param, .. }]) if param == "code-value-string$a$b"
+        ));
     }
 }

@@ -3,8 +3,9 @@
 //! Entries are extracted at write time by the mappings and persisted by the store, one table
 //! per kind. Dates are ranges of microseconds since the Unix epoch, both ends inclusive.
 
-/// One search index entry of a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One search index entry of a resource. Ordered (by kind, then field by field) so a list of
+/// entries sorts and deduplicates cheaply.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IndexEntry {
     /// A coded value: `system|code`.
     Token {

@@ -10,21 +10,64 @@ use crate::Env;
 
 crate::tests![capability_statement_states_what_is_served];
 
-/// A value of each FHIR search-parameter type that any parameter of that type accepts
-/// (composites: one candidate per second-component type; one must be accepted).
-fn sample_values(kind: &str) -> &'static [&'static str] {
-    match kind {
+/// Values a listed parameter takes, by its type (one must be accepted). A composite's
+/// form is in its documentation: `[key]$[value]`.
+fn advertised_values(p: &Value) -> Vec<String> {
+    let doc = p["documentation"].as_str().unwrap_or_default();
+    let name = p["name"].as_str().unwrap_or_default();
+    let values: &[&str] = match p["type"].as_str().unwrap_or_default() {
+        // `_sort` takes parameter names, not values.
+        _ if name == "_sort" => &["-_lastUpdated,_id"],
         // `R`: AuditEvent.action takes only C R U D E.
         "token" => &["x", "R"],
         "string" => &["x"],
-        "date" => &["2020"],
+        "date" => &["ge2000-01-01"],
+        // A bare id: some parameters follow one target type only (`patient`).
         "reference" => &["x"],
         "uri" => &["http://example.org/x"],
-        "quantity" => &["5.4"],
-        "number" => &["5"],
-        "composite" => &["x$5.4", "x$2020", "x$x"],
+        "quantity" | "number" => &["5.4"],
+        "composite" => {
+            let key = if doc.contains("Composite of a reference") {
+                "DocumentReference/x"
+            } else {
+                "urn:s|x"
+            };
+            let value = if doc.contains("and a quantity") {
+                "gt5"
+            } else if doc.contains("and a date") {
+                "ge2000"
+            } else {
+                "x"
+            };
+            return vec![format!("{key}${value}")];
+        }
         _ => &[],
-    }
+    };
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+/// The modifiers a listed parameter takes (R4 has no element for them: the documentation
+/// says `Modifiers: a, b.`), each with a value it accepts.
+fn advertised_modifiers(p: &Value, plain: &str) -> Vec<(String, String)> {
+    let doc = p["documentation"].as_str().unwrap_or_default();
+    let listed = doc
+        .strip_prefix("Modifiers: ")
+        .and_then(|d| d.split('.').next())
+        .unwrap_or_default();
+    listed
+        .split(", ")
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let v = match m {
+                "missing" => "true",
+                "of-type" => "urn:t|MR|x",
+                "above" | "below" => "http://hl7.org/fhir/sid/icd-10|J45",
+                "identifier" => "urn:s|x",
+                _ => plain,
+            };
+            (m.to_owned(), v.to_owned())
+        })
+        .collect()
 }
 
 /// Whether an answer says the route does not exist or the method is not served there.
@@ -173,19 +216,21 @@ async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
         for p in r["searchParam"].as_array().into_iter().flatten() {
             let name = p["name"].as_str().unwrap_or_default();
             let kind = p["type"].as_str().unwrap_or_default();
-            // `_sort` takes parameter names, not values.
-            let candidates = if name == "_sort" {
-                &["-_lastUpdated,_id"][..]
-            } else {
-                sample_values(kind)
-            };
+            let candidates = advertised_values(p);
             ensure!(
                 !candidates.is_empty(),
                 "{rtype}.{name}: unknown type {kind}"
             );
+            // Every modifier it lists is honoured too.
+            for (m, v) in advertised_modifiers(p, &candidates[0]) {
+                let path = format!("{rtype}?{name}:{m}={}&_count=1", urlencode(&v));
+                let (status, answer) = call(&s, &token, Method::GET, &path, None, &strict).await?;
+                ensure!(status == 200, "{path}: {status} {answer}");
+                searched += 1;
+            }
             let mut answers = Vec::new();
             for value in candidates {
-                let path = format!("{rtype}?{name}={}&_count=1", urlencode(value));
+                let path = format!("{rtype}?{name}={}&_count=1", urlencode(&value));
                 let (status, answer) = call(&s, &token, Method::GET, &path, None, &strict).await?;
                 searched += 1;
                 // An ignored parameter is reported as an outcome entry (lenient) or refused.

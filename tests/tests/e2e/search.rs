@@ -17,7 +17,9 @@ crate::tests![
     missing_and_not_modifiers,
     summary_text_and_data,
     sort_by_several_keys_across_shards,
-    sort_by_last_updated_and_with_include
+    sort_by_last_updated_and_with_include,
+    spec_parameters_composites_and_modifiers,
+    quantity_prefixes_and_units
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -334,12 +336,15 @@ async fn includes_elements_summary_and_strict(env: &Env) -> Result<()> {
         by_mode(&b, "include") == [patient.clone(), format!("Practitioner/{dr_id}")],
         "{b}"
     );
-    // `*` follows every reference parameter the table knows.
+    // `*` follows every reference parameter the table knows (`organization` is
+    // managingOrganization since the table is R4's).
     let b = s.get_ok(&format!("Patient?_id={pid}&_include=*")).await?;
-    ensure!(
-        by_mode(&b, "include") == [format!("Practitioner/{dr_id}")],
-        "{b}"
-    );
+    let mut want = vec![
+        format!("Organization/{org_id}"),
+        format!("Practitioner/{dr_id}"),
+    ];
+    want.sort();
+    ensure!(by_mode(&b, "include") == want, "{b}");
     // _elements keeps what is asked (and marks it), _summary=count only counts.
     let b = s.get_ok("Observation?_elements=status&_count=1").await?;
     let r = &b["entry"][0]["resource"];
@@ -963,5 +968,217 @@ async fn sort_by_last_updated_and_with_include(env: &Env) -> Result<()> {
     ensure!(seen == want, "got {seen:?}, want {want:?}");
     let all: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
     ensure!(included == all, "included {included:?}");
+    s.stop().await
+}
+
+async fn found(s: &TestServer, q: &str) -> Result<Vec<String>> {
+    Ok(ids(&s.search_all(q, 10).await?))
+}
+
+/// Parameters from the spec's table that were not hand-picked before, composites (in one
+/// element: a component's code never pairs with another component's value), `:text`,
+/// `:of-type`, `:identifier`.
+async fn spec_parameters_composites_and_modifiers(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    const V2: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
+    let patient = s
+        .create(&json!({"resourceType": "Patient",
+            "identifier": [{"type": {"coding": [{"system": V2, "code": "MR"}]},
+                            "system": "urn:mrn", "value": "12345"}],
+            "telecom": [{"system": "email", "value": "ann@example.org"},
+                        {"system": "phone", "value": "555-1"}],
+            "address": [{"city": "Amsterdam"}]}))
+        .await?;
+    let pid = patient["id"].as_str().unwrap_or_default().to_owned();
+    let subject = json!({"reference": format!("Patient/{pid}"),
+        "identifier": {"system": "urn:mrn", "value": "12345"}});
+    let obs = |code: &str, extra: Value| {
+        let mut o = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": subject.clone()});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            o[k] = v;
+        }
+        o
+    };
+    let mmhg = |v: u32| json!({"value": v, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"});
+    let bp = s
+        .create(&obs("85354-9", json!({"component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": mmhg(107)},
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]}, "valueQuantity": mmhg(60)}]})))
+        .await?;
+    let weight = s
+        .create(&obs("29463-7", json!({"code": {"coding": [{"system": "http://loinc.org",
+            "code": "29463-7", "display": "Body Weight"}], "text": "Weight"},
+            "valueQuantity": {"value": 185, "unit": "lbs", "system": "http://unitsofmeasure.org", "code": "[lb_av]"}})))
+        .await?;
+    let smoker = s
+        .create(&obs("72166-2", json!({"valueCodeableConcept": {"coding": [
+            {"system": "http://snomed.info/sct", "code": "266919005", "display": "Never smoked"}]}})))
+        .await?;
+    let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+    let (bp, weight, smoker) = (id(&bp), id(&weight), id(&smoker));
+    let none: Vec<String> = Vec::new();
+    for (q, want) in [
+        // Not in the hand-picked table before.
+        ("Patient?email=ann@example.org", vec![pid.clone()]),
+        ("Patient?email=555-1", none.clone()),
+        ("Patient?phone=555-1", vec![pid.clone()]),
+        ("Patient?address-city=amster", vec![pid.clone()]),
+        ("Patient?deceased=false", vec![pid.clone()]),
+        ("Patient?deceased=true", none.clone()),
+        (
+            "Observation?value-concept=http://snomed.info/sct|266919005",
+            vec![smoker.clone()],
+        ),
+        // Composites.
+        (
+            "Observation?code-value-quantity=http://loinc.org|29463-7$185",
+            vec![weight.clone()],
+        ),
+        (
+            "Observation?code-value-quantity=29463-7$gt180",
+            vec![weight.clone()],
+        ),
+        ("Observation?code-value-quantity=|29463-7$185", none.clone()),
+        (
+            "Observation?code-value-quantity=29463-7$lt180",
+            none.clone(),
+        ),
+        (
+            "Observation?component-code-value-quantity=http://loinc.org|8480-6$gt100",
+            vec![bp.clone()],
+        ),
+        // The diastolic is 60: the systolic's 107 must not pair with its code.
+        (
+            "Observation?component-code-value-quantity=http://loinc.org|8462-4$gt100",
+            none.clone(),
+        ),
+        (
+            "Observation?component-code-value-quantity=8462-4$60",
+            vec![bp.clone()],
+        ),
+        ("Observation?code-value-quantity=85354-9$107", none.clone()),
+        (
+            "Observation?combo-code-value-quantity=8480-6$107,29463-7$185",
+            vec![bp.clone(), weight.clone()],
+        ),
+        ("Observation?combo-code=8462-4", vec![bp.clone()]),
+        (
+            "Observation?code-value-concept=72166-2$http://snomed.info/sct|266919005",
+            vec![smoker.clone()],
+        ),
+        (
+            "Observation?code-value-concept=29463-7$http://snomed.info/sct|266919005",
+            none.clone(),
+        ),
+        // Modifiers.
+        ("Observation?code:text=body w", vec![weight.clone()]),
+        ("Observation?code:text=weight", vec![weight.clone()]),
+        ("Observation?value-concept:text=never", vec![smoker.clone()]),
+        (
+            &*format!("Patient?identifier:of-type={V2}|MR|12345"),
+            vec![pid.clone()],
+        ),
+        (
+            &*format!("Patient?identifier:of-type={V2}|MR|9"),
+            none.clone(),
+        ),
+        (
+            "Observation?subject:identifier=urn:mrn|12345",
+            vec![bp.clone(), weight.clone(), smoker.clone()],
+        ),
+        (
+            "Observation?patient:identifier=12345&code=29463-7",
+            vec![weight.clone()],
+        ),
+        (
+            "Observation?value-quantity:missing=false",
+            vec![weight.clone()],
+        ),
+        (
+            "Observation?value-quantity:missing=true",
+            vec![bp.clone(), smoker.clone()],
+        ),
+        (
+            "Observation?component-value-quantity:missing=false",
+            vec![bp.clone()],
+        ),
+    ] {
+        let got = found(&s, q).await?;
+        let mut want = want;
+        want.sort();
+        ensure!(got == want, "{q}: got {got:?}, want {want:?}");
+    }
+    for bad in [
+        "Observation?code-value-quantity=29463-7",
+        "Observation?code-value-quantity=29463-7$heavy",
+        "Observation?value-quantity=5|kg",
+        "Patient?identifier:of-type=MR|12345",
+    ] {
+        let (status, b) = s.send(Method::GET, bad, None).await?;
+        ensure!(
+            status == 400 && b["resourceType"] == "OperationOutcome",
+            "{bad}: {status} {b}"
+        );
+    }
+    s.stop().await
+}
+
+/// Quantity prefixes over the range a value's precision implies (185 is 184.5..185.5), `ap`
+/// (±10 %), `sa`, `eb`, units by code or by display unit.
+async fn quantity_prefixes_and_units(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let mut ids = Vec::new();
+    for (value, unit, code) in [("185", "lbs", Some("[lb_av]")), ("5.4", "mmol/L", None)] {
+        // The value as written (its precision is what it means).
+        let mut q = json!({"value": serde_json::from_str::<Value>(value)?, "unit": unit});
+        if let Some(code) = code {
+            q["system"] = json!("http://unitsofmeasure.org");
+            q["code"] = json!(code);
+        }
+        let o = s
+            .create(&json!({"resourceType": "Observation", "status": "final",
+                "code": {"text": "x"}, "valueQuantity": q}))
+            .await?;
+        ids.push(o["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let (lb, mmol) = (ids[0].clone(), ids[1].clone());
+    let none: Vec<String> = Vec::new();
+    for (q, want) in [
+        ("value-quantity=185", vec![lb.clone()]),
+        ("value-quantity=185.0", none.clone()),
+        ("value-quantity=5.4", vec![mmol.clone()]),
+        ("value-quantity=5.40", none.clone()),
+        ("value-quantity=ne185", vec![mmol.clone()]),
+        ("value-quantity=gt100", vec![lb.clone()]),
+        ("value-quantity=lt6", vec![mmol.clone()]),
+        ("value-quantity=ge185", vec![lb.clone()]),
+        ("value-quantity=le5.4", vec![mmol.clone()]),
+        ("value-quantity=ap200", vec![lb.clone()]),
+        ("value-quantity=ap210", none.clone()),
+        ("value-quantity=ap5", vec![mmol.clone()]),
+        ("value-quantity=sa180", vec![lb.clone()]),
+        ("value-quantity=sa185", none.clone()),
+        ("value-quantity=eb190", vec![mmol.clone(), lb.clone()]),
+        ("value-quantity=eb185", vec![mmol.clone()]),
+        (
+            "value-quantity=185|http://unitsofmeasure.org|[lb_av]",
+            vec![lb.clone()],
+        ),
+        ("value-quantity=185||[lb_av]", vec![lb.clone()]),
+        ("value-quantity=185||kg", none.clone()),
+        ("value-quantity=5.4||mmol/L", vec![mmol.clone()]),
+        (
+            "value-quantity=5.4|http://unitsofmeasure.org|mmol/L",
+            none.clone(),
+        ),
+    ] {
+        let q = format!("Observation?{q}");
+        let got = found(&s, &q).await?;
+        let mut want = want;
+        want.sort();
+        ensure!(got == want, "{q}: got {got:?}, want {want:?}");
+    }
     s.stop().await
 }

@@ -690,7 +690,10 @@ async fn built_in_code_systems_are_read_only_resources(env: &Env) -> Result<()> 
                 "CodeSystem-lookup",
                 "CodeSystem-validate-code",
                 "CodeSystem-subsumes",
-                "Resource-validate"
+                "Resource-validate",
+                "Resource-meta",
+                "Resource-meta-add",
+                "Resource-meta-delete"
             ])
     );
     ensure!(
@@ -698,10 +701,22 @@ async fn built_in_code_systems_are_read_only_resources(env: &Env) -> Result<()> 
             == defs(&[
                 "ValueSet-expand",
                 "ValueSet-validate-code",
-                "Resource-validate"
+                "Resource-validate",
+                "Resource-meta",
+                "Resource-meta-add",
+                "Resource-meta-delete"
             ])
     );
-    ensure!(ops("ConceptMap") == defs(&["ConceptMap-translate", "Resource-validate"]));
+    ensure!(
+        ops("ConceptMap")
+            == defs(&[
+                "ConceptMap-translate",
+                "Resource-validate",
+                "Resource-meta",
+                "Resource-meta-add",
+                "Resource-meta-delete"
+            ])
+    );
     // An operation leaves its audit record like any request.
     get_ok(
         &s,

@@ -397,13 +397,22 @@ async fn token_attack_matrix(env: &Env) -> Result<()> {
             403,
         ),
         (
-            "granular scope grants nothing yet",
+            "granular scope on a parameter the server does not support grants nothing",
+            Some(format!(
+                "Bearer {}",
+                k.rs(&claims("system", "system/Patient.rs?phonetic=x"))?
+            )),
+            Method::GET,
+            403,
+        ),
+        (
+            "granular scope the patient matches (active is R4's, so supported)",
             Some(format!(
                 "Bearer {}",
                 k.rs(&claims("system", "system/Patient.rs?active=true"))?
             )),
             Method::GET,
-            403,
+            200,
         ),
         (
             "patient-context escape",
