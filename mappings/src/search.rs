@@ -195,9 +195,26 @@ pub fn modifiers_of(param: &SearchParam) -> Vec<&'static str> {
             }
         }
         ParamKind::String => out.extend(["exact", "contains"]),
-        ParamKind::Reference => out.push("identifier"),
+        ParamKind::Reference => out.extend(["identifier", "[type]"]),
+        ParamKind::Uri => out.extend(["above", "below"]),
         _ => {}
     }
+    out
+}
+
+/// A URI's path prefixes, itself included, each without a final '/':
+/// `http://a.org/fhir/x` → `http://a.org`, `http://a.org/fhir`, `http://a.org/fhir/x`.
+/// A URI without `//` (a URN) is only itself.
+fn uri_prefixes(uri: &str) -> Vec<&str> {
+    let trimmed = uri.trim_end_matches('/');
+    let Some(authority) = trimmed.find("//").map(|i| i + 2) else {
+        return vec![trimmed];
+    };
+    let mut out: Vec<&str> = trimmed[authority..]
+        .match_indices('/')
+        .map(|(i, _)| &trimmed[..authority + i])
+        .collect();
+    out.push(trimmed);
     out
 }
 
@@ -553,6 +570,14 @@ fn extract(param: &SearchParam, name: &str, v: &Value, out: &mut Vec<IndexEntry>
                     system: None,
                     code: index_token(uri),
                 });
+                // `:below`: the URI is found by each of its path prefixes.
+                for prefix in uri_prefixes(uri) {
+                    out.push(IndexEntry::Token {
+                        param: derived(name, ':', "below"),
+                        system: None,
+                        code: index_token(prefix),
+                    });
+                }
             }
         }
         ParamKind::String => {
@@ -1112,7 +1137,11 @@ fn parse_value(
         }]);
     }
     let Some(c) = param.composite else {
-        return parse_kind(param, index_param, modifier, &unescape(value), &bad).map(|p| vec![p]);
+        let value = unescape(value);
+        if let Some(set) = parse_modifier_set(param, &index_param, modifier, &value, &bad)? {
+            return Ok(set);
+        }
+        return parse_kind(param, index_param, modifier, &value, &bad).map(|p| vec![p]);
     };
     if let Some(m) = modifier {
         return Err(not_supported(
@@ -1152,6 +1181,57 @@ fn parse_value(
     let value_param = SearchParam::plain(param.name, c.value.kind);
     let derived_param = derived(name, '$', &index_token(&composite_key));
     parse_kind(&value_param, derived_param, None, &right, &bad).map(|p| vec![p])
+}
+
+/// The modifiers whose value stands for several predicates, any of which may match (uri
+/// `:above`), or that need their own index (uri `:below`) or name a type
+/// (`subject:Patient`); `None` for every other modifier.
+fn parse_modifier_set(
+    param: &SearchParam,
+    index_param: &str,
+    modifier: Option<&str>,
+    value: &str,
+    bad: &dyn Fn(String) -> Issue,
+) -> Result<Option<Vec<Predicate>>, Issue> {
+    let name = param.name;
+    let uri = |code: &str, param: String| Predicate::Token {
+        param,
+        system: SystemMatch::None,
+        code: Some(index_token(code)),
+    };
+    Ok(Some(match (param.kind, modifier) {
+        // The URIs under the value: equality with one of their path prefixes.
+        (ParamKind::Uri, Some("below")) => vec![uri(
+            value.trim_end_matches('/'),
+            derived(index_param, ':', "below"),
+        )],
+        // The URIs above the value: each of its path prefixes, with or without a final '/'.
+        (ParamKind::Uri, Some("above")) => uri_prefixes(value)
+            .into_iter()
+            .flat_map(|p| [p.to_owned(), format!("{p}/")])
+            .map(|code| uri(&code, index_param.to_owned()))
+            .collect(),
+        // `subject:Patient=123`: the target's type as a modifier.
+        (ParamKind::Reference, Some(t)) if crate::types::is_resource_type(t) => {
+            let target_id = match split_reference(value) {
+                Some((given, id)) if given == t => id.to_owned(),
+                Some((given, _)) => {
+                    return Err(bad(format!("{value:?} is not a {t} (it names a {given})")));
+                }
+                None if is_valid_id(value) => value.to_owned(),
+                None => return Err(bad(format!("{value:?} is not a valid id"))),
+            };
+            if let Some(wanted) = param.target.filter(|w| *w != t) {
+                return Err(bad(format!("{name} refers to {wanted}, not {t}")));
+            }
+            vec![Predicate::Reference {
+                param: index_param.to_owned(),
+                target_type: Some(t.to_owned()),
+                target_id,
+            }]
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Parses a value of `param`'s kind into a predicate on the index parameter `index_param`.
@@ -1406,6 +1486,51 @@ mod tests {
                 max_count: 100,
             },
         )
+    }
+
+    #[test]
+    fn uri_above_below_and_the_reference_type_modifier() {
+        assert_eq!(
+            uri_prefixes("http://a.org/fhir/x/"),
+            ["http://a.org", "http://a.org/fhir", "http://a.org/fhir/x"]
+        );
+        assert_eq!(uri_prefixes("urn:oid:1.2"), ["urn:oid:1.2"]);
+        let below =
+            parse("Patient", &[("_profile:below", "http://a.org/fhir/")]).map(|s| s.query.all_of);
+        assert_eq!(
+            below,
+            Ok(vec![vec![Predicate::Token {
+                param: "_profile:below".into(),
+                system: SystemMatch::None,
+                code: Some("http://a.org/fhir".into())
+            }]])
+        );
+        let above = parse("Patient", &[("_profile:above", "http://a.org/x")])
+            .map(|s| s.query.all_of[0].len());
+        assert_eq!(above, Ok(4));
+        // Stored entries: the URI, and one `:below` entry per prefix.
+        let serde_json::Value::Object(o) = serde_json::json!({"resourceType": "Patient",
+            "meta": {"profile": ["http://a.org/fhir/p"]}})
+        else {
+            unreachable!()
+        };
+        let r = Resource::from_trusted(o).expect("a patient");
+        let below: Vec<_> = index_entries(&r)
+            .into_iter()
+            .filter(|e| matches!(e, IndexEntry::Token { param, .. } if param == "_profile:below"))
+            .collect();
+        assert_eq!(below.len(), 3);
+        let typed = parse("Observation", &[("subject:Patient", "p1")]).map(|s| s.query.all_of);
+        assert_eq!(
+            typed,
+            Ok(vec![vec![Predicate::Reference {
+                param: "subject".into(),
+                target_type: Some("Patient".into()),
+                target_id: "p1".into()
+            }]])
+        );
+        assert!(parse("Observation", &[("subject:Patient", "Group/g")]).is_err());
+        assert!(parse("Observation", &[("patient:Group", "g")]).is_err());
     }
 
     #[test]

@@ -70,6 +70,30 @@ fn advertised_modifiers(p: &Value, plain: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Target types tried for the `[type]` modifier of a reference parameter.
+const TARGET_TYPES: &[&str] = &[
+    "Patient",
+    "Practitioner",
+    "Organization",
+    "Encounter",
+    "Location",
+    "Group",
+    "Device",
+    "PractitionerRole",
+    "RelatedPerson",
+    "Condition",
+    "Observation",
+    "DiagnosticReport",
+    "EpisodeOfCare",
+    "CareTeam",
+    "ServiceRequest",
+    "Medication",
+    "Specimen",
+    "ImagingStudy",
+    "DocumentReference",
+    "Procedure",
+];
+
 /// Whether an answer says the route does not exist or the method is not served there.
 fn unrouted(status: u16, body: &Value) -> bool {
     let text = body.to_string();
@@ -223,10 +247,25 @@ async fn capability_statement_states_what_is_served(env: &Env) -> Result<()> {
             );
             // Every modifier it lists is honoured too.
             for (m, v) in advertised_modifiers(p, &candidates[0]) {
-                let path = format!("{rtype}?{name}:{m}={}&_count=1", urlencode(&v));
-                let (status, answer) = call(&s, &token, Method::GET, &path, None, &strict).await?;
-                ensure!(status == 200, "{path}: {status} {answer}");
-                searched += 1;
+                // `[type]`: a target type; one of the usual ones fits each parameter.
+                let names: Vec<&str> = if m == "[type]" {
+                    TARGET_TYPES.to_vec()
+                } else {
+                    vec![m.as_str()]
+                };
+                let mut answers = Vec::new();
+                for m in names {
+                    let path = format!("{rtype}?{name}:{m}={}&_count=1", urlencode(&v));
+                    let (status, answer) =
+                        call(&s, &token, Method::GET, &path, None, &strict).await?;
+                    searched += 1;
+                    if status == 200 {
+                        answers.clear();
+                        break;
+                    }
+                    answers.push(format!("{path}: {status} {answer}"));
+                }
+                ensure!(answers.is_empty(), "{}", answers.join("; "));
             }
             let mut answers = Vec::new();
             for value in candidates {

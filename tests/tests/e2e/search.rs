@@ -620,6 +620,10 @@ async fn meta_tags_security_and_profiles(env: &Env) -> Result<()> {
         "Patient?_tag=vip",
         "Patient?_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R",
         "Patient?_profile=http://example.org/StructureDefinition/our-patient",
+        // uri `:below` (the profiles under a path) and `:above` (those above a URL).
+        "Patient?_profile:below=http://example.org/StructureDefinition",
+        "Patient?_profile:below=http://example.org/",
+        "Patient?_profile:above=http://example.org/StructureDefinition/our-patient/v2",
     ] {
         let bundle = s.get_ok(q).await?;
         let found: Vec<String> = bundle["entry"]
@@ -634,8 +638,42 @@ async fn meta_tags_security_and_profiles(env: &Env) -> Result<()> {
         .get_ok("Patient?_profile=http://example.org/StructureDefinition/other")
         .await?;
     ensure!(none["entry"].as_array().is_none_or(Vec::is_empty), "{none}");
+    for q in [
+        "Patient?_profile:below=http://example.org/StructureDefinition/our",
+        "Patient?_profile:below=http://example.com/",
+        "Patient?_profile:above=http://example.org/StructureDefinition",
+    ] {
+        let none = s.get_ok(q).await?;
+        ensure!(
+            none["entry"].as_array().is_none_or(Vec::is_empty),
+            "{q}: {none}"
+        );
+    }
     let obs = s.get_ok("Observation?_tag=vip").await?;
     ensure!(obs["entry"].as_array().map(Vec::len) == Some(1), "{obs}");
+    // A reference's target type as a modifier.
+    let of_patient = s
+        .create(
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": format!("Patient/{tagged}")}}),
+        )
+        .await?;
+    let of_patient = of_patient["id"].as_str().unwrap_or_default().to_owned();
+    check(
+        &s,
+        &format!("Observation?subject:Patient={tagged}"),
+        &[&of_patient],
+    )
+    .await?;
+    check(&s, &format!("Observation?subject:Group={tagged}"), &[]).await?;
+    let (status, _) = s
+        .send(
+            reqwest::Method::GET,
+            &format!("Observation?patient:Group={tagged}"),
+            None,
+        )
+        .await?;
+    ensure!(status == 400, "patient:Group answered {status}");
     s.stop().await
 }
 
