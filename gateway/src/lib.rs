@@ -10,6 +10,8 @@ mod bundle;
 pub mod capability;
 mod chains;
 pub mod checkpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 pub mod outcome;
 mod patching;
