@@ -14,6 +14,7 @@ use tests::TestCluster;
 mod access;
 mod audit;
 mod cli;
+mod clients;
 mod errors;
 mod golden;
 mod hostile;
@@ -64,6 +65,7 @@ fn main() {
         lossless::all(),
         plans::all(),
         cli::all(),
+        clients::all(),
         terminology::all(),
         terminology_ops::all(),
         transaction::all(),
