@@ -1159,7 +1159,7 @@ impl Resolver for FuzzResolver {
         what: &str,
     ) -> Result<Option<Stored>, ApiError> {
         crate::rest::match_query(&terminology::Terminology::empty(), rtype, criteria, what)?;
-        if criteria.len() % 2 == 0 {
+        if criteria.len().is_multiple_of(2) {
             return Ok(None);
         }
         let object = json!({"resourceType": rtype, "id": format!("m{}", criteria.len())});
