@@ -8,6 +8,7 @@ import gzip
 import json
 import pathlib
 import sys
+import unicodedata
 
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = HERE.parents[2] / "shared" / "fhir-data"
@@ -63,7 +64,8 @@ def main():
     for path in bundles:
         bundle = json.loads(gzip.open(path).read())
         bundle["entry"] = bundle.get("entry", [])[:4]
-        write("bundle", path.name.split("_")[0] + ".json",
+        name = unicodedata.normalize("NFKD", path.name.split("_")[0]).encode("ascii", "ignore").decode()
+        write("bundle", name + ".json",
               json.dumps(bundle, ensure_ascii=False, separators=(",", ":")))
     tx = {
         "resourceType": "Bundle", "type": "transaction",
