@@ -52,6 +52,12 @@ fn accepted(mut resource: mappings::Resource) {
         "the entity of a {} renders back different",
         resource.resource_type()
     );
+    assert_eq!(
+        mappings::entity::into_fhir(entity.clone(), None),
+        expected,
+        "the entity of a {} renders back different when moved",
+        resource.resource_type()
+    );
     let stored = store::codec::encode(&entity).expect("an entity encodes");
     let decoded = store::codec::decode(&stored).expect("an encoded entity decodes");
     assert_eq!(decoded, entity, "the stored encoding changed the entity");
