@@ -11,6 +11,8 @@ pub mod capability;
 mod chains;
 pub mod checkpoint;
 mod fhirpatch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod meta_ops;
 pub mod outcome;

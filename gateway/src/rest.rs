@@ -1965,6 +1965,26 @@ pub(crate) async fn conditional_match(
     what: &str,
     access: &model::query::Access,
 ) -> Result<Option<Stored>, ApiError> {
+    let mut query = match_query(&state.terminology, rtype, criteria, what)?;
+    query.access = access.clone();
+    let mut page = state.store.search(&query).await?;
+    match page.items.len() {
+        0 => Ok(None),
+        1 => Ok(page.items.pop()),
+        _ => Err(ApiError::PreconditionFailed(format!(
+            "{what}: more than one {rtype} matches {criteria:?}"
+        ))),
+    }
+}
+
+/// The query of a conditional interaction's criteria (at most two matches asked for, no
+/// access yet): criteria it cannot evaluate exactly, or that select every resource, are 400.
+pub(crate) fn match_query(
+    terminology: &terminology::Terminology,
+    rtype: &str,
+    criteria: &str,
+    what: &str,
+) -> Result<model::query::Query, ApiError> {
     let pairs = decode_pairs(criteria.trim_start_matches('?').as_bytes());
     if pairs.is_empty() {
         return Err(ApiError::bad(what, "the criteria are empty"));
@@ -1988,16 +2008,8 @@ pub(crate) async fn conditional_match(
     }
     parsed.query.count = 2;
     parsed.query.after_id = None;
-    parsed.query.access = access.clone();
-    expand_hierarchies(&state.terminology, &mut parsed.query)?;
-    let mut page = state.store.search(&parsed.query).await?;
-    match page.items.len() {
-        0 => Ok(None),
-        1 => Ok(page.items.pop()),
-        _ => Err(ApiError::PreconditionFailed(format!(
-            "{what}: more than one {rtype} matches {criteria:?}"
-        ))),
-    }
+    expand_hierarchies(terminology, &mut parsed.query)?;
+    Ok(parsed.query)
 }
 
 /// Resolves `:below` / `:above` token searches into the codes of the loaded hierarchy.

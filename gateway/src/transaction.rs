@@ -160,6 +160,27 @@ pub(crate) async fn process(
     let bundle = crate::rest::parse_envelope(state, "Bundle", bytes)?;
     let object = bundle.object();
     let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
+    let entries = bundle_entries(object, state.config.limits.max_bundle_entries)?;
+    match kind {
+        "transaction" => {
+            ctx.audit.interaction = "transaction".into();
+            let parsed = transaction_entries(object, entries)?;
+            transaction(state, principal, parsed, headers, ctx).await
+        }
+        "batch" => {
+            ctx.audit.interaction = "batch".into();
+            batch(state, entries, headers, ctx).await
+        }
+        other => Err(ApiError::bad(
+            "Bundle.type",
+            format!("POST to the base takes a batch or transaction Bundle, not {other:?}"),
+        )),
+    }
+}
+
+/// A batch or transaction Bundle's entries: an array, each `fullUrl` naming one entry
+/// (bdl-7), at most `max_entries` of them.
+fn bundle_entries(object: &Map<String, Value>, max_entries: usize) -> Result<&[Value], ApiError> {
     let entries = match object.get("entry") {
         None => &[][..],
         Some(Value::Array(a)) => a.as_slice(),
@@ -184,42 +205,35 @@ pub(crate) async fn process(
             )]));
         }
     }
-    let max = state.config.limits.max_bundle_entries;
-    if entries.len() > max {
+    if entries.len() > max_entries {
         return Err(ApiError::Malformed(vec![Issue::error(
             IssueCode::NotSupported,
             "Bundle.entry",
             format!(
-                "the bundle has {} entries; this server takes at most {max}",
+                "the bundle has {} entries; this server takes at most {max_entries}",
                 entries.len()
             ),
         )]));
     }
-    match kind {
-        "transaction" => {
-            ctx.audit.interaction = "transaction".into();
-            let parsed = entries
-                .iter()
-                .enumerate()
-                .map(|(i, e)| parse_entry(i, e))
-                .collect::<Result<Vec<_>, _>>()?;
-            // The Bundle itself keeps the R4 structure (its entries' resources are checked
-            // one by one, once their references are resolved).
-            let issues = mappings::schema::check(&envelope(object), "Bundle");
-            if !issues.is_empty() {
-                return Err(ApiError::Unprocessable(issues));
-            }
-            transaction(state, principal, parsed, headers, ctx).await
-        }
-        "batch" => {
-            ctx.audit.interaction = "batch".into();
-            batch(state, entries, headers, ctx).await
-        }
-        other => Err(ApiError::bad(
-            "Bundle.type",
-            format!("POST to the base takes a batch or transaction Bundle, not {other:?}"),
-        )),
+    Ok(entries)
+}
+
+/// A transaction's entries, read, with the Bundle itself checked against the R4 structure
+/// (its entries' resources are checked one by one, once their references are resolved).
+fn transaction_entries(
+    object: &Map<String, Value>,
+    entries: &[Value],
+) -> Result<Vec<Entry>, ApiError> {
+    let parsed = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| parse_entry(i, e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let issues = mappings::schema::check(&envelope(object), "Bundle");
+    if !issues.is_empty() {
+        return Err(ApiError::Unprocessable(issues));
     }
+    Ok(parsed)
 }
 
 /// A Bundle without its entries' resources.
@@ -493,6 +507,54 @@ fn entry_resource(
     }
 }
 
+/// What a transaction entry writes: its type, the action to authorize, and the key of the
+/// conditional-interaction lock it needs; `None` for a read.
+fn entry_target(
+    i: usize,
+    entry: &Entry,
+) -> Result<Option<(String, Action, Option<String>)>, ApiError> {
+    Ok(Some(match entry.verb {
+        Verb::Get | Verb::Head => return Ok(None),
+        Verb::Patch => {
+            return Err(ApiError::Malformed(vec![Issue::error(
+                IssueCode::NotSupported,
+                format!("Bundle.entry[{i}].request.method"),
+                "PATCH is not supported yet",
+            )]));
+        }
+        Verb::Post => {
+            let rtype = entry.url.trim_matches('/');
+            if !is_resource_type(rtype) {
+                return Err(entry_error(
+                    i,
+                    ".request.url",
+                    format!("a POST entry's url is a resource type, not {rtype:?}"),
+                ));
+            }
+            let lock_key = entry
+                .if_none_exist
+                .as_ref()
+                .map(|criteria| match_key(rtype, criteria));
+            (rtype.to_owned(), Action::Create, lock_key)
+        }
+        Verb::Put | Verb::Delete => {
+            let (rtype, lock_key) = match parse_target(i, &entry.url)? {
+                Target::Instance(t, _) => (t, None),
+                Target::Conditional(t, c) => {
+                    let key = match_key(&t, &c);
+                    (t, Some(key))
+                }
+            };
+            let action = if entry.verb == Verb::Put {
+                Action::Update
+            } else {
+                Action::Delete
+            };
+            (rtype, action, lock_key)
+        }
+    }))
+}
+
 async fn transaction(
     state: &AppState,
     principal: &Principal,
@@ -504,46 +566,10 @@ async fn transaction(
     let mut lock_keys = Vec::new();
     let mut combined = model::query::Access::everything();
     for (i, entry) in entries.iter().enumerate() {
-        let (rtype, action) = match entry.verb {
-            Verb::Get | Verb::Head => continue,
-            Verb::Patch => {
-                return Err(ApiError::Malformed(vec![Issue::error(
-                    IssueCode::NotSupported,
-                    format!("Bundle.entry[{i}].request.method"),
-                    "PATCH is not supported yet",
-                )]));
-            }
-            Verb::Post => {
-                let rtype = entry.url.trim_matches('/');
-                if !is_resource_type(rtype) {
-                    return Err(entry_error(
-                        i,
-                        ".request.url",
-                        format!("a POST entry's url is a resource type, not {rtype:?}"),
-                    ));
-                }
-                if let Some(criteria) = &entry.if_none_exist {
-                    lock_keys.push(match_key(rtype, criteria));
-                }
-                (rtype.to_owned(), Action::Create)
-            }
-            Verb::Put | Verb::Delete => {
-                let target = parse_target(i, &entry.url)?;
-                let rtype = match target {
-                    Target::Instance(t, _) => t,
-                    Target::Conditional(t, c) => {
-                        lock_keys.push(match_key(&t, &c));
-                        t
-                    }
-                };
-                let action = if entry.verb == Verb::Put {
-                    Action::Update
-                } else {
-                    Action::Delete
-                };
-                (rtype, action)
-            }
+        let Some((rtype, action, lock_key)) = entry_target(i, entry)? else {
+            continue;
         };
+        lock_keys.extend(lock_key);
         let access = principal
             .authorize(&rtype, action)
             .map_err(|e| e.in_entry(i, Some(&rtype)))?;
@@ -584,15 +610,66 @@ async fn transaction(
     Ok(response_bundle("transaction-response", answers))
 }
 
-/// Resolves, checks and writes a transaction's entries; the answers of its writes (reads are
-/// left `null` for the caller).
-async fn run_transaction(
-    state: &AppState,
+/// Looks up what a transaction's conditions match and names its new resources: the store in
+/// service, a stand-in in the fuzzer (everything else in [`plan`] is pure).
+trait Resolver {
+    /// The one resource `rtype?criteria` matches, if any (several: an error); `what` names
+    /// the condition in errors.
+    fn matching(
+        &mut self,
+        rtype: &str,
+        criteria: &str,
+        what: &str,
+    ) -> impl Future<Output = Result<Option<Stored>, ApiError>>;
+
+    /// A new server id, placed with `patient`.
+    fn new_id(&mut self, patient: Option<&str>) -> String;
+}
+
+/// The store, under the transaction's access.
+struct StoreResolver<'a> {
+    state: &'a AppState,
+    access: &'a model::query::Access,
+}
+
+impl Resolver for StoreResolver<'_> {
+    async fn matching(
+        &mut self,
+        rtype: &str,
+        criteria: &str,
+        what: &str,
+    ) -> Result<Option<Stored>, ApiError> {
+        conditional_match(self.state, rtype, criteria, what, self.access).await
+    }
+
+    fn new_id(&mut self, patient: Option<&str>) -> String {
+        self.state.store.new_id(patient)
+    }
+}
+
+/// A transaction's writes, planned and checked, not yet written.
+struct Planned {
+    /// What each entry does.
+    plans: Vec<Plan>,
+    /// The writes with their entries, in processing order (DELETE, POST, PUT).
+    changes: Vec<(usize, Change)>,
+    /// The patients the writes touch.
+    patients: BTreeSet<String>,
+    /// Each entry's terminology warnings.
+    warnings: Vec<Vec<Issue>>,
+    /// The audit record's list of writes.
+    audit_entries: Vec<String>,
+}
+
+/// Steps 2 to 4 of a transaction: resolves conditions (through `resolver`), assigns ids,
+/// rewrites `urn:uuid` and conditional references, checks every resource and builds the
+/// changes in processing order.
+async fn plan(
     entries: &[Entry],
-    headers: &HeaderMap,
-    ctx: &mut Ctx,
-) -> Result<Vec<Value>, ApiError> {
-    let access = ctx.access.clone();
+    resolver: &mut impl Resolver,
+    terminology: &terminology::Terminology,
+    policy: &crate::TerminologyPolicy,
+) -> Result<Planned, ApiError> {
     // 2. Conditions, and the identity each entry gets.
     let mut plans: Vec<Plan> = Vec::with_capacity(entries.len());
     let mut resources: Vec<Option<Map<String, Value>>> = Vec::with_capacity(entries.len());
@@ -606,11 +683,10 @@ async fn run_transaction(
                 let rtype = entry.url.trim_matches('/').to_owned();
                 let resource = entry_resource(i, entry, &rtype)?;
                 let existing = match &entry.if_none_exist {
-                    Some(criteria) => {
-                        conditional_match(state, &rtype, criteria, "If-None-Exist", &access)
-                            .await
-                            .map_err(|e| in_entry(e, &rtype))?
-                    }
+                    Some(criteria) => resolver
+                        .matching(&rtype, criteria, "If-None-Exist")
+                        .await
+                        .map_err(|e| in_entry(e, &rtype))?,
                     None => None,
                 };
                 match existing {
@@ -623,7 +699,7 @@ async fn run_transaction(
                     ),
                     // Ids of new Patients now; other types once their patient is known.
                     None if rtype == "Patient" => {
-                        let id = state.store.new_id(None);
+                        let id = resolver.new_id(None);
                         (Plan::Create { rtype, id }, Some(resource))
                     }
                     None => (
@@ -640,7 +716,8 @@ async fn run_transaction(
                 let (rtype, id) = match target {
                     Target::Instance(t, id) => (t, Some(id)),
                     Target::Conditional(t, criteria) => {
-                        let found = conditional_match(state, &t, &criteria, "url", &access)
+                        let found = resolver
+                            .matching(&t, &criteria, "url")
                             .await
                             .map_err(|e| in_entry(e, &t))?;
                         let id = found.and_then(|s| s.entity.map(|e| e.id));
@@ -661,7 +738,7 @@ async fn run_transaction(
                         ));
                     }
                     (Some(id), _) | (None, Some(id)) => id,
-                    (None, None) if rtype == "Patient" => state.store.new_id(None),
+                    (None, None) if rtype == "Patient" => resolver.new_id(None),
                     (None, None) => String::new(),
                 };
                 let if_match = version_of(i, entry.if_match.as_deref())?;
@@ -687,7 +764,8 @@ async fn run_transaction(
                     )
                 }
                 Target::Conditional(rtype, criteria) => {
-                    let found = conditional_match(state, &rtype, &criteria, "url", &access)
+                    let found = resolver
+                        .matching(&rtype, &criteria, "url")
                         .await
                         .map_err(|e| in_entry(e, &rtype))?;
                     match found.and_then(|s| s.entity) {
@@ -748,7 +826,7 @@ async fn run_transaction(
             Some(r) => to_entity(&r).patient,
             None => None,
         };
-        let new_id = state.store.new_id(patient.as_deref());
+        let new_id = resolver.new_id(patient.as_deref());
         if let Plan::Create { rtype, id } | Plan::Update { rtype, id, .. } = &mut plans[i] {
             *id = new_id.clone();
             if let Some(full_url) = &entries[i].full_url {
@@ -769,7 +847,8 @@ async fn run_transaction(
             }
             let (rtype, criteria) = reference.split_once('?').unwrap_or((&reference, ""));
             let expr = format!("conditional reference {reference:?}");
-            let matched = conditional_match(state, rtype, criteria, &expr, &access)
+            let matched = resolver
+                .matching(rtype, criteria, &expr)
                 .await
                 .map_err(|e| e.in_entry(i, None))?;
             let Some(target) = matched.and_then(|s| s.entity) else {
@@ -805,12 +884,8 @@ async fn run_transaction(
                 if !issues.is_empty() {
                     return Err(ApiError::Unprocessable(issues).in_entry(i, Some(rtype)));
                 }
-                warnings[i] = check_codes(
-                    &resource,
-                    &state.terminology,
-                    &state.config.terminology_policy,
-                )
-                .map_err(|e| e.in_entry(i, Some(rtype)))?;
+                warnings[i] = check_codes(&resource, terminology, policy)
+                    .map_err(|e| e.in_entry(i, Some(rtype)))?;
                 let mut entity = to_entity(&resource);
                 entity.id = id.clone();
                 if rtype == "Patient" {
@@ -848,6 +923,41 @@ async fn run_transaction(
     }
     // Processing order: DELETE, POST, PUT.
     changes.sort_by_key(|(i, _)| (entries[*i].verb.rank(), *i));
+    Ok(Planned {
+        plans,
+        changes,
+        patients,
+        warnings,
+        audit_entries,
+    })
+}
+
+/// Resolves, checks and writes a transaction's entries; the answers of its writes (reads are
+/// left `null` for the caller).
+async fn run_transaction(
+    state: &AppState,
+    entries: &[Entry],
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<Vec<Value>, ApiError> {
+    let access = ctx.access.clone();
+    let mut resolver = StoreResolver {
+        state,
+        access: &access,
+    };
+    let Planned {
+        plans,
+        changes,
+        patients,
+        warnings,
+        audit_entries,
+    } = plan(
+        entries,
+        &mut resolver,
+        &state.terminology,
+        &state.config.terminology_policy,
+    )
+    .await?;
     // 5. Write, all or nothing.
     ctx.audit.patients = patients.into_iter().collect();
     ctx.audit.entries = audit_entries;
@@ -1035,6 +1145,134 @@ fn rewrite_references(
     Ok(())
 }
 
+/// The stand-in store of the fuzz target: criteria are parsed as the store would take them,
+/// then match nothing, or one resource of an id derived from them (by their length).
+struct FuzzResolver {
+    ids: usize,
+}
+
+impl Resolver for FuzzResolver {
+    async fn matching(
+        &mut self,
+        rtype: &str,
+        criteria: &str,
+        what: &str,
+    ) -> Result<Option<Stored>, ApiError> {
+        crate::rest::match_query(&terminology::Terminology::empty(), rtype, criteria, what)?;
+        if criteria.len().is_multiple_of(2) {
+            return Ok(None);
+        }
+        let object = json!({"resourceType": rtype, "id": format!("m{}", criteria.len())});
+        let entity = Value::as_object(&object)
+            .cloned()
+            .and_then(Resource::from_trusted)
+            .map(|r| to_entity(&r));
+        Ok(Some(Stored {
+            version: 1,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+            entity,
+        }))
+    }
+
+    fn new_id(&mut self, patient: Option<&str>) -> String {
+        self.ids += 1;
+        format!("n{}-{}", self.ids, patient.map_or(0, str::len))
+    }
+}
+
+/// The fuzz target's body (see `crate::fuzzing::bundle`): everything a batch or transaction
+/// does before it writes, with the properties of a planned transaction asserted.
+pub(crate) fn fuzz(data: &[u8], limits: &crate::Limits) {
+    let json_limits = mappings::JsonLimits {
+        max_depth: limits.max_json_depth,
+    };
+    let Ok(bundle) = mappings::json::parse_resource(data, &json_limits) else {
+        return;
+    };
+    let object = bundle.object();
+    if bundle.resource_type() != "Bundle" {
+        return;
+    }
+    let Ok(entries) = bundle_entries(object, limits.max_bundle_entries) else {
+        return;
+    };
+    if object.get("type").and_then(Value::as_str) == Some("batch") {
+        for (i, entry) in entries.iter().enumerate() {
+            let _ = parse_entry(i, entry);
+        }
+        return;
+    }
+    let Ok(parsed) = transaction_entries(object, entries) else {
+        return;
+    };
+    for (i, entry) in parsed.iter().enumerate() {
+        if entry_target(i, entry).is_err() {
+            return;
+        }
+    }
+    let mut resolver = FuzzResolver { ids: 0 };
+    let none = terminology::Terminology::empty();
+    let policy = crate::TerminologyPolicy::default();
+    let mut future = std::pin::pin!(plan(&parsed, &mut resolver, &none, &policy));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let std::task::Poll::Ready(result) = future.as_mut().poll(&mut cx) else {
+        panic!("planning waited on the stand-in store, which never waits");
+    };
+    let Ok(planned) = result else {
+        return;
+    };
+    let order: Vec<(u8, usize)> = planned
+        .changes
+        .iter()
+        .map(|(i, _)| (parsed[*i].verb.rank(), *i))
+        .collect();
+    assert!(
+        order.is_sorted(),
+        "writes out of processing order: {order:?}"
+    );
+    let mut targets = BTreeSet::new();
+    for (i, change) in &planned.changes {
+        let target = match change {
+            Change::Put { entity, .. } => {
+                assert!(!entity.id.is_empty(), "entry {i} is written without an id");
+                let mut refs = Vec::new();
+                collect_references(
+                    &Value::Object(mappings::entity::to_fhir(entity, None)),
+                    &mut refs,
+                );
+                for r in refs {
+                    assert!(
+                        !is_placeholder(&r) && !is_conditional(&r),
+                        "entry {i} is written with the unresolved reference {r:?}"
+                    );
+                }
+                (entity.source_type.clone(), entity.id.clone())
+            }
+            Change::Delete { rtype, id, .. } => (rtype.clone(), id.clone()),
+        };
+        assert!(
+            targets.insert(target.clone()),
+            "{target:?} is written twice in one transaction"
+        );
+    }
+}
+
+/// Every `reference` string in `value`.
+fn collect_references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(o) => {
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("reference", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_references(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_references(v, out)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,6 +1300,64 @@ mod tests {
             out.into_iter().collect::<Vec<_>>(),
             vec!["Patient?identifier=x|1"]
         );
+    }
+
+    /// Plans a transaction with the stand-in store.
+    fn planned(bundle: &Value) -> Result<Planned, ApiError> {
+        let object = bundle.as_object().expect("a bundle object");
+        let entries = bundle_entries(object, 100)?;
+        let parsed = transaction_entries(object, entries)?;
+        let none = terminology::Terminology::empty();
+        let policy = crate::TerminologyPolicy::default();
+        let mut resolver = FuzzResolver { ids: 0 };
+        let mut future = std::pin::pin!(plan(&parsed, &mut resolver, &none, &policy));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => panic!("the stand-in store never waits"),
+        }
+    }
+
+    #[test]
+    fn planning_resolves_placeholders_and_orders_writes() {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "PUT", "url": "Patient/p2"},
+             "resource": {"resourceType": "Patient", "id": "p2"}},
+            {"fullUrl": "urn:uuid:o", "request": {"method": "POST", "url": "Observation"},
+             "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+                          "subject": {"reference": "urn:uuid:p"}}},
+            {"request": {"method": "DELETE", "url": "Patient/gone"}},
+            {"fullUrl": "urn:uuid:p", "request": {"method": "POST", "url": "Patient"},
+             "resource": {"resourceType": "Patient"}},
+        ]});
+        let planned = planned(&bundle).expect("plans");
+        let order: Vec<usize> = planned.changes.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, [2, 1, 3, 0], "DELETE, POSTs in entry order, PUT");
+        let Change::Put { entity, .. } = &planned.changes[1].1 else {
+            panic!("the Observation is a put");
+        };
+        let Change::Put {
+            entity: patient, ..
+        } = &planned.changes[2].1
+        else {
+            panic!("the Patient is a put");
+        };
+        let rendered = mappings::entity::to_fhir(entity, None);
+        assert_eq!(
+            rendered["subject"]["reference"],
+            json!(format!("Patient/{}", patient.id))
+        );
+        assert_eq!(entity.patient.as_deref(), Some(patient.id.as_str()));
+    }
+
+    #[test]
+    fn planning_refuses_a_placeholder_naming_no_entry() {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "POST", "url": "Observation"},
+             "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+                          "subject": {"reference": "urn:uuid:nowhere"}}},
+        ]});
+        assert!(planned(&bundle).is_err());
     }
 
     #[test]

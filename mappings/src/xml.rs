@@ -573,6 +573,14 @@ fn check_xhtml(div: &str) -> Result<(), (usize, String)> {
             format!("the character U+{:04X} is not allowed in XML", u32::from(c)),
         ));
     }
+    // quick-xml skips a byte order mark at the start of a document; inside a resource it
+    // would be text before the div (found by the fuzzer).
+    if div.starts_with('\u{feff}') {
+        return Err((
+            0,
+            "the narrative must be one div element, with nothing before or after it".into(),
+        ));
+    }
     let mut reader = NsReader::from_str(div);
     let mut level = 0usize;
     let mut closed = false;
@@ -2263,6 +2271,10 @@ c"/>
             ),
             (
                 json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div><p/>"}}),
+                "nothing before or after",
+            ),
+            (
+                json!({"resourceType": "Patient", "text": {"status": "generated", "div": "\u{feff}<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}),
                 "nothing before or after",
             ),
             (

@@ -32,9 +32,9 @@ fn binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-struct Up {
+pub(crate) struct Up {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     pids: Vec<u32>,
 }
 
@@ -54,7 +54,7 @@ fn postmaster_pids(data: &Path) -> Vec<u32> {
     pids
 }
 
-async fn start_up(data: &Path) -> Result<Up> {
+pub(crate) async fn start_up(data: &Path) -> Result<Up> {
     start_up_with(data, &[]).await
 }
 
@@ -116,7 +116,7 @@ async fn start_up_full(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Resu
     }
 }
 
-async fn stop_up(up: Up) -> Result<()> {
+pub(crate) async fn stop_up(up: Up) -> Result<()> {
     stop_up_expecting(up, 4).await
 }
 
@@ -161,7 +161,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn fhirgate(args: &[&str], data: &Path) -> Result<(bool, String)> {
+pub(crate) fn fhirgate(args: &[&str], data: &Path) -> Result<(bool, String)> {
     let out = Command::new(binary()?)
         .args(args)
         .arg("--data")

@@ -15,6 +15,7 @@ mod access;
 mod audit;
 mod capability;
 mod cli;
+mod clients;
 mod errors;
 mod golden;
 mod hostile;
@@ -68,6 +69,7 @@ fn main() {
         plans::all(),
         quantity::all(),
         cli::all(),
+        clients::all(),
         terminology::all(),
         terminology_ops::all(),
         transaction::all(),
