@@ -23,7 +23,9 @@ use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::outcome::ApiError;
-use crate::rest::{Ctx, if_match, json_response, parse_checked, render, update_parsed};
+use crate::rest::{
+    Ctx, if_match, json_response, parse_checked, read_current, render, update_parsed,
+};
 
 /// One of the three operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,17 +198,7 @@ pub(crate) async fn change(
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
     let given = meta_parameter(state, op, bytes)?;
-    let current = state
-        .store
-        .read(rtype, id, &ctx.access)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{rtype}/{id} is not known")))?;
-    let Some(mut document) = render(&current) else {
-        return Err(ApiError::Gone(format!(
-            "{rtype}/{id} was deleted (version {})",
-            current.version
-        )));
-    };
+    let (current, mut document) = read_current(state, rtype, id, ctx).await?;
     if let Some(v) = if_match(headers)?
         && v != current.version
     {

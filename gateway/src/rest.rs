@@ -1079,8 +1079,8 @@ pub(crate) async fn represent(response: Response, format: Format) -> Response {
     Response::from_parts(parts, Body::from(text))
 }
 
-/// Reads a FHIR JSON body, refusing more than the limit while reading.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+/// The request's `Content-Type` as sent, and its media type in lower case.
+fn content_type(headers: &HeaderMap) -> (&str, String) {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -1091,6 +1091,12 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    (ctype, mime)
+}
+
+/// Reads a FHIR JSON body, refusing more than the limit while reading.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let (ctype, mime) = content_type(headers);
     if is_xml_type(&mime) && mime != "xml" {
         // FHIR XML is read into FHIR JSON, which then takes the JSON path's checks.
         let bytes = limited_bytes(state, headers, body).await?;
@@ -1121,16 +1127,7 @@ async fn read_patch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<PatchBody, ApiError> {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let (ctype, mime) = content_type(headers);
     if mime == "application/json-patch+json" {
         let bytes = limited_bytes(state, headers, body).await?;
         let operations = serde_json::from_slice(&bytes).map_err(|e| {
@@ -1323,6 +1320,28 @@ pub(crate) fn render_taking(stored: &mut Stored) -> Option<Value> {
         .entity
         .take()
         .map(|e| Value::Object(mappings::entity::into_fhir(e, Some(&at))))
+}
+
+/// The current version of `rtype/id` that a change starts from, and its FHIR rendering:
+/// 404 if it is unknown (or not visible), 410 if it was deleted.
+pub(crate) async fn read_current(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    ctx: &Ctx,
+) -> Result<(Stored, Value), ApiError> {
+    let current = state
+        .store
+        .read(rtype, id, &ctx.access)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{rtype}/{id} is not known")))?;
+    match render(&current) {
+        Some(document) => Ok((current, document)),
+        None => Err(ApiError::Gone(format!(
+            "{rtype}/{id} was deleted (version {})",
+            current.version
+        ))),
+    }
 }
 
 /// Renders a stored entity as FHIR JSON text.
@@ -1563,17 +1582,7 @@ async fn patch(
     headers: &HeaderMap,
     ctx: &mut Ctx,
 ) -> Result<Response, ApiError> {
-    let current = state
-        .store
-        .read(rtype, id, &ctx.access)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{rtype}/{id} is not known")))?;
-    let Some(mut document) = render(&current) else {
-        return Err(ApiError::Gone(format!(
-            "{rtype}/{id} was deleted (version {})",
-            current.version
-        )));
-    };
+    let (current, mut document) = read_current(state, rtype, id, ctx).await?;
     let expected = match if_match(headers)? {
         Some(v) if v != current.version => {
             return Err(ApiError::PreconditionFailed(format!(

@@ -169,7 +169,9 @@ fn assemble(
     out
 }
 
-fn strip_server_meta(src: &mut Obj) {
+/// Drops `meta.versionId` and `meta.lastUpdated` (the server's; the mapping does not keep
+/// them), and `meta` itself if nothing else is left in it.
+pub fn strip_server_meta(src: &mut Obj) {
     let now_empty = match src.get_mut("meta") {
         Some(Value::Object(meta)) => {
             meta.shift_remove("versionId");

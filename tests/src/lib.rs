@@ -287,7 +287,7 @@ impl TestServer {
     }
 
     /// Sends `req` with `body` as FHIR JSON (if any); returns the status and parsed body.
-    async fn exchange(
+    pub async fn exchange(
         mut req: reqwest::RequestBuilder,
         body: Option<&Value>,
     ) -> Result<(u16, Value)> {

@@ -337,15 +337,7 @@ async fn call(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/fhir+json")
-            .body(b.to_string());
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    TestServer::exchange(req, body).await
 }
 
 fn urlencode(value: &str) -> String {
