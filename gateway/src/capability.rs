@@ -69,6 +69,12 @@ pub fn search_param(p: &SearchParam) -> Value {
             }
         ));
     }
+    if p.phonetic {
+        doc.push_str(" Matches a name part (or one of its words) by its American Soundex code.");
+    }
+    if p.canonical {
+        doc.push_str(" A canonical URL, matched as given (a |version is ignored).");
+    }
     if p.definition.is_none() {
         doc.push_str(" A fhirgate parameter (not in R4).");
     }

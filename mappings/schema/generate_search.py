@@ -21,7 +21,9 @@ resource type are kept), element steps, choice elements (`value` is every `value
 `.where(resolve() is T)` (a reference restricted to targets of type T; where another
 parameter indexes the same path, this one reads that one's entries: `index_of`), and
 `.where(field='literal')` (an element filter), and `X.e.exists() and X.e != false` (a
-boolean token: `exists`). Anything else leaves the parameter out. A
+boolean token: `exists`). Anything else leaves the parameter out. `phonetic` (a string over
+names) is flagged `phonetic` (indexed as American Soundex codes); a reference over
+`canonical` elements is flagged `canonical` (indexed as the URL, matched by equality). A
 parameter whose paths are exactly those of other parameters of its type (Observation
 `combo-code` = `code` | `component-code`) stores nothing and reads theirs (`union_of`).
 
@@ -49,8 +51,6 @@ ROW_PARAMS = {"_id", "_lastUpdated"}
 
 # Parameters left out whatever their expression, with why.
 LEFT_OUT = {
-    "phonetic": "phonetic matching is not implemented (the expression is the plain name; "
-                "answering it as a string search would not be phonetic)",
     "_text": "full-text search of the narrative is not implemented",
     "_content": "full-text search of the whole resource is not implemented",
     "_query": "named queries are not implemented",
@@ -324,8 +324,9 @@ def main():
             notes.append("the SampledData branch is not indexed (a series has no one value)")
         if re.search(r"as\(SampledData\)| as SampledData", sp.get("expression", "")):
             notes.append("the SampledData branch is not indexed (a series has no one value)")
-        if kind == "reference" and any(t == "canonical" for t in types):
-            raise Untranslatable("a reference over a canonical URL (targets are not resolved)")
+        canonical = kind == "reference" and any(t == "canonical" for t in types)
+        if canonical and set(types) != {"canonical"}:
+            raise Untranslatable("a reference over canonical URLs and references together")
         if kind == "token" and not set(types) <= {
             "code", "boolean", "string", "uri", "id", "Identifier", "CodeableConcept",
             "Coding", "ContactPoint", "BackboneElement"}:
@@ -334,8 +335,17 @@ def main():
                                                       "Distance", "Count", "Money",
                                                       "SimpleQuantity"}:
             raise Untranslatable(f"a quantity over {sorted(set(types))}")
+        if canonical:
+            # Indexed as the URL (without `|version`), matched by equality: the target is
+            # not resolved.
+            notes.append("the canonical URL is matched as given, without its version suffix; "
+                         "its target is not resolved")
+        phonetic = name == "phonetic"
+        if phonetic and kind != "string":
+            raise Untranslatable("a phonetic parameter that is no string")
         return dict(rtype=rtype, name=name, kind=kind, paths=paths, types=types, target=target,
-                    composite=None, notes=sorted(set(notes)))
+                    composite=None, notes=sorted(set(notes)), canonical=canonical,
+                    phonetic=phonetic)
 
     seen = set()
     for e in params["entry"]:
@@ -380,7 +390,8 @@ def main():
     # `combo-code` is `code` | `component-code`) reads their entries: `union_of`.
     def shape(r):
         return (r["kind"], json.dumps(r["composite"] and [(k, p) for k, p, _ in r["composite"]]),
-                text_of(r), of_type_of(r), r["target"])
+                text_of(r), of_type_of(r), r["target"], r.get("phonetic", False),
+                r.get("canonical", False))
     for r in rows:
         r["union_of"] = []
         if r["index_of"] or len(r["paths"]) < 2:
@@ -446,7 +457,9 @@ def write_rust(path, rows):
             f"target: {('Some(' + rs_str(r['target']) + ')') if r['target'] else 'None'}, "
             f"index_of: {('Some(' + rs_str(r['index_of']) + ')') if r['index_of'] else 'None'}, "
             f"union_of: {rs_paths(r['union_of'])}, exists: {str(r.get('exists', False)).lower()}, "
-            f"text: {str(text).lower()}, of_type: {str(of_type).lower()}, composite: {comp}, "
+            f"text: {str(text).lower()}, of_type: {str(of_type).lower()}, "
+            f"phonetic: {str(r.get('phonetic', False)).lower()}, "
+            f"canonical: {str(r.get('canonical', False)).lower()}, composite: {comp}, "
             f"definition: {('Some(' + rs_str(r['url']) + ')') if r.get('url') else 'None'} }},")
     out.append("];")
     with open(path, "w", encoding="utf-8") as f:

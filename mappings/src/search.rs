@@ -105,6 +105,13 @@ pub struct SearchParam {
     pub text: bool,
     /// Tokens over Identifier: `:of-type` entries (the identifier's type and value).
     pub of_type: bool,
+    /// `phonetic` (a string over names): each name part is indexed as its American Soundex
+    /// code ([`soundex`]), and a search value matches by its code's equality.
+    pub phonetic: bool,
+    /// A reference over `canonical` elements (`instantiates-canonical`): indexed as token
+    /// entries of the URL without its `|version`, matched by equality (the target is not
+    /// resolved).
+    pub canonical: bool,
     /// For a composite: its two components.
     pub composite: Option<&'static Composite>,
     /// The canonical URL of the HL7 SearchParameter it implements (`None`: fhirgate's own).
@@ -125,6 +132,8 @@ impl SearchParam {
             exists: false,
             text: false,
             of_type: false,
+            phonetic: false,
+            canonical: false,
             composite: None,
             definition: None,
         }
@@ -184,6 +193,9 @@ pub fn modifiers_of(param: &SearchParam) -> Vec<&'static str> {
     if param.kind != ParamKind::Composite && !restricted_view(param) {
         out.push("missing");
     }
+    if param.phonetic || param.canonical {
+        return out;
+    }
     match param.kind {
         ParamKind::Token => {
             out.extend(["not", "above", "below"]);
@@ -239,7 +251,9 @@ pub struct ReferenceParam {
 
 /// The reference parameter `name` of `resource` (for `_include` / `_revinclude`).
 pub fn reference_param(resource: &str, name: &str) -> Option<ReferenceParam> {
-    let p = find_param(resource, name).filter(|p| p.kind == ParamKind::Reference)?;
+    // A canonical reference names no resource the store could follow.
+    let p =
+        find_param(resource, name).filter(|p| p.kind == ParamKind::Reference && !p.canonical)?;
     Some(ReferenceParam {
         name: p.name,
         stored: p.index_of.unwrap_or(p.name),
@@ -309,6 +323,98 @@ fn derived(name: &str, sep: char, suffix: &str) -> String {
     out.push(sep);
     out.push_str(suffix);
     out
+}
+
+/// The table a parameter's entries are held in (`None`: a composite): its kind's, but a
+/// canonical reference is held as tokens.
+fn stored_kind(param: &SearchParam) -> Option<IndexKind> {
+    if param.canonical {
+        return Some(IndexKind::Token);
+    }
+    param.kind.index_kind()
+}
+
+/// A canonical URL as indexed and searched: without its `|version` (`url|1.0` is `url`).
+fn canonical_url(value: &str) -> &str {
+    value.split_once('|').map_or(value, |(url, _)| url)
+}
+
+/// American Soundex of a word (`Robert`, `Rupert` → `R163`; `Tymczak` → `T522`), as the US
+/// National Archives define it ("The Soundex Indexing System", 2007,
+/// <https://www.archives.gov/research/census/soundex>): the first letter, then the digits
+/// of the following consonants (b f p v → 1; c g j k q s x z → 2; d t → 3; l → 4; m n → 5;
+/// r → 6), a digit equal to the one before it written once (also across `h` and `w`, and
+/// when it is the first letter's), vowels (a e i o u y) separating equal digits, padded
+/// with `0` or cut to four characters. Accents are folded first ([`normalize`]) and
+/// anything but the letters a–z is ignored; `None` if no letter is left.
+pub fn soundex(word: &str) -> Option<String> {
+    fn digit(c: u8) -> Option<u8> {
+        Some(match c {
+            b'b' | b'f' | b'p' | b'v' => b'1',
+            b'c' | b'g' | b'j' | b'k' | b'q' | b's' | b'x' | b'z' => b'2',
+            b'd' | b't' => b'3',
+            b'l' => b'4',
+            b'm' | b'n' => b'5',
+            b'r' => b'6',
+            _ => return None,
+        })
+    }
+    let folded = normalize(word);
+    let mut letters = folded.bytes().filter(u8::is_ascii_lowercase);
+    let first = letters.next()?;
+    let mut out = vec![first.to_ascii_uppercase()];
+    let mut last = digit(first);
+    for c in letters {
+        if out.len() == 4 {
+            break;
+        }
+        match digit(c) {
+            Some(d) if last != Some(d) => {
+                out.push(d);
+                last = Some(d);
+            }
+            Some(_) => {}
+            // `h` and `w` do not separate equal digits; vowels do.
+            None if c == b'h' || c == b'w' => {}
+            None => last = None,
+        }
+    }
+    out.resize(4, b'0');
+    String::from_utf8(out).ok()
+}
+
+/// `phonetic` entries of one name: the Soundex code of each name part (a HumanName's family
+/// and givens; a string itself), whole and of each of its words, each code once.
+fn extract_phonetic(name: &str, v: &Value, out: &mut Vec<IndexEntry>) {
+    let mut parts: Vec<&str> = Vec::new();
+    match v {
+        Value::String(s) => parts.push(s),
+        Value::Object(o) => {
+            if let Some(Value::String(s)) = o.get("family") {
+                parts.push(s);
+            }
+            if let Some(Value::Array(given)) = o.get("given") {
+                parts.extend(given.iter().filter_map(Value::as_str));
+            }
+        }
+        _ => {}
+    }
+    let mut codes: Vec<String> = Vec::new();
+    for part in parts {
+        let words = part.split(|c: char| c.is_whitespace() || c == '-');
+        for code in std::iter::once(part).chain(words).filter_map(soundex) {
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+    }
+    for code in codes {
+        out.push(IndexEntry::String {
+            param: name.to_owned(),
+            normalized: code.clone(),
+            exact: code,
+        });
+    }
 }
 
 /// Extracts the index entries of a resource.
@@ -530,6 +636,19 @@ fn push_reference_identifier(name: &str, v: &Value, out: &mut Vec<IndexEntry>) {
 }
 
 fn extract(param: &SearchParam, name: &str, v: &Value, out: &mut Vec<IndexEntry>) {
+    if param.phonetic {
+        return extract_phonetic(name, v, out);
+    }
+    if param.canonical {
+        if let Value::String(url) = v {
+            out.push(IndexEntry::Token {
+                param: name.to_owned(),
+                system: None,
+                code: index_token(canonical_url(url)),
+            });
+        }
+        return;
+    }
     match param.kind {
         ParamKind::Token => {
             let mut push = |system: Option<&str>, code: &str| {
@@ -964,6 +1083,9 @@ fn sort_kind(param: &SearchParam) -> Option<IndexKind> {
     if param.composite.is_some() || !param.union_of.is_empty() {
         return None;
     }
+    if param.canonical {
+        return Some(IndexKind::Token);
+    }
     Some(match param.kind {
         ParamKind::Token | ParamKind::Uri => IndexKind::Token,
         ParamKind::String => IndexKind::String,
@@ -1110,7 +1232,7 @@ fn parse_value(
     }
     let index_param = param.index_of.unwrap_or(param.name).to_owned();
     if modifier == Some("missing") {
-        let Some(kind) = param.kind.index_kind() else {
+        let Some(kind) = stored_kind(param) else {
             return Err(not_supported(
                 &key,
                 format!(":missing is not supported on the composite {name}"),
@@ -1138,6 +1260,15 @@ fn parse_value(
     }
     let Some(c) = param.composite else {
         let value = unescape(value);
+        if param.phonetic || param.canonical {
+            if let Some(m) = modifier {
+                return Err(not_supported(
+                    &key,
+                    format!("modifier :{m} is not supported on {name}"),
+                ));
+            }
+            return parse_phonetic_or_canonical(param, index_param, &value, &bad).map(|p| vec![p]);
+        }
         if let Some(set) = parse_modifier_set(param, &index_param, modifier, &value, &bad)? {
             return Ok(set);
         }
@@ -1357,6 +1488,35 @@ fn parse_kind(
     }
 }
 
+/// A `phonetic` value (its Soundex code, equal to an entry's) or a canonical reference's
+/// (its URL without `|version`, equal to an entry's).
+fn parse_phonetic_or_canonical(
+    param: &SearchParam,
+    index_param: String,
+    value: &str,
+    bad: &dyn Fn(String) -> Issue,
+) -> Result<Predicate, Issue> {
+    if param.canonical {
+        let url = canonical_url(value);
+        if url.is_empty() {
+            return Err(bad(format!("{} takes a canonical URL", param.name)));
+        }
+        return Ok(Predicate::Token {
+            param: index_param,
+            system: SystemMatch::None,
+            code: Some(index_token(url)),
+        });
+    }
+    let code = soundex(value)
+        .ok_or_else(|| bad(format!("{value:?} has no letter to match phonetically")))?;
+    Ok(Predicate::String {
+        param: index_param,
+        how: StringMatch::Exact,
+        value: code.clone(),
+        normalized: code,
+    })
+}
+
 /// `[system]|[code]`, `|code` or `code`.
 fn parse_token(
     value: &str,
@@ -1472,6 +1632,125 @@ fn parse_quantity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soundex_codes() {
+        // The National Archives' examples, and the usual reference cases.
+        for (word, code) in [
+            ("Robert", "R163"),
+            ("Rupert", "R163"),
+            ("Rubin", "R150"),
+            ("Ashcraft", "A261"),
+            ("Ashcroft", "A261"),
+            ("Tymczak", "T522"),
+            ("Pfister", "P236"),
+            ("Honeyman", "H555"),
+            ("Lee", "L000"),
+            ("Gutierrez", "G362"),
+            ("Jackson", "J250"),
+            ("Washington", "W252"),
+            ("Chálmers", "C456"),
+            ("o'brien", "O165"),
+        ] {
+            assert_eq!(soundex(word).as_deref(), Some(code), "{word}");
+        }
+        assert_eq!(soundex("Smith"), soundex("Smyth"));
+        assert_eq!(soundex("12 -"), None);
+        assert_eq!(soundex(""), None);
+    }
+
+    #[test]
+    fn phonetic_names_are_indexed_and_searched_by_code() {
+        let json = br#"{"resourceType":"Patient","id":"p","name":[{"family":"Van Dyke","given":["Smyth","Jon"]}]}"#;
+        let res = crate::json::parse_resource(json, &Default::default());
+        let entries = res.map(|r| index_entries(&r)).unwrap_or_default();
+        let mut codes: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| match e {
+                IndexEntry::String {
+                    param, normalized, ..
+                } if param == "phonetic" => Some(normalized.as_str()),
+                _ => None,
+            })
+            .collect();
+        codes.sort_unstable();
+        // "Van Dyke" whole (V532) and its words, then each given.
+        assert_eq!(codes, ["D200", "J500", "S530", "V500", "V532"]);
+        let org = br#"{"resourceType":"Organization","id":"o","name":"Acme Healthcare"}"#;
+        let res = crate::json::parse_resource(org, &Default::default());
+        let entries = res.map(|r| index_entries(&r)).unwrap_or_default();
+        for code in ["A250", "H432"] {
+            assert!(entries.contains(&IndexEntry::String {
+                param: "phonetic".into(),
+                normalized: code.into(),
+                exact: code.into()
+            }));
+        }
+        let q = parse("Patient", &[("phonetic", "Smith,John")]).map(|p| p.query.all_of);
+        let want = |code: &str| Predicate::String {
+            param: "phonetic".into(),
+            how: StringMatch::Exact,
+            value: code.into(),
+            normalized: code.into(),
+        };
+        assert_eq!(q.ok(), Some(vec![vec![want("S530"), want("J500")]]));
+        assert!(parse("Practitioner", &[("phonetic", "1234")]).is_err());
+        // No modifier but :missing.
+        let p = parse("Patient", &[("phonetic:exact", "Smith")]);
+        assert!(p.is_ok_and(|p| p.query.all_of.is_empty() && p.ignored.len() == 1));
+        assert!(parse("Organization", &[("phonetic:missing", "true")]).is_ok());
+        let param = find_param("Patient", "phonetic");
+        assert_eq!(param.map(modifiers_of), Some(vec!["missing"]));
+    }
+
+    #[test]
+    fn canonical_references_are_indexed_and_searched_as_urls() {
+        let json = br#"{"resourceType":"Procedure","id":"p","status":"completed","subject":{"reference":"Patient/a"},
+            "instantiatesCanonical":["http://example.org/PlanDefinition/x|2.0","http://example.org/ActivityDefinition/y"]}"#;
+        let res = crate::json::parse_resource(json, &Default::default());
+        let entries = res.map(|r| index_entries(&r)).unwrap_or_default();
+        for url in [
+            "http://example.org/PlanDefinition/x",
+            "http://example.org/ActivityDefinition/y",
+        ] {
+            assert!(entries.contains(&IndexEntry::Token {
+                param: "instantiates-canonical".into(),
+                system: None,
+                code: url.into()
+            }));
+        }
+        for value in [
+            "http://example.org/PlanDefinition/x",
+            "http://example.org/PlanDefinition/x|2.0",
+        ] {
+            let q = parse("ServiceRequest", &[("instantiates-canonical", value)]);
+            assert_eq!(
+                q.map(|p| p.query.all_of).ok(),
+                Some(vec![vec![Predicate::Token {
+                    param: "instantiates-canonical".into(),
+                    system: SystemMatch::None,
+                    code: Some("http://example.org/PlanDefinition/x".into()),
+                }]])
+            );
+        }
+        let missing = parse("Procedure", &[("instantiates-canonical:missing", "true")]);
+        assert_eq!(
+            missing.map(|p| p.query.all_of).ok(),
+            Some(vec![vec![Predicate::Missing {
+                param: "instantiates-canonical".into(),
+                kind: IndexKind::Token,
+                missing: true,
+            }]])
+        );
+        // No target to follow: not an _include / chain parameter, no :identifier or [type].
+        assert_eq!(reference_param("Procedure", "instantiates-canonical"), None);
+        let p = parse(
+            "Procedure",
+            &[("instantiates-canonical:PlanDefinition", "x")],
+        );
+        assert!(p.is_ok_and(|p| p.query.all_of.is_empty()));
+        assert!(parse("Procedure", &[("instantiates-canonical", "|1.0")]).is_err());
+    }
 
     fn parse(resource: &str, q: &[(&str, &str)]) -> Result<ParsedSearch, Vec<Issue>> {
         let pairs: Vec<(String, String)> = q
@@ -1796,7 +2075,9 @@ mod tests {
         ] {
             assert_eq!(deceased(body), vec![token("deceased", None, want)]);
         }
-        assert!(find_param("Patient", "phonetic").is_none());
+        assert!(find_param("Patient", "phonetic").is_some_and(|p| p.phonetic));
+        assert!(find_param("Procedure", "instantiates-canonical").is_some_and(|p| p.canonical));
+        assert!(find_param("Location", "near").is_none());
         assert!(
             find_param("Basic", "_tag").is_some(),
             "every type has the common ones"

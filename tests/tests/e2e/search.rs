@@ -19,7 +19,8 @@ crate::tests![
     sort_by_several_keys_across_shards,
     sort_by_last_updated_and_with_include,
     spec_parameters_composites_and_modifiers,
-    quantity_prefixes_and_units
+    quantity_prefixes_and_units,
+    phonetic_and_instantiates_canonical
 ];
 
 fn ids(resources: &[Value]) -> Vec<String> {
@@ -1219,4 +1220,85 @@ async fn quantity_prefixes_and_units(env: &Env) -> Result<()> {
         ensure!(got == want, "{q}: got {got:?}, want {want:?}");
     }
     s.stop().await
+}
+
+/// `phonetic` matches name parts by their American Soundex code; `instantiates-canonical`
+/// matches the canonical URL (a `|version` ignored on either side).
+async fn phonetic_and_instantiates_canonical(env: &Env) -> Result<()> {
+    let s = TestServer::start(&env.cluster, Default::default()).await?;
+    let id = |r: &Value| r["id"].as_str().unwrap_or_default().to_owned();
+    let smith = id(&s
+        .create(&json!({"resourceType": "Patient",
+            "name": [{"family": "Smith", "given": ["Jon", "Robert"]}]}))
+        .await?);
+    let dyke = id(&s
+        .create(&json!({"resourceType": "Patient",
+            "name": [{"family": "Van Dyke", "given": ["Ann"]}]}))
+        .await?);
+    let dr = id(&s
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Ashcraft"}]}))
+        .await?);
+    let org = id(&s
+        .create(&json!({"resourceType": "Organization", "name": "Acme Healthcare"}))
+        .await?);
+    check(&s, "Patient?phonetic=Smyth", &[&smith]).await?;
+    check(&s, "Patient?phonetic=john", &[&smith]).await?;
+    check(&s, "Patient?phonetic=Rupert", &[&smith]).await?;
+    check(&s, "Patient?phonetic=Van%20Dike", &[&dyke]).await?;
+    check(&s, "Patient?phonetic=Dike", &[&dyke]).await?;
+    check(&s, "Patient?phonetic=Smith,Anne", &[&smith, &dyke]).await?;
+    check(&s, "Patient?phonetic=Smith&phonetic=Ann", &[]).await?;
+    check(&s, "Patient?phonetic=Jones", &[]).await?;
+    check(&s, "Practitioner?phonetic=Ashcroft", &[&dr]).await?;
+    check(&s, "Organization?phonetic=Akme", &[&org]).await?;
+    check(&s, "Organization?phonetic=helthcare", &[&org]).await?;
+
+    let proc = id(&s
+        .create(&json!({"resourceType": "Procedure", "status": "completed",
+            "subject": {"reference": format!("Patient/{smith}")},
+            "instantiatesCanonical": ["http://example.org/PlanDefinition/x|1.0"]}))
+        .await?);
+    let other = id(&s
+        .create(&json!({"resourceType": "Procedure", "status": "completed",
+            "subject": {"reference": format!("Patient/{smith}")}}))
+        .await?);
+    let sr = id(&s
+        .create(
+            &json!({"resourceType": "ServiceRequest", "status": "active",
+            "intent": "order", "subject": {"reference": format!("Patient/{dyke}")},
+            "instantiatesCanonical": ["http://example.org/ActivityDefinition/y"]}),
+        )
+        .await?);
+    let x = "http://example.org/PlanDefinition/x";
+    check(
+        &s,
+        &format!("Procedure?instantiates-canonical={x}"),
+        &[&proc],
+    )
+    .await?;
+    check(
+        &s,
+        &format!("Procedure?instantiates-canonical={x}%7C2.0"),
+        &[&proc],
+    )
+    .await?;
+    check(
+        &s,
+        "Procedure?instantiates-canonical=http://example.org/PlanDefinition/z",
+        &[],
+    )
+    .await?;
+    check(
+        &s,
+        "Procedure?instantiates-canonical:missing=true",
+        &[&other],
+    )
+    .await?;
+    check(
+        &s,
+        "ServiceRequest?instantiates-canonical=http://example.org/ActivityDefinition/y",
+        &[&sr],
+    )
+    .await?;
+    Ok(())
 }
