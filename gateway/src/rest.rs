@@ -1112,8 +1112,8 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     limited_bytes(state, headers, body).await
 }
 
-/// The body of a PATCH.
-enum PatchBody {
+/// The body of a PATCH (or of a PATCH entry of a batch or transaction).
+pub(crate) enum PatchBody {
     /// A JSON Patch (`application/json-patch+json`).
     Json(json_patch::Patch),
     /// A FHIRPath Patch (a Parameters resource in FHIR JSON or XML).
@@ -1592,16 +1592,37 @@ async fn patch(
         }
         _ => current.version,
     };
-    // The server's meta is not the client's to patch; it is set again on write.
+    apply_patch(&mut document, body, rtype, id, &state.config.limits)?;
+    let patched = serde_json::to_vec(&document)
+        .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?;
+    let resource = parse_checked(state, rtype, &patched)?;
+    let mut pinned = headers.clone();
+    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{expected}\"")) {
+        pinned.insert(header::IF_MATCH, v);
+    }
+    update_parsed(state, rtype, id, resource, &pinned, ctx).await
+}
+
+/// Applies `body` to `document`, the current rendering of `rtype/id`: the server's meta
+/// (`versionId`, `lastUpdated`) is dropped first (it is set again on write), the patched
+/// resource must stay under the body limit (413) and keep its id (422). Used by `PATCH` and
+/// by the PATCH entries of a transaction.
+pub(crate) fn apply_patch(
+    document: &mut Value,
+    body: &PatchBody,
+    rtype: &str,
+    id: &str,
+    limits: &crate::Limits,
+) -> Result<(), ApiError> {
     if let Some(meta) = document.get_mut("meta").and_then(Value::as_object_mut) {
         meta.shift_remove("versionId");
         meta.shift_remove("lastUpdated");
     }
     match body {
         PatchBody::Json(operations) => {
-            crate::patching::apply(&mut document, operations, rtype, &state.config.limits)?;
+            crate::patching::apply(document, operations, rtype, limits)?;
         }
-        PatchBody::FhirPath(operations) => crate::fhirpatch::apply(&mut document, operations)?,
+        PatchBody::FhirPath(operations) => crate::fhirpatch::apply(document, operations)?,
     }
     if document
         .get("meta")
@@ -1611,27 +1632,23 @@ async fn patch(
     {
         o.shift_remove("meta");
     }
-    let patched = serde_json::to_vec(&document)
-        .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?;
-    let max = state.config.limits.max_body_bytes;
-    if patched.len() > max {
+    let size = serde_json::to_vec(&*document)
+        .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?
+        .len();
+    let max = limits.max_body_bytes;
+    if size > max {
         return Err(ApiError::TooCostly(format!(
             "the patched resource would be larger than the body limit of {max} bytes"
         )));
     }
-    let resource = parse_checked(state, rtype, &patched)?;
-    if resource.id() != Some(id) {
+    if document.get("id").and_then(Value::as_str) != Some(id) {
         return Err(ApiError::Unprocessable(vec![mappings::Issue::error(
             mappings::IssueCode::Invariant,
             format!("{rtype}.id"),
             "a patch may not change the resource's id",
         )]));
     }
-    let mut pinned = headers.clone();
-    if let Ok(v) = HeaderValue::from_str(&format!("W/\"{expected}\"")) {
-        pinned.insert(header::IF_MATCH, v);
-    }
-    update_parsed(state, rtype, id, resource, &pinned, ctx).await
+    Ok(())
 }
 
 async fn update(

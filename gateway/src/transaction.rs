@@ -8,7 +8,13 @@
 //! conditional-interaction locks; new ids are assigned and `urn:uuid` / conditional
 //! references are rewritten; then every write goes to the store in one atomic
 //! [`store::Store::transact`] (two-phase commit when the writes span shards). GET entries run
-//! after the commit. Processing order follows the spec: DELETE, POST, PUT, then GET.
+//! after the commit. Processing order follows the spec: DELETE, POST, PUT and PATCH, then
+//! GET.
+//!
+//! A PATCH entry's `resource` is a `Parameters` (FHIRPath Patch) or a `Binary` whose `data`
+//! is a JSON Patch (`contentType` `application/json-patch+json`). In a transaction it is
+//! applied to the current version during planning (its `ifMatch` checked against it), and
+//! written as an update pinned to that version, so it commits with the rest or not at all.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -27,7 +33,8 @@ use crate::AppState;
 use crate::auth::{Action, Principal};
 use crate::outcome::{ApiError, issue_value, outcome};
 use crate::rest::{
-    Ctx, conditional_match, json_response, match_key, prefer_outcome, render, run_request,
+    Ctx, PatchBody, apply_patch, conditional_match, json_response, match_key, prefer_outcome,
+    render, run_request,
 };
 use crate::validate::check_codes;
 
@@ -328,6 +335,11 @@ async fn sub_request(
             );
             Body::from(Value::Object(resource.clone()).to_string())
         }
+        _ if entry.verb == Verb::Patch => {
+            let (ctype, bytes) = patch_request_body(entry)?;
+            sub.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+            Body::from(bytes)
+        }
         _ => Body::empty(),
     };
     let method = match entry.verb {
@@ -335,6 +347,111 @@ async fn sub_request(
         v => v.method(),
     };
     Ok(run_request(state, ctx.peer, &method, &uri, &sub, body, true).await)
+}
+
+/// The media type of a JSON Patch, the only content a PATCH entry's `Binary` may hold.
+const JSON_PATCH: &str = "application/json-patch+json";
+
+/// A PATCH entry's patch as a request body: a `Parameters` as FHIR JSON, a `Binary`'s
+/// decoded `data` as a JSON Patch.
+fn patch_request_body(entry: &Entry) -> Result<(&'static str, Vec<u8>), ApiError> {
+    match entry_patch_source(entry)? {
+        PatchSource::Parameters(parameters) => Ok((
+            "application/fhir+json",
+            Value::Object(parameters.clone()).to_string().into_bytes(),
+        )),
+        PatchSource::JsonPatch(bytes) => Ok((JSON_PATCH, bytes)),
+    }
+}
+
+/// What a PATCH entry's `resource` holds.
+enum PatchSource<'a> {
+    /// A FHIRPath Patch.
+    Parameters(&'a Map<String, Value>),
+    /// The bytes of a JSON Patch (a `Binary`'s decoded `data`).
+    JsonPatch(Vec<u8>),
+}
+
+/// A PATCH entry's `resource`: a `Parameters` or a `Binary` holding a JSON Patch (400
+/// otherwise). Errors name the entry's resource; the caller places them in the entry.
+fn entry_patch_source(entry: &Entry) -> Result<PatchSource<'_>, ApiError> {
+    let bad = |expr: &str, text: String| {
+        ApiError::Malformed(vec![Issue::error(IssueCode::Value, expr, text)])
+    };
+    let Some(resource) = &entry.resource else {
+        return Err(bad(
+            "resourceType",
+            "a PATCH entry needs a resource: a Parameters (FHIRPath Patch) or a Binary \
+             holding a JSON Patch"
+                .into(),
+        ));
+    };
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some("Parameters") => Ok(PatchSource::Parameters(resource)),
+        Some("Binary") => {
+            let ctype = resource
+                .get("contentType")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let mime = ctype.split(';').next().unwrap_or("").trim();
+            if !mime.eq_ignore_ascii_case(JSON_PATCH) {
+                return Err(bad(
+                    "Binary.contentType",
+                    format!(
+                        "a PATCH entry's Binary holds a JSON Patch ({JSON_PATCH}), not {ctype:?}"
+                    ),
+                ));
+            }
+            let Some(data) = resource.get("data").and_then(Value::as_str) else {
+                return Err(bad(
+                    "Binary.data",
+                    "a PATCH entry's Binary needs its data".into(),
+                ));
+            };
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| bad("Binary.data", format!("data is not base64: {e}")))?;
+            Ok(PatchSource::JsonPatch(bytes))
+        }
+        other => Err(bad(
+            "resourceType",
+            format!(
+                "a PATCH entry's resource is a Parameters (FHIRPath Patch) or a Binary (JSON \
+                 Patch), not {}",
+                other.unwrap_or("a resource without a type")
+            ),
+        )),
+    }
+}
+
+/// A PATCH entry's patch, read and checked.
+fn entry_patch(index: usize, entry: &Entry) -> Result<PatchBody, ApiError> {
+    let rtype = entry
+        .resource
+        .as_ref()
+        .and_then(|r| r.get("resourceType"))
+        .and_then(Value::as_str);
+    let in_entry = |e: ApiError| e.in_entry(index, rtype);
+    match entry_patch_source(entry).map_err(in_entry)? {
+        PatchSource::Parameters(parameters) => {
+            let path = format!("Bundle.entry[{index}].resource");
+            let checked = check_resource(parameters.clone(), &path)
+                .map_err(|e| in_entry(ApiError::from(e)))?;
+            let operations = crate::fhirpatch::parse(&Value::Object(checked.object().clone()))
+                .map_err(in_entry)?;
+            Ok(PatchBody::FhirPath(operations))
+        }
+        PatchSource::JsonPatch(bytes) => {
+            let operations = serde_json::from_slice(&bytes).map_err(|e| {
+                in_entry(ApiError::bad(
+                    "Binary.data",
+                    format!("data is not a JSON Patch document: {e}"),
+                ))
+            })?;
+            Ok(PatchBody::Json(operations))
+        }
+    }
 }
 
 /// A response entry from a sub-request's response.
@@ -515,13 +632,6 @@ fn entry_target(
 ) -> Result<Option<(String, Action, Option<String>)>, ApiError> {
     Ok(Some(match entry.verb {
         Verb::Get | Verb::Head => return Ok(None),
-        Verb::Patch => {
-            return Err(ApiError::Malformed(vec![Issue::error(
-                IssueCode::NotSupported,
-                format!("Bundle.entry[{i}].request.method"),
-                "PATCH is not supported yet",
-            )]));
-        }
         Verb::Post => {
             let rtype = entry.url.trim_matches('/');
             if !is_resource_type(rtype) {
@@ -537,7 +647,7 @@ fn entry_target(
                 .map(|criteria| match_key(rtype, criteria));
             (rtype.to_owned(), Action::Create, lock_key)
         }
-        Verb::Put | Verb::Delete => {
+        Verb::Put | Verb::Patch | Verb::Delete => {
             let (rtype, lock_key) = match parse_target(i, &entry.url)? {
                 Target::Instance(t, _) => (t, None),
                 Target::Conditional(t, c) => {
@@ -545,7 +655,7 @@ fn entry_target(
                     (t, Some(key))
                 }
             };
-            let action = if entry.verb == Verb::Put {
+            let action = if matches!(entry.verb, Verb::Put | Verb::Patch) {
                 Action::Update
             } else {
                 Action::Delete
@@ -624,6 +734,9 @@ trait Resolver {
 
     /// A new server id, placed with `patient`.
     fn new_id(&mut self, patient: Option<&str>) -> String;
+
+    /// The current version of `rtype/id` (a PATCH entry's start): 404 when unknown.
+    fn current(&mut self, rtype: &str, id: &str) -> impl Future<Output = Result<Stored, ApiError>>;
 }
 
 /// The store, under the transaction's access.
@@ -644,6 +757,14 @@ impl Resolver for StoreResolver<'_> {
 
     fn new_id(&mut self, patient: Option<&str>) -> String {
         self.state.store.new_id(patient)
+    }
+
+    async fn current(&mut self, rtype: &str, id: &str) -> Result<Stored, ApiError> {
+        self.state
+            .store
+            .read(rtype, id, self.access)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("{rtype}/{id} is not known")))
     }
 }
 
@@ -669,6 +790,7 @@ async fn plan(
     resolver: &mut impl Resolver,
     terminology: &terminology::Terminology,
     policy: &crate::TerminologyPolicy,
+    limits: &crate::Limits,
 ) -> Result<Planned, ApiError> {
     // 2. Conditions, and the identity each entry gets.
     let mut plans: Vec<Plan> = Vec::with_capacity(entries.len());
@@ -678,7 +800,69 @@ async fn plan(
     for (i, entry) in entries.iter().enumerate() {
         let in_entry = |e: ApiError, t: &str| e.in_entry(i, Some(t));
         let (plan, resource) = match entry.verb {
-            Verb::Get | Verb::Head | Verb::Patch => (Plan::Read, None),
+            Verb::Get | Verb::Head => (Plan::Read, None),
+            Verb::Patch => {
+                let (rtype, id) = match parse_target(i, &entry.url)? {
+                    Target::Instance(t, id) => (t, id),
+                    Target::Conditional(t, criteria) => {
+                        let found = resolver
+                            .matching(&t, &criteria, "url")
+                            .await
+                            .map_err(|e| in_entry(e, &t))?;
+                        match found.and_then(|s| s.entity) {
+                            Some(e) => (t, e.id),
+                            None => {
+                                return Err(in_entry(
+                                    ApiError::NotFound(format!("{t}?{criteria} matches nothing")),
+                                    &t,
+                                ));
+                            }
+                        }
+                    }
+                };
+                let body = entry_patch(i, entry)?;
+                let if_match = version_of(i, entry.if_match.as_deref())?;
+                let current = resolver
+                    .current(&rtype, &id)
+                    .await
+                    .map_err(|e| in_entry(e, &rtype))?;
+                let Some(mut document) = render(&current) else {
+                    return Err(in_entry(
+                        ApiError::Gone(format!(
+                            "{rtype}/{id} was deleted (version {})",
+                            current.version
+                        )),
+                        &rtype,
+                    ));
+                };
+                if let Some(v) = if_match
+                    && v != current.version
+                {
+                    return Err(in_entry(
+                        ApiError::PreconditionFailed(format!(
+                            "Bundle.entry[{i}]: version {v} of {rtype}/{id} is not the current version {}",
+                            current.version
+                        )),
+                        &rtype,
+                    ));
+                }
+                apply_patch(&mut document, &body, &rtype, &id, limits)
+                    .map_err(|e| in_entry(e, &rtype))?;
+                let Value::Object(resource) = document else {
+                    return Err(ApiError::Internal(
+                        "a patched resource is not an object".into(),
+                    ));
+                };
+                // Written as an update of exactly the version patched.
+                (
+                    Plan::Update {
+                        rtype,
+                        id,
+                        if_match: Some(current.version),
+                    },
+                    Some(resource),
+                )
+            }
             Verb::Post => {
                 let rtype = entry.url.trim_matches('/').to_owned();
                 let resource = entry_resource(i, entry, &rtype)?;
@@ -956,6 +1140,7 @@ async fn run_transaction(
         &mut resolver,
         &state.terminology,
         &state.config.terminology_policy,
+        &state.config.limits,
     )
     .await?;
     // 5. Write, all or nothing.
@@ -1178,6 +1363,20 @@ impl Resolver for FuzzResolver {
         self.ids += 1;
         format!("n{}-{}", self.ids, patient.map_or(0, str::len))
     }
+
+    /// Every resource exists, at version 1, with nothing but its id.
+    async fn current(&mut self, rtype: &str, id: &str) -> Result<Stored, ApiError> {
+        let object = json!({"resourceType": rtype, "id": id});
+        let entity = Value::as_object(&object)
+            .cloned()
+            .and_then(Resource::from_trusted)
+            .map(|r| to_entity(&r));
+        Ok(Stored {
+            version: 1,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+            entity,
+        })
+    }
 }
 
 /// The fuzz target's body (see `crate::fuzzing::bundle`): everything a batch or transaction
@@ -1213,7 +1412,7 @@ pub(crate) fn fuzz(data: &[u8], limits: &crate::Limits) {
     let mut resolver = FuzzResolver { ids: 0 };
     let none = terminology::Terminology::empty();
     let policy = crate::TerminologyPolicy::default();
-    let mut future = std::pin::pin!(plan(&parsed, &mut resolver, &none, &policy));
+    let mut future = std::pin::pin!(plan(&parsed, &mut resolver, &none, &policy, limits));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let std::task::Poll::Ready(result) = future.as_mut().poll(&mut cx) else {
         panic!("planning waited on the stand-in store, which never waits");
@@ -1310,7 +1509,8 @@ mod tests {
         let none = terminology::Terminology::empty();
         let policy = crate::TerminologyPolicy::default();
         let mut resolver = FuzzResolver { ids: 0 };
-        let mut future = std::pin::pin!(plan(&parsed, &mut resolver, &none, &policy));
+        let limits = crate::Limits::default();
+        let mut future = std::pin::pin!(plan(&parsed, &mut resolver, &none, &policy, &limits));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match future.as_mut().poll(&mut cx) {
             std::task::Poll::Ready(result) => result,

@@ -18,6 +18,9 @@ crate::tests![
     transaction_conditional_entries_and_references,
     transaction_refuses_malformed_bundles,
     batch_entries_stand_alone,
+    transaction_patches_with_fhirpath_and_json_patch,
+    transaction_with_a_failing_patch_writes_nothing,
+    batch_patch_entries_stand_alone,
     transaction_of_a_thousand_entries,
     conditional_update_and_delete,
     reads_answer_304_when_not_modified,
@@ -652,5 +655,213 @@ async fn synthea_transactions_load_and_read_back(env: &Env) -> Result<()> {
         "Synthea: {total} entries in 95 transactions, {:?}",
         started.elapsed()
     );
+    s.stop().await
+}
+
+/// Standard base64 (the tests crate has no base64 dependency).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (k, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if k <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A PATCH entry holding a FHIRPath Patch.
+fn fhirpath_patch_entry(url: &str, operations: Value, if_match: Option<&str>) -> Value {
+    let mut request = json!({"method": "PATCH", "url": url});
+    if let Some(etag) = if_match {
+        request["ifMatch"] = json!(etag);
+    }
+    json!({"resource": {"resourceType": "Parameters", "parameter": operations}, "request": request})
+}
+
+/// A PATCH entry holding a JSON Patch in a Binary.
+fn json_patch_entry(url: &str, patch: &Value) -> Value {
+    json!({"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
+                        "data": base64(patch.to_string().as_bytes())},
+           "request": {"method": "PATCH", "url": url}})
+}
+
+fn replace_status(value: &str) -> Value {
+    json!([{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Observation.status"},
+        {"name": "value", "valueCode": value}]}])
+}
+
+async fn transaction_patches_with_fhirpath_and_json_patch(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let patient = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Patched"}]}))
+        .await?;
+    let pid = patient["id"].as_str().unwrap_or_default().to_owned();
+    let first = s
+        .create(&observation(&format!("Patient/{pid}"), "8867-4"))
+        .await?;
+    let second = s
+        .create(&observation(&format!("Patient/{pid}"), "8310-5"))
+        .await?;
+    let (a, b) = (
+        first["id"].as_str().unwrap_or_default().to_owned(),
+        second["id"].as_str().unwrap_or_default().to_owned(),
+    );
+    let placeholder = "urn:uuid:0a9b6e44-7c35-4d9c-9d3a-1f0f6e1f0077";
+    let mut fhirpath = replace_status("amended")[0].clone();
+    let add_performer = json!({"name": "operation", "part": [
+        {"name": "type", "valueCode": "add"},
+        {"name": "path", "valueString": "Observation"},
+        {"name": "name", "valueString": "performer"},
+        {"name": "value", "valueReference": {"reference": placeholder}}]});
+    fhirpath = json!([fhirpath, add_performer]);
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        fhirpath_patch_entry(&format!("Observation/{a}"), fhirpath, Some("W/\"1\"")),
+        json_patch_entry(&format!("Observation/{b}"), &json!([
+            {"op": "replace", "path": "/status", "value": "cancelled"},
+            {"op": "add", "path": "/subject", "value": {"reference": placeholder}}])),
+        {"fullUrl": placeholder,
+         "resource": {"resourceType": "Patient", "name": [{"family": "New"}]},
+         "request": {"method": "POST", "url": "Patient"}}
+    ]});
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 200, "{status} {response}");
+    ensure!(
+        status_of(&response, 0) == "200 OK"
+            && status_of(&response, 1) == "200 OK"
+            && status_of(&response, 2) == "201 Created",
+        "{response}"
+    );
+    let new_patient = location_id(&response, 2);
+    let a_now = s.get_ok(&format!("Observation/{a}")).await?;
+    ensure!(
+        a_now["status"] == "amended"
+            && a_now["meta"]["versionId"] == "2"
+            && a_now["performer"][0]["reference"] == format!("Patient/{new_patient}")
+            && a_now["subject"]["reference"] == format!("Patient/{pid}"),
+        "{a_now}"
+    );
+    let b_now = s.get_ok(&format!("Observation/{b}")).await?;
+    ensure!(
+        b_now["status"] == "cancelled"
+            && b_now["meta"]["versionId"] == "2"
+            && b_now["subject"]["reference"] == format!("Patient/{new_patient}"),
+        "{b_now}"
+    );
+    s.stop().await
+}
+
+async fn transaction_with_a_failing_patch_writes_nothing(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let (here, there) = ids_on_two_shards(&s, 9);
+    for id in [&here, &there] {
+        let body = json!({"resourceType": "Patient", "id": id, "active": true});
+        let (status, got) = s
+            .send(Method::PUT, &format!("Patient/{id}"), Some(&body))
+            .await?;
+        ensure!(status == 201, "{status} {got}");
+    }
+    let deactivate = |id: &str, etag: Option<&str>| {
+        fhirpath_patch_entry(
+            &format!("Patient/{id}"),
+            json!([{"name": "operation", "part": [
+                {"name": "type", "valueCode": "replace"},
+                {"name": "path", "valueString": "Patient.active"},
+                {"name": "value", "valueBoolean": false}]}]),
+            etag,
+        )
+    };
+    let new_patient = json!({"resource": {"resourceType": "Patient", "name": [{"family": "Never"}]},
+                             "request": {"method": "POST", "url": "Patient"}});
+    // If-Match mismatch on the second shard: 412, nothing written.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        new_patient.clone(), deactivate(&here, Some("W/\"1\"")), deactivate(&there, Some("W/\"5\""))]});
+    let (status, outcome) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 412, "{status} {outcome}");
+    ensure!(
+        outcome["issue"][0]["expression"][0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Bundle.entry[2]")),
+        "{outcome}"
+    );
+    // A bad path (JSON Patch on a missing element): 4xx, nothing written.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        new_patient.clone(), deactivate(&here, None),
+        json_patch_entry(&format!("Patient/{there}"),
+            &json!([{"op": "replace", "path": "/birthDate", "value": "2000-01-01"}]))]});
+    let (status, outcome) = post_bundle(&s, &bundle).await?;
+    ensure!(matches!(status, 400 | 422), "{status} {outcome}");
+    // A FHIRPath Patch replacing nothing: 422.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        new_patient.clone(), deactivate(&here, None),
+        fhirpath_patch_entry(&format!("Patient/{there}"), json!([{"name": "operation", "part": [
+            {"name": "type", "valueCode": "replace"},
+            {"name": "path", "valueString": "Patient.gender"},
+            {"name": "value", "valueCode": "other"}]}]), None)]});
+    let (status, outcome) = post_bundle(&s, &bundle).await?;
+    ensure!(matches!(status, 400 | 422), "{status} {outcome}");
+    // A patch entry that is no patch: 400.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        new_patient, {"resource": {"resourceType": "Patient", "active": false},
+                      "request": {"method": "PATCH", "url": format!("Patient/{here}")}}]});
+    let (status, outcome) = post_bundle(&s, &bundle).await?;
+    ensure!(status == 400, "{status} {outcome}");
+    for id in [&here, &there] {
+        let p = s.get_ok(&format!("Patient/{id}")).await?;
+        ensure!(p["meta"]["versionId"] == "1" && p["active"] == true, "{p}");
+    }
+    let never = s.search_all("Patient?family=Never", 10).await?;
+    ensure!(never.is_empty(), "{never:?}");
+    s.stop().await
+}
+
+async fn batch_patch_entries_stand_alone(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let patient = s
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "BatchPatch"}]}))
+        .await?;
+    let pid = patient["id"].as_str().unwrap_or_default().to_owned();
+    let obs = s
+        .create(&observation(&format!("Patient/{pid}"), "8867-4"))
+        .await?;
+    let oid = obs["id"].as_str().unwrap_or_default().to_owned();
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        json_patch_entry(&format!("Observation/{oid}"),
+            &json!([{"op": "replace", "path": "/status", "value": "amended"}])),
+        fhirpath_patch_entry(&format!("Patient/{pid}"), json!([{"name": "operation", "part": [
+            {"name": "type", "valueCode": "replace"},
+            {"name": "path", "valueString": "Patient.gender"},
+            {"name": "value", "valueCode": "other"}]}]), None),
+    ]});
+    let (status, response) = post_bundle(&s, &bundle).await?;
+    ensure!(
+        status == 200 && response["type"] == "batch-response",
+        "{status} {response}"
+    );
+    ensure!(status_of(&response, 0) == "200 OK", "{response}");
+    ensure!(
+        status_of(&response, 1).starts_with("422")
+            && response["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome",
+        "{response}"
+    );
+    let o = s.get_ok(&format!("Observation/{oid}")).await?;
+    ensure!(
+        o["status"] == "amended" && o["meta"]["versionId"] == "2",
+        "{o}"
+    );
+    let p = s.get_ok(&format!("Patient/{pid}")).await?;
+    ensure!(p["meta"]["versionId"] == "1", "{p}");
     s.stop().await
 }
