@@ -400,7 +400,7 @@ async fn token_attack_matrix(env: &Env) -> Result<()> {
             "granular scope on a parameter the server does not support grants nothing",
             Some(format!(
                 "Bearer {}",
-                k.rs(&claims("system", "system/Patient.rs?phonetic=x"))?
+                k.rs(&claims("system", "system/Patient.rs?_content=x"))?
             )),
             Method::GET,
             403,
