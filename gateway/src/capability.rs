@@ -44,7 +44,7 @@ pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-syst
 
 /// A `searchParam` entry: its name, type, the HL7 definition it implements, and (R4's
 /// CapabilityStatement has no element for them) the modifiers it takes in `documentation`,
-/// as `Modifiers: missing, not.`, which `e2e search` reads back and tries.
+/// as `Modifiers: missing, not.`, which `e2e capability` reads back and tries.
 pub fn search_param(p: &SearchParam) -> Value {
     let mut entry = json!({ "name": p.name, "type": p.kind.fhir_name() });
     if let Some(url) = p.definition {
