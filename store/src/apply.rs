@@ -10,6 +10,7 @@ use model::index::IndexEntry;
 use model::query::Access;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
+use crate::audit::{self, AuditRecord};
 use crate::{StoreError, WriteKind, Written, codec, sql};
 
 /// One change, borrowed.
@@ -56,6 +57,10 @@ pub(crate) struct VersionRow<'a> {
 /// transaction. One result per op, in order: `None` for a delete that found nothing. An op
 /// that cannot be applied fails the whole call with [`StoreError::Entry`] at its position.
 ///
+/// With `audit_record`, when exactly one version is written, the record (its `version` set) is
+/// appended to the audit log by the same statement; the second value says whether it was
+/// (if not, the caller appends it).
+///
 /// Under a restricted `access`, an op on an existing resource the caller may not see fails
 /// with [`StoreError::NotFound`] (its existence is not revealed), and a write whose result the
 /// caller could not see (a GP writing outside their patients) with [`StoreError::Forbidden`].
@@ -63,7 +68,8 @@ pub(crate) async fn apply_all(
     conn: &mut PgConnection,
     ops: &[(Op<'_>, u32)],
     access: &Access,
-) -> Result<Vec<Option<Written>>, StoreError> {
+    audit_record: Option<&mut AuditRecord>,
+) -> Result<(Vec<Option<Written>>, bool), StoreError> {
     let mut seen = HashMap::with_capacity(ops.len());
     for (i, (op, _)) in ops.iter().enumerate() {
         if let Some(first) = seen.insert(op.key(), i) {
@@ -169,12 +175,19 @@ pub(crate) async fn apply_all(
         }
     }
     if rows.is_empty() {
-        return Ok(vec![None; ops.len()]);
+        return Ok((vec![None; ops.len()], false));
     }
+    let mut audited = false;
     let updated_at: DateTime<Utc> = if let [row] = rows.as_slice() {
-        let t = sql::put_one(conn, row).await?;
-        sql::replace_one_index(conn, row).await?;
-        t
+        let records = match audit_record {
+            Some(record) => {
+                record.version = Some(row.version as u64);
+                audited = true;
+                vec![audit::encode(record)?]
+            }
+            None => Vec::new(),
+        };
+        sql::put_one(conn, row, audit::random_chain(), &records).await?
     } else {
         let t = sql::put_versions(conn, &rows).await?;
         sql::replace_indexes(conn, &rows).await?;
@@ -193,7 +206,7 @@ pub(crate) async fn apply_all(
             ))),
         });
     }
-    Ok(plan
+    let written = plan
         .into_iter()
         .map(|p| {
             p.map(|(row, created)| Written {
@@ -202,7 +215,8 @@ pub(crate) async fn apply_all(
                 created,
             })
         })
-        .collect())
+        .collect();
+    Ok((written, audited))
 }
 
 /// A resource's current row, as a write finds it.

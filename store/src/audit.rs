@@ -125,13 +125,20 @@ pub fn encode(record: &AuditRecord) -> Result<Vec<u8>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("cannot encode audit record: {e}")))
 }
 
+/// A chain to append to, at random (spreads concurrent appends over the chains' heads).
+pub(crate) fn random_chain() -> i32 {
+    rand::random_range(0..N_CHAINS)
+}
+
 /// Appends a record to a random chain, inside the caller's transaction.
 pub async fn append(conn: &mut PgConnection, record: &AuditRecord) -> Result<(), StoreError> {
     append_encoded(conn, &[encode(record)?]).await
 }
 
-/// Appends encoded records, in order, to one random chain inside the caller's transaction:
-/// one head lock and one multi-row insert whatever the number of records.
+/// Appends encoded records, in order, to one random chain inside the caller's transaction
+/// (or, on a bare connection, in a transaction of their own): one statement, so one round
+/// trip whatever the number of records. The database's `audit_append` (migration 0007)
+/// locks the chain's head and links the records with [`link_hash`]'s hash.
 pub async fn append_encoded(
     conn: &mut PgConnection,
     records: &[Vec<u8>],
@@ -139,41 +146,11 @@ pub async fn append_encoded(
     if records.is_empty() {
         return Ok(());
     }
-    let chain: i32 = rand::random_range(0..N_CHAINS);
-    let head = sqlx::query(
-        "SELECT seq, hash, clock_timestamp() AS now FROM audit_heads WHERE chain = $1 FOR UPDATE",
-    )
-    .bind(chain)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut seq: i64 = head.try_get("seq")?;
-    let mut prev: Vec<u8> = head.try_get("hash")?;
-    let now: DateTime<Utc> = head.try_get("now")?;
-    // Stored timestamps have microsecond precision; hash exactly what is stored.
-    let at = DateTime::<Utc>::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-    let (mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-    for bytes in records {
-        seq += 1;
-        let hash = link_hash(&prev, chain, seq, at.timestamp_micros(), bytes);
-        seqs.push(seq);
-        prevs.push(std::mem::replace(&mut prev, hash.clone()));
-        hashes.push(hash);
-    }
-    sqlx::query(
-        "WITH rec AS (INSERT INTO audit (chain, seq, at, prev_hash, hash, record) \
-         SELECT $1, s, $3, p, h, r FROM unnest($2::bigint[], $4::bytea[], $5::bytea[], $6::bytea[]) AS t(s, p, h, r)) \
-         UPDATE audit_heads SET seq = $7, hash = $8 WHERE chain = $1",
-    )
-    .bind(chain)
-    .bind(&seqs)
-    .bind(at)
-    .bind(&prevs)
-    .bind(&hashes)
-    .bind(records)
-    .bind(seq)
-    .bind(&prev)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("SELECT audit_append($1, $2)")
+        .bind(random_chain())
+        .bind(records)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -254,10 +231,13 @@ impl GroupWriter {
     }
 }
 
+/// Appends a batch in a transaction of its own: the statement commits as it ends, one round
+/// trip for the whole batch. A connection lost meanwhile leaves the outcome unknown, which
+/// the caller treats as the shard being unavailable (it appends again elsewhere: at least
+/// once).
 async fn commit_batch(pool: &sqlx::PgPool, records: &[Vec<u8>]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    append_encoded(&mut tx, records).await?;
-    crate::commit(tx).await
+    let mut conn = pool.acquire().await?;
+    append_encoded(&mut conn, records).await
 }
 
 /// Walks every chain of one shard; `Ok(n)` is the number of records checked.

@@ -791,16 +791,17 @@ impl Store {
     ) -> Result<Option<Written>, StoreError> {
         let shard = self.shard_map().shard_of(bucket);
         let mut tx = self.primary(shard).begin().await?;
-        let written = apply::apply_all(&mut tx, &[(op, bucket)], access)
-            .await
-            .map_err(StoreError::unwrap_entry)?
-            .pop()
-            .flatten();
-        let Some(written) = written else {
+        let (mut written, audited) =
+            apply::apply_all(&mut tx, &[(op, bucket)], access, Some(&mut *audit_record))
+                .await
+                .map_err(StoreError::unwrap_entry)?;
+        let Some(written) = written.pop().flatten() else {
             return Ok(None);
         };
-        audit_record.version = Some(written.version);
-        audit::append(&mut tx, audit_record).await?;
+        if !audited {
+            audit_record.version = Some(written.version);
+            audit::append(&mut tx, audit_record).await?;
+        }
         commit(tx).await?;
         Ok(Some(written))
     }

@@ -12,13 +12,24 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use crate::apply::VersionRow;
 use crate::{StoreError, Stored, codec};
 
-/// Writes one version: its current row, history row and change-feed row, in one statement
-/// of plain bound values. The one-resource path: a plan that always walks the primary key,
-/// whatever the statistics say (the array form below lost ~2× on single creates).
+/// Writes one version: its current row, history row, change-feed row and index entries
+/// (replacing the old ones), and, when `audit` holds records, appends them to audit chain
+/// `chain` — all in one statement of plain bound values, one round trip. The one-resource
+/// path: a plan that always walks the primary key, whatever the statistics say (the array
+/// form below lost ~2× on single creates). Returns the version's timestamp.
 pub(crate) async fn put_one(
     conn: &mut PgConnection,
     r: &VersionRow<'_>,
+    chain: i32,
+    audit: &[Vec<u8>],
 ) -> Result<DateTime<Utc>, StoreError> {
+    let IndexColumns {
+        tok,
+        st,
+        dt,
+        rf,
+        qt,
+    } = IndexColumns::new(r.index)?;
     let row = sqlx::query(
         "WITH now AS (SELECT date_trunc('microseconds', clock_timestamp()) AS t), \
          cur AS (INSERT INTO resources (rtype, id, bucket, version, deleted, updated_at, patient, body) \
@@ -28,8 +39,24 @@ pub(crate) async fn put_one(
                    patient = EXCLUDED.patient, body = EXCLUDED.body), \
          hist AS (INSERT INTO history (rtype, id, version, bucket, deleted, updated_at, body) \
                  SELECT $1, $2, $4, $3, $5, now.t, $7 FROM now), \
-         feed AS (INSERT INTO changes (rtype, id, version, op, at) SELECT $1, $2, $4, $8, now.t FROM now) \
-         SELECT t FROM now",
+         feed AS (INSERT INTO changes (rtype, id, version, op, at) SELECT $1, $2, $4, $8, now.t FROM now), \
+         d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \
+         d2 AS (DELETE FROM idx_string WHERE rtype = $1 AND id = $2), \
+         d3 AS (DELETE FROM idx_date WHERE rtype = $1 AND id = $2), \
+         d4 AS (DELETE FROM idx_reference WHERE rtype = $1 AND id = $2), \
+         d5 AS (DELETE FROM idx_quantity WHERE rtype = $1 AND id = $2), \
+         i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
+                SELECT $1, $2, * FROM unnest($9::text[], $10::text[], $11::text[])), \
+         i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
+                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])), \
+         i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
+                SELECT $1, $2, * FROM unnest($15::text[], $16::bigint[], $17::bigint[])), \
+         i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
+                SELECT $1, $2, * FROM unnest($18::text[], $19::text[], $20::text[])), \
+         i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
+                SELECT $1, $2, * FROM unnest($21::text[], $22::text[], $23::text[], \
+                                            $24::text[]::numeric[], $25::text[]::numeric[])) \
+         SELECT t, CASE WHEN cardinality($27::bytea[]) > 0 THEN audit_append($26, $27) END FROM now",
     )
     .bind(r.rtype)
     .bind(r.id)
@@ -39,45 +66,6 @@ pub(crate) async fn put_one(
     .bind(r.patient)
     .bind(r.body.as_deref())
     .bind(r.op)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row.try_get("t")?)
-}
-
-/// Replaces one resource's index entries, in one statement keyed by plain values (the
-/// one-resource path, see [`put_one`]).
-pub(crate) async fn replace_one_index(
-    conn: &mut PgConnection,
-    r: &VersionRow<'_>,
-) -> Result<(), StoreError> {
-    let IndexColumns {
-        tok,
-        st,
-        dt,
-        rf,
-        qt,
-    } = IndexColumns::new(r.index)?;
-    sqlx::query(
-        "WITH d1 AS (DELETE FROM idx_token WHERE rtype = $1 AND id = $2), \
-         d2 AS (DELETE FROM idx_string WHERE rtype = $1 AND id = $2), \
-         d3 AS (DELETE FROM idx_date WHERE rtype = $1 AND id = $2), \
-         d4 AS (DELETE FROM idx_reference WHERE rtype = $1 AND id = $2), \
-         d5 AS (DELETE FROM idx_quantity WHERE rtype = $1 AND id = $2), \
-         i1 AS (INSERT INTO idx_token (rtype, id, param, system, code) \
-                SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])), \
-         i2 AS (INSERT INTO idx_string (rtype, id, param, normalized, exact) \
-                SELECT $1, $2, * FROM unnest($6::text[], $7::text[], $8::text[])), \
-         i3 AS (INSERT INTO idx_date (rtype, id, param, low, high) \
-                SELECT $1, $2, * FROM unnest($9::text[], $10::bigint[], $11::bigint[])), \
-         i4 AS (INSERT INTO idx_reference (rtype, id, param, target_type, target_id) \
-                SELECT $1, $2, * FROM unnest($12::text[], $13::text[], $14::text[])), \
-         i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
-                SELECT $1, $2, * FROM unnest($15::text[], $16::text[], $17::text[], \
-                                            $18::text[]::numeric[], $19::text[]::numeric[])) \
-         SELECT 1",
-    )
-    .bind(r.rtype)
-    .bind(r.id)
     .bind(&tok.0)
     .bind(&tok.1)
     .bind(&tok.2)
@@ -95,9 +83,11 @@ pub(crate) async fn replace_one_index(
     .bind(&qt.2)
     .bind(&qt.3)
     .bind(&qt.4)
-    .execute(&mut *conn)
+    .bind(chain)
+    .bind(audit)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    Ok(row.try_get("t")?)
 }
 
 /// Writes versions: each one's current row, history row and change-feed row, all in one
