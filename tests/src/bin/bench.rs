@@ -95,6 +95,28 @@ struct Options {
     /// After the scale phases, keep the cluster up this long (printing how to reach it) so
     /// that its plans can be looked at.
     hold_secs: u64,
+    /// Only the phases whose names start with one of these (empty: all). `create Patient`
+    /// always runs: the other phases read what it makes.
+    only: Vec<String>,
+}
+
+impl Options {
+    /// Whether the phase named `phase` runs.
+    fn wants(&self, phase: &str) -> bool {
+        self.only.is_empty()
+            || phase == "create Patient"
+            || self.only.iter().any(|p| phase.starts_with(p.as_str()))
+    }
+
+    /// The concurrencies `phase` runs at: none when `--only` leaves it out (its data is
+    /// then not made either).
+    fn concurrencies_of(&self, phase: &str) -> Vec<usize> {
+        if self.wants(phase) {
+            self.concurrency.clone()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 fn parse_args() -> Result<Options> {
@@ -109,6 +131,7 @@ fn parse_args() -> Result<Options> {
         phase_ops: 4000,
         concurrency: vec![1, 16, 64],
         hold_secs: 0,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -123,6 +146,13 @@ fn parse_args() -> Result<Options> {
             "--phase-secs" => o.phase_secs = value("--phase-secs")?.parse()?,
             "--phase-ops" => o.phase_ops = value("--phase-ops")?.parse()?,
             "--hold-secs" => o.hold_secs = value("--hold-secs")?.parse::<u64>()?.min(24 * 3600),
+            "--only" => {
+                o.only = value("--only")?
+                    .split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            }
             "--concurrency" => {
                 o.concurrency = value("--concurrency")?
                     .split(',')
@@ -131,6 +161,9 @@ fn parse_args() -> Result<Options> {
             }
             other => bail!("unknown argument {other}"),
         }
+    }
+    if o.write_md && !o.only.is_empty() {
+        bail!("--only runs part of the phases: it does not write BENCHMARKS.md");
     }
     if o.smoke {
         o.phase_secs = 2;
@@ -328,7 +361,7 @@ fn bundle_of(patient: Value, rng: &mut StdRng, n: usize, n_obs: usize) -> Value 
 type RawReads = Arc<Vec<(String, String, Option<u64>)>>;
 
 /// One phase's measurements.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Measure {
     ops: usize,
     errors: usize,
@@ -348,14 +381,59 @@ impl Measure {
     }
 }
 
-/// Runs `op(i)` from `concurrency` workers until `max_ops` operations or `max_time`.
-async fn drive<F, Fut>(concurrency: usize, max_ops: usize, max_time: Duration, op: F) -> Measure
+/// Latencies (ms) and errors of one side of a phase, over one or more slices.
+#[derive(Default)]
+struct Samples {
+    lat: Vec<f64>,
+    errors: usize,
+    secs: f64,
+}
+
+impl Samples {
+    fn measure(mut self) -> Measure {
+        self.lat.sort_by(f64::total_cmp);
+        let lat = &self.lat;
+        let pct = |p: f64| {
+            if lat.is_empty() {
+                0.0
+            } else {
+                lat[((lat.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        Measure {
+            ops: lat.len(),
+            errors: self.errors,
+            secs: self.secs,
+            p50_ms: pct(0.50),
+            p95_ms: pct(0.95),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
+/// One operation of a phase, by index (type-erased, so that a phase's sides can be listed).
+type Op = Arc<dyn Fn(usize) -> OpFuture + Send + Sync>;
+type OpFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+/// Wraps a closure as an [`Op`].
+fn op<F, Fut>(f: F) -> Op
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<()>> + Send,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
-    let op = Arc::new(op);
-    let next = Arc::new(AtomicUsize::new(0));
+    Arc::new(move |i| Box::pin(f(i)))
+}
+
+/// Runs `op(i)` from `concurrency` workers, `i` taken from `next`, until `i` reaches `limit`
+/// or `max_time` has passed; adds what it saw to `into`.
+async fn drive_slice(
+    concurrency: usize,
+    next: &Arc<AtomicUsize>,
+    limit: usize,
+    max_time: Duration,
+    op: &Op,
+    into: &mut Samples,
+) {
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
@@ -365,8 +443,11 @@ where
             let mut lat = Vec::new();
             let mut errors = 0usize;
             loop {
+                if start.elapsed() >= max_time {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= max_ops || start.elapsed() >= max_time {
+                if i >= limit {
                     break;
                 }
                 let t = Instant::now();
@@ -383,31 +464,70 @@ where
             (lat, errors)
         }));
     }
-    let mut lat = Vec::new();
-    let mut errors = 0;
     for w in workers {
         if let Ok((l, e)) = w.await {
-            lat.extend(l);
-            errors += e;
+            into.lat.extend(l);
+            into.errors += e;
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if lat.is_empty() {
-            0.0
+    into.secs += start.elapsed().as_secs_f64();
+    // Indices handed out past the limit were not run.
+    next.fetch_min(limit, Ordering::Relaxed);
+}
+
+/// Runs `f(i)` from `concurrency` workers until `max_ops` operations or `max_time`.
+async fn drive<F, Fut>(concurrency: usize, max_ops: usize, max_time: Duration, f: F) -> Measure
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let mut samples = Samples::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    drive_slice(concurrency, &next, max_ops, max_time, &op(f), &mut samples).await;
+    samples.measure()
+}
+
+/// Slices a compared phase is cut into.
+const ROUNDS: usize = 4;
+
+/// Runs the sides of a phase (the gateway's first, then its baselines) in turns — [`ROUNDS`]
+/// slices each, the order rotating every round (two sides: A B, B A, A B, B A), each slice
+/// a quarter of the operations and of the time — so that a drift of the shared machine (a
+/// checkpoint, autovacuum, a cache warming, another process) weighs on every side alike
+/// rather than on whichever ran last. One [`Measure`] per side, in order.
+async fn compare(
+    concurrency: usize,
+    max_ops: usize,
+    max_time: Duration,
+    sides: &[Op],
+) -> Vec<Measure> {
+    let next: Vec<Arc<AtomicUsize>> = sides
+        .iter()
+        .map(|_| Arc::new(AtomicUsize::new(0)))
+        .collect();
+    let mut samples: Vec<Samples> = sides.iter().map(|_| Samples::default()).collect();
+    let slice_time = max_time / ROUNDS as u32;
+    for round in 0..ROUNDS {
+        let limit = if round + 1 == ROUNDS {
+            max_ops
         } else {
-            lat[((lat.len() - 1) as f64 * p).round() as usize]
+            (max_ops * (round + 1)).div_ceil(ROUNDS)
+        };
+        for k in 0..sides.len() {
+            let side = (k + round) % sides.len();
+            let into = &mut samples[side];
+            drive_slice(
+                concurrency,
+                &next[side],
+                limit,
+                slice_time,
+                &sides[side],
+                into,
+            )
+            .await;
         }
-    };
-    Measure {
-        ops: lat.len(),
-        errors,
-        secs,
-        p50_ms: pct(0.50),
-        p95_ms: pct(0.95),
-        p99_ms: pct(0.99),
     }
+    samples.into_iter().map(Samples::measure).collect()
 }
 
 /// The same storage work as a gateway write, straight through sqlx.
@@ -541,6 +661,23 @@ impl Baseline {
         Ok(())
     }
 
+    /// A read's audit row of the gateway's size, committed on its own on the row's shard (on
+    /// a chain outside the real ones, like the writes' rows above).
+    async fn audit_row(&self, id: &str, chain: i32, seq: i64) -> Result<()> {
+        let bucket = self.map.server_id_bucket(id).context("server id")?;
+        let pool = &self.pools[self.map.shard_of(bucket)];
+        let record = vec![b'x'; 420];
+        let hash = vec![0u8; 32];
+        sqlx::query("INSERT INTO audit (chain, seq, at, prev_hash, hash, record) VALUES ($1, $2, now(), $3, $3, $4)")
+            .bind(chain)
+            .bind(seq)
+            .bind(&hash)
+            .bind(&record)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
     async fn read(&self, rtype: &str, id: &str, version: Option<u64>) -> Result<()> {
         let bucket = self.map.server_id_bucket(id).context("server id")?;
         let pool = &self.pools[self.map.shard_of(bucket)];
@@ -587,6 +724,9 @@ struct Row {
     concurrency: usize,
     gateway: Measure,
     baseline: Option<Measure>,
+    /// Reads only: the baseline's read followed by the read's audit row, committed (the
+    /// storage work DESIGN asks of a read, one commit per read).
+    audited: Option<Measure>,
     rss_mib: f64,
 }
 
@@ -600,6 +740,8 @@ impl Row {
             "phase": self.phase, "concurrency": self.concurrency, "gateway": m(&self.gateway),
             "baseline": self.baseline.as_ref().map(m),
             "ratio_throughput": self.baseline.as_ref().map(|b| round(self.gateway.throughput() / b.throughput().max(1e-9))),
+            "baseline_audited": self.audited.as_ref().map(m),
+            "ratio_audited": self.audited.as_ref().map(|b| round(self.gateway.throughput() / b.throughput().max(1e-9))),
             "gateway_peak_rss_mib": round(self.rss_mib),
         })
     }
@@ -659,6 +801,7 @@ impl Bench {
         concurrency: usize,
         gateway: Measure,
         baseline: Option<Measure>,
+        audited: Option<Measure>,
         rss: f64,
     ) {
         let row = Row {
@@ -666,6 +809,7 @@ impl Bench {
             concurrency,
             gateway,
             baseline,
+            audited,
             rss_mib: rss,
         };
         println!("{}", row.json());
@@ -679,6 +823,9 @@ impl Bench {
         concurrency: usize,
         resources: Vec<(Value, Option<String>)>,
     ) -> Result<Vec<String>> {
+        if !self.opts.wants(phase) {
+            return Ok(Vec::new());
+        }
         let max = self.opts.phase_ops.min(resources.len() / 2);
         let time = Duration::from_secs(self.opts.phase_secs);
         let pid = self.gw.child.id();
@@ -692,7 +839,7 @@ impl Bench {
             self.gw.base.clone(),
         );
         let (it, cr) = (items.clone(), created.clone());
-        let gateway = drive(concurrency, max, time, move |i| {
+        let gw_op = move |i: usize| {
             let (http, token, base, it, cr) = (
                 http.clone(),
                 token.clone(),
@@ -709,9 +856,7 @@ impl Bench {
                 }
                 Ok(())
             }
-        })
-        .await;
-        let rss = peak_rss_mib(pid);
+        };
         let prepared: Vec<RawWrite> = base_items
             .iter()
             .take(max)
@@ -721,15 +866,24 @@ impl Bench {
         let bl = self.baseline.clone();
         let seqs = Arc::new(AtomicUsize::new(1));
         let chain = 1000 + self.rows.len() as i32;
-        let baseline = drive(concurrency, max, time, move |i| {
+        let base_op = move |i: usize| {
             let (bl, prepared, seqs) = (bl.clone(), prepared.clone(), seqs.clone());
             async move {
                 let seq = seqs.fetch_add(1, Ordering::Relaxed) as i64;
                 bl.write(&prepared[i], chain, seq).await
             }
-        })
-        .await;
-        self.record(phase, concurrency, gateway, Some(baseline), rss);
+        };
+        let mut m = compare(concurrency, max, time, &[op(gw_op), op(base_op)]).await;
+        let (baseline, gateway) = (m.pop(), m.pop());
+        let rss = peak_rss_mib(pid);
+        self.record(
+            phase,
+            concurrency,
+            gateway.unwrap_or_default(),
+            baseline,
+            None,
+            rss,
+        );
         let ids = created.lock().map(|c| c.clone()).unwrap_or_default();
         Ok(ids)
     }
@@ -768,6 +922,9 @@ impl Bench {
         bundles: Vec<Value>,
         raw: Vec<Vec<RawWrite>>,
     ) -> Result<()> {
+        if !self.opts.wants(phase) {
+            return Ok(());
+        }
         let max = self.opts.phase_ops.min(bundles.len());
         let time = Duration::from_secs(self.opts.phase_secs);
         let pid = self.gw.child.id();
@@ -778,7 +935,7 @@ impl Bench {
             self.gw.base.clone(),
         );
         let bundles = Arc::new(bundles);
-        let gateway = drive(concurrency, max, time, move |i| {
+        let gw_op = move |i: usize| {
             let (http, token, base, bundles) =
                 (http.clone(), token.clone(), base.clone(), bundles.clone());
             async move {
@@ -786,22 +943,29 @@ impl Bench {
                     .await
                     .map(|_| ())
             }
-        })
-        .await;
-        let rss = peak_rss_mib(pid);
+        };
         let raw = Arc::new(raw);
         let bl = self.baseline.clone();
         let seqs = Arc::new(AtomicUsize::new(1));
         let chain = 1000 + self.rows.len() as i32;
-        let baseline = drive(concurrency, max, time, move |i| {
+        let base_op = move |i: usize| {
             let (bl, raw, seqs) = (bl.clone(), raw.clone(), seqs.clone());
             async move {
                 let seq = seqs.fetch_add(1, Ordering::Relaxed) as i64;
                 bl.write_all(&raw[i], chain, seq).await
             }
-        })
-        .await;
-        self.record(phase, concurrency, gateway, Some(baseline), rss);
+        };
+        let mut m = compare(concurrency, max, time, &[op(gw_op), op(base_op)]).await;
+        let (baseline, gateway) = (m.pop(), m.pop());
+        let rss = peak_rss_mib(pid);
+        self.record(
+            phase,
+            concurrency,
+            gateway.unwrap_or_default(),
+            baseline,
+            None,
+            rss,
+        );
         Ok(())
     }
 
@@ -813,6 +977,10 @@ impl Bench {
         paths: Arc<Vec<String>>,
         raw: Option<RawReads>,
     ) {
+        if !self.opts.wants(phase) {
+            return;
+        }
+        eprintln!("bench: {phase} at concurrency {concurrency}");
         let max = self.opts.phase_ops;
         let time = Duration::from_secs(self.opts.phase_secs);
         let pid = self.gw.child.id();
@@ -823,33 +991,44 @@ impl Bench {
             self.gw.base.clone(),
         );
         let p = paths.clone();
-        let gateway = drive(concurrency, max, time, move |i| {
+        let gw_op = move |i: usize| {
             let (http, token, url) = (
                 http.clone(),
                 token.clone(),
                 format!("{base}/{}", p[i % p.len()]),
             );
             async move { Bench::get(&http, &url, &token).await }
-        })
-        .await;
-        let rss = peak_rss_mib(pid);
-        let baseline = match raw {
-            Some(raw) => {
-                let bl = self.baseline.clone();
-                Some(
-                    drive(concurrency, max, time, move |i| {
-                        let (bl, raw) = (bl.clone(), raw.clone());
-                        async move {
-                            let (t, id, v) = &raw[i % raw.len()];
-                            bl.read(t, id, *v).await
-                        }
-                    })
-                    .await,
-                )
-            }
-            None => None,
         };
-        self.record(phase, concurrency, gateway, baseline, rss);
+        let (gateway, baseline, audited) = match raw {
+            Some(raw) => {
+                let (bl, r) = (self.baseline.clone(), raw.clone());
+                let base_op = move |i: usize| {
+                    let (bl, raw) = (bl.clone(), r.clone());
+                    async move {
+                        let (t, id, v) = &raw[i % raw.len()];
+                        bl.read(t, id, *v).await
+                    }
+                };
+                let bl = self.baseline.clone();
+                let seqs = Arc::new(AtomicUsize::new(1));
+                let chain = 1000 + self.rows.len() as i32;
+                let audited_op = move |i: usize| {
+                    let (bl, raw, seqs) = (bl.clone(), raw.clone(), seqs.clone());
+                    async move {
+                        let (t, id, v) = &raw[i % raw.len()];
+                        bl.read(t, id, *v).await?;
+                        let seq = seqs.fetch_add(1, Ordering::Relaxed) as i64;
+                        bl.audit_row(id, chain, seq).await
+                    }
+                };
+                let sides = [op(gw_op), op(base_op), op(audited_op)];
+                let mut m = compare(concurrency, max, time, &sides).await.into_iter();
+                (m.next().unwrap_or_default(), m.next(), m.next())
+            }
+            None => (drive(concurrency, max, time, gw_op).await, None, None),
+        };
+        let rss = peak_rss_mib(pid);
+        self.record(phase, concurrency, gateway, baseline, audited, rss);
     }
 }
 
@@ -953,7 +1132,7 @@ fn markdown(rows: &[Row], opts: &Options, notes: &[String]) -> String {
         "Each cell: up to {} operations or {} s per phase and concurrency. Latencies in ms.\n\n",
         opts.phase_ops, opts.phase_secs
     ));
-    md.push_str("| phase | conc | gateway ops/s | p50 | p95 | p99 | errors | baseline ops/s | baseline p99 | ratio | gateway peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| phase | conc | gateway ops/s | p50 | p95 | p99 | errors | baseline ops/s | baseline p99 | ratio | read + audit row ops/s | ratio to it | gateway peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let g = &r.gateway;
         let (bt, bp99, ratio) = match &r.baseline {
@@ -964,8 +1143,15 @@ fn markdown(rows: &[Row], opts: &Options, notes: &[String]) -> String {
             ),
             None => ("–".into(), "–".into(), "–".into()),
         };
+        let (at, aratio) = match &r.audited {
+            Some(a) => (
+                format!("{:.0}", a.throughput()),
+                format!("{:.2}", g.throughput() / a.throughput().max(1e-9)),
+            ),
+            None => ("–".into(), "–".into()),
+        };
         md.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {bt} | {bp99} | {ratio} | {:.0} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {bt} | {bp99} | {ratio} | {at} | {aratio} | {:.0} |\n",
             r.phase,
             r.concurrency,
             g.throughput(),
@@ -1185,7 +1371,7 @@ async fn main() -> Result<()> {
     if patients.is_empty() {
         bail!("no patient was created");
     }
-    for &c in &concurrencies {
+    for c in bench.opts.concurrencies_of("create Observation") {
         let items: Vec<(Value, Option<String>)> = (0..per_phase)
             .map(|_| {
                 let p = patients[rng.random_range(0..patients.len())].clone();
@@ -1194,7 +1380,7 @@ async fn main() -> Result<()> {
             .collect();
         observations.extend(bench.create_phase("create Observation", c, items).await?);
     }
-    for &c in &concurrencies {
+    for c in bench.opts.concurrencies_of("create Condition") {
         let items: Vec<(Value, Option<String>)> = (0..per_phase)
             .map(|_| {
                 let p = patients[rng.random_range(0..patients.len())].clone();
@@ -1213,7 +1399,10 @@ async fn main() -> Result<()> {
             .create_phase("create Condition, codes unchecked", c, items)
             .await?;
     }
-    for &c in &concurrencies {
+    for c in bench
+        .opts
+        .concurrencies_of("transaction: Patient + 10 Observations")
+    {
         let n = bench.opts.phase_ops.div_ceil(10).max(4);
         let bundles: Vec<Value> = (0..n)
             .map(|i| patient_bundle(&mut rng, 2_000_000 + i, 10))
@@ -1338,7 +1527,13 @@ async fn main() -> Result<()> {
     // transactions), and the history of those patients' resources.
     let mut everything: Vec<String> = Vec::new();
     let mut patient_histories: Vec<String> = Vec::new();
-    for n in 0..8 {
+    let big_patients = ["Patient/$everything", "history of a patient's resources"];
+    let n_big = if big_patients.iter().any(|p| bench.opts.wants(p)) {
+        8
+    } else {
+        0
+    };
+    for n in 0..n_big {
         let bundle = patient_bundle(&mut rng, 5_000_000 + n, 99);
         let response: Value = bench
             .http
