@@ -606,18 +606,8 @@ fn push_predicate(qb: &mut QueryBuilder<Postgres>, p: &Predicate, form: IndexFor
                     .push_bind(high.clone())
                     .push("::numeric");
             }
-            match system {
-                SystemMatch::Any => {}
-                SystemMatch::None => {
-                    qb.push(" AND x.system IS NULL");
-                }
-                SystemMatch::Is(s) => {
-                    qb.push(" AND x.system = ").push_bind(s.clone());
-                }
-            }
-            if let Some(code) = code {
-                qb.push(" AND x.code = ").push_bind(code.clone());
-            }
+            // The unit: the same columns, matched as a token's system and code.
+            push_token_match(qb, system, code.as_deref());
         }
         Predicate::Reference {
             target_type,
