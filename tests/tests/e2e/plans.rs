@@ -5,7 +5,7 @@
 //! the generic plan PostgreSQL may switch a prepared statement to are checked.
 
 use anyhow::{Context, Result, ensure};
-use model::query::{Access, Predicate, Prefix, Query, SystemMatch};
+use model::query::{Access, Predicate, Query};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -41,7 +41,9 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
                         "code": {"coding": [{"system": "http://loinc.org", "code": LOINC[(n + o) % LOINC.len()]}]},
                         "subject": {"reference": full},
                         "effectiveDateTime": format!("20{:02}-0{}-01", 10 + o, 1 + n % 9),
-                        "valueQuantity": {"value": 70 + o, "unit": "/min"}}}));
+                        // One decimal between 70 and 170 (about 1.6 Observations per value).
+                        "valueQuantity": {"value": (700 + (n * 8 + o) * 37 % 1000) as f64 / 10.0,
+                            "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}}));
             }
             entries.push(json!({"request": {"method": "POST", "url": "Condition"},
                 "resource": {"resourceType": "Condition",
@@ -66,15 +68,8 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
     for shard in env.cluster.cluster.shards() {
         let url = env.cluster.cluster.superuser_url(&shard.primary, &s.db);
         let mut conn = PgConnection::connect(&url).await?;
-        // Until the mappings index quantities, each Observation gets one by hand: a value of
-        // one decimal between 70 and 170 (about 1.6 originals each), /min in UCUM.
         let copy = format!(
-            "INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
-               SELECT rtype, id, 'value-quantity', 'http://unitsofmeasure.org', '/min', v - 0.05, v + 0.05 \
-               FROM (SELECT r.rtype, r.id, 70 + (abs(hashtext(r.id)) % 1000) / 10.0 AS v FROM resources r \
-                     WHERE r.rtype = 'Observation' AND NOT EXISTS (SELECT 1 FROM idx_quantity q \
-                       WHERE q.rtype = r.rtype AND q.id = r.id)) o;
-             INSERT INTO resources SELECT rtype, id || '-c' || g, bucket, version, deleted, updated_at, \
+            "INSERT INTO resources SELECT rtype, id || '-c' || g, bucket, version, deleted, updated_at, \
                patient || '-c' || g, body FROM resources, generate_series(1, {COPIES}) g;
              INSERT INTO history SELECT rtype, id || '-c' || g, version, bucket, deleted, updated_at, body \
                FROM history, generate_series(1, {COPIES}) g;
@@ -153,21 +148,23 @@ async fn main_query_shapes_use_indexes_at_100k(env: &Env) -> Result<()> {
         ],
     )?;
     let by_id = search("Patient", &[("_id", patient.clone())])?;
-    // Quantity predicates built by hand until the mappings parse `value-quantity`.
-    let value_quantity = |prefix, low: &str, high: &str| Predicate::Quantity {
-        param: "value-quantity".into(),
-        prefix,
-        low: low.into(),
-        high: high.into(),
-        system: SystemMatch::Is("http://unitsofmeasure.org".into()),
-        code: Some("/min".into()),
-    };
-    let mut by_quantity = search("Observation", &[])?;
-    by_quantity.all_of = vec![vec![value_quantity(Prefix::Eq, "75.25", "75.35")]];
-    let mut by_patient_and_quantity = search("Observation", &[("patient", patient.clone())])?;
-    by_patient_and_quantity
-        .all_of
-        .push(vec![value_quantity(Prefix::Gt, "99.5", "100.5")]);
+    let by_quantity = search(
+        "Observation",
+        &[(
+            "value-quantity",
+            "75.3|http://unitsofmeasure.org|/min".into(),
+        )],
+    )?;
+    let by_patient_and_quantity = search(
+        "Observation",
+        &[
+            ("patient", patient.clone()),
+            (
+                "value-quantity",
+                "gt100|http://unitsofmeasure.org|/min".into(),
+            ),
+        ],
+    )?;
     // `Condition?code:below=J45` after the gateway expands the hierarchy, for one patient.
     let mut below = search("Condition", &[("patient", patient.clone())])?;
     below.all_of.push(vec![Predicate::TokenIn {
