@@ -21,6 +21,7 @@ crate::tests![
     transaction_patches_with_fhirpath_and_json_patch,
     transaction_with_a_failing_patch_writes_nothing,
     batch_patch_entries_stand_alone,
+    transaction_conditional_patch,
     transaction_of_a_thousand_entries,
     conditional_update_and_delete,
     reads_answer_304_when_not_modified,
@@ -863,5 +864,65 @@ async fn batch_patch_entries_stand_alone(env: &Env) -> Result<()> {
     );
     let p = s.get_ok(&format!("Patient/{pid}")).await?;
     ensure!(p["meta"]["versionId"] == "1", "{p}");
+    s.stop().await
+}
+
+/// A PATCH entry whose url is a search (`Patient?identifier=…`): one match is patched (in
+/// the transaction, with the other entries), none is 404 and two are 412, each writing
+/// nothing.
+async fn transaction_conditional_patch(env: &Env) -> Result<()> {
+    let s = server(env).await?;
+    let system = "urn:oid:1.3.6.1.4.1.28284.6.2.2.1";
+    let one = |value: &str| {
+        json!({"resourceType": "Patient", "active": true,
+               "identifier": [{"system": system, "value": value}]})
+    };
+    let single = s.create(&one("cp-1")).await?;
+    s.create(&one("cp-twice")).await?;
+    s.create(&one("cp-twice")).await?;
+    let deactivate = json!([{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Patient.active"},
+        {"name": "value", "valueBoolean": false}]}]);
+    let bundle = |criteria: &str| {
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            fhirpath_patch_entry(&format!("Patient?identifier={system}|{criteria}"),
+                                 deactivate.clone(), None),
+            {"resource": {"resourceType": "Patient", "name": [{"family": "Beside"}]},
+             "request": {"method": "POST", "url": "Patient"}}]})
+    };
+    let id = single["id"].as_str().unwrap_or_default().to_owned();
+    let (status, response) = post_bundle(&s, &bundle("cp-1")).await?;
+    ensure!(status == 200, "{status} {response}");
+    ensure!(
+        status_of(&response, 0) == "200 OK" && status_of(&response, 1) == "201 Created",
+        "{response}"
+    );
+    let now = s.get_ok(&format!("Patient/{id}")).await?;
+    ensure!(
+        now["active"] == false && now["meta"]["versionId"] == "2",
+        "{now}"
+    );
+    let before = s.get_ok("Patient?family=Beside&_summary=count").await?;
+    for (criteria, expected) in [("cp-none", 404), ("cp-twice", 412)] {
+        let (status, response) = post_bundle(&s, &bundle(criteria)).await?;
+        ensure!(status == expected, "{criteria}: {status} {response}");
+        ensure!(
+            response["resourceType"] == "OperationOutcome",
+            "{criteria}: {response}"
+        );
+    }
+    let after = s.get_ok("Patient?family=Beside&_summary=count").await?;
+    ensure!(
+        before["total"] == 1 && after["total"] == 1,
+        "{before} {after}"
+    );
+    let twice = s
+        .get_ok(&format!("Patient?identifier={system}|cp-twice&active=true"))
+        .await?;
+    ensure!(
+        twice["entry"].as_array().map_or(0, Vec::len) == 2,
+        "{twice}"
+    );
     s.stop().await
 }
