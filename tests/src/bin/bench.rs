@@ -1106,6 +1106,18 @@ async fn database_bytes(pools: &[PgPool]) -> Result<i64> {
     Ok(total)
 }
 
+/// Resources (current versions) on every shard.
+async fn resource_count(pools: &[PgPool]) -> Result<i64> {
+    let mut total = 0i64;
+    for pool in pools {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM resources")
+            .fetch_one(pool)
+            .await?;
+        total += n;
+    }
+    Ok(total)
+}
+
 fn markdown(rows: &[Row], opts: &Options, notes: &[String]) -> String {
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -1585,6 +1597,7 @@ async fn main() -> Result<()> {
 
     if bench.opts.scale_to > 0 {
         let loaded_before = database_bytes(&bench.baseline.pools).await?;
+        let resources_before = resource_count(&bench.baseline.pools).await?;
         let target = bench.opts.scale_to;
         let start = Instant::now();
         // Bundles of 5 new patients with 19 Observations each (100 resources; the patients
@@ -1628,7 +1641,7 @@ async fn main() -> Result<()> {
         let bytes = database_bytes(&bench.baseline.pools).await? - loaded_before;
         let secs = start.elapsed().as_secs_f64();
         notes.push(format!(
-            "Load: {loaded} resources in {} transaction Bundles of 100 (5 Patients × 19 Observations) at concurrency 8 in {secs:.0} s ({:.0} resources/s, {} failed bundles); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again).",
+            "Load: the store held {resources_before} resources (the phases above, gateway and baselines); {loaded} more in {} transaction Bundles of 100 (5 Patients × 19 Observations) at concurrency 8 in {secs:.0} s ({:.0} resources/s, {} failed bundles); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again). The phases marked @{target} ran after it.",
             load.ops, loaded as f64 / secs.max(0.001), load.errors,
             bytes as f64 / 1048576.0, bytes as f64 / 1073741824.0 / (loaded.max(1) as f64 / 1e6)
         ));
