@@ -262,12 +262,13 @@ impl Store {
                 continue;
             }
             let gid = gid(&txid, shard);
-            let step = sqlx::raw_sql(AssertSqlSafe(format!("PREPARE TRANSACTION '{gid}'")))
+            // PREPARE takes the session out of its transaction; the empty one begun after it
+            // is what sqlx's COMMIT below closes (a COMMIT with no transaction open would
+            // draw a warning from PostgreSQL, one per shard and transaction).
+            let step = sqlx::raw_sql(AssertSqlSafe(format!("PREPARE TRANSACTION '{gid}'; BEGIN")))
                 .execute(&mut *tx)
                 .await;
             match step {
-                // The session has left the transaction; COMMIT only settles sqlx's
-                // bookkeeping (PostgreSQL answers it with a warning).
                 Ok(_) => {
                     prepared.push(shard);
                     let _ = tx.commit().await;
