@@ -57,9 +57,9 @@ pub(crate) struct VersionRow<'a> {
 /// transaction. One result per op, in order: `None` for a delete that found nothing. An op
 /// that cannot be applied fails the whole call with [`StoreError::Entry`] at its position.
 ///
-/// With `audit_record`, when exactly one version is written, the record (its `version` set) is
-/// appended to the audit log by the same statement; the second value says whether it was
-/// (if not, the caller appends it).
+/// With `audit_record`, when exactly one version is written, the record (with that version)
+/// is appended to the audit log by the same statement; the second value says whether it was
+/// (if not, the caller appends it). The caller's record is not changed.
 ///
 /// Under a restricted `access`, an op on an existing resource the caller may not see fails
 /// with [`StoreError::NotFound`] (its existence is not revealed), and a write whose result the
@@ -68,7 +68,7 @@ pub(crate) async fn apply_all(
     conn: &mut PgConnection,
     ops: &[(Op<'_>, u32)],
     access: &Access,
-    audit_record: Option<&mut AuditRecord>,
+    audit_record: Option<&AuditRecord>,
 ) -> Result<(Vec<Option<Written>>, bool), StoreError> {
     let mut seen = HashMap::with_capacity(ops.len());
     for (i, (op, _)) in ops.iter().enumerate() {
@@ -179,11 +179,16 @@ pub(crate) async fn apply_all(
     }
     let mut audited = false;
     let updated_at: DateTime<Utc> = if let [row] = rows.as_slice() {
+        // The caller's record is left as it is: if the transaction fails, the record of the
+        // failure must not name a version that was never committed.
         let records = match audit_record {
             Some(record) => {
-                record.version = Some(row.version as u64);
+                let written = AuditRecord {
+                    version: Some(row.version as u64),
+                    ..record.clone()
+                };
                 audited = true;
-                vec![audit::encode(record)?]
+                vec![audit::encode(&written)?]
             }
             None => Vec::new(),
         };

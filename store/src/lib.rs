@@ -792,17 +792,19 @@ impl Store {
         let shard = self.shard_map().shard_of(bucket);
         let mut tx = self.primary(shard).begin().await?;
         let (mut written, audited) =
-            apply::apply_all(&mut tx, &[(op, bucket)], access, Some(&mut *audit_record))
+            apply::apply_all(&mut tx, &[(op, bucket)], access, Some(&*audit_record))
                 .await
                 .map_err(StoreError::unwrap_entry)?;
         let Some(written) = written.pop().flatten() else {
             return Ok(None);
         };
         if !audited {
-            audit_record.version = Some(written.version);
-            audit::append(&mut tx, audit_record).await?;
+            let mut record = audit_record.clone();
+            record.version = Some(written.version);
+            audit::append(&mut tx, &record).await?;
         }
         commit(tx).await?;
+        audit_record.version = Some(written.version);
         Ok(Some(written))
     }
 

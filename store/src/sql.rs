@@ -17,6 +17,11 @@ use crate::{StoreError, Stored, codec};
 /// `chain` — all in one statement of plain bound values, one round trip. The one-resource
 /// path: a plan that always walks the primary key, whatever the statistics say (the array
 /// form below lost ~2× on single creates). Returns the version's timestamp.
+///
+/// Lock order: the final `SELECT` reads `cur`, so the resource's row is written (and
+/// locked, or waited for) before `audit_append` takes the chain's head — the order of every
+/// other write path (row locks, then the head), and no chain head is held while waiting on
+/// a row. (Unreferenced data-modifying CTEs run after the main query.)
 pub(crate) async fn put_one(
     conn: &mut PgConnection,
     r: &VersionRow<'_>,
@@ -36,7 +41,7 @@ pub(crate) async fn put_one(
                  SELECT $1, $2, $3, $4, $5, now.t, $6, $7 FROM now \
                  ON CONFLICT (rtype, id) DO UPDATE SET version = EXCLUDED.version, \
                    deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at, \
-                   patient = EXCLUDED.patient, body = EXCLUDED.body), \
+                   patient = EXCLUDED.patient, body = EXCLUDED.body RETURNING 1), \
          hist AS (INSERT INTO history (rtype, id, version, bucket, deleted, updated_at, body) \
                  SELECT $1, $2, $4, $3, $5, now.t, $7 FROM now), \
          feed AS (INSERT INTO changes (rtype, id, version, op, at) SELECT $1, $2, $4, $8, now.t FROM now), \
@@ -56,7 +61,7 @@ pub(crate) async fn put_one(
          i5 AS (INSERT INTO idx_quantity (rtype, id, param, system, code, low, high) \
                 SELECT $1, $2, * FROM unnest($21::text[], $22::text[], $23::text[], \
                                             $24::text[]::numeric[], $25::text[]::numeric[])) \
-         SELECT t, CASE WHEN cardinality($27::bytea[]) > 0 THEN audit_append($26, $27) END FROM now",
+         SELECT t, CASE WHEN cardinality($27::bytea[]) > 0 THEN audit_append($26, $27) END FROM now, cur",
     )
     .bind(r.rtype)
     .bind(r.id)
