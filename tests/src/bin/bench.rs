@@ -108,10 +108,10 @@ impl Options {
             || self.only.iter().any(|p| phase.starts_with(p.as_str()))
     }
 
-    /// The concurrencies `phase` runs at: none when `--only` leaves it out (its data is
-    /// then not made either).
-    fn concurrencies_of(&self, phase: &str) -> Vec<usize> {
-        if self.wants(phase) {
+    /// The concurrencies a group of phases runs at: none when `--only` leaves every one of
+    /// them out (their data is then not made either).
+    fn concurrencies_of(&self, phases: &[&str]) -> Vec<usize> {
+        if phases.iter().any(|p| self.wants(p)) {
             self.concurrency.clone()
         } else {
             Vec::new()
@@ -487,12 +487,13 @@ where
     samples.measure()
 }
 
-/// Slices a compared phase is cut into.
+/// Slices (at least) a compared phase is cut into per side.
 const ROUNDS: usize = 4;
 
 /// Runs the sides of a phase (the gateway's first, then its baselines) in turns — [`ROUNDS`]
-/// slices each, the order rotating every round (two sides: A B, B A, A B, B A), each slice
-/// a quarter of the operations and of the time — so that a drift of the shared machine (a
+/// slices each (rounded up to a multiple of the number of sides), the order rotating every
+/// round (two sides: A B, B A, A B, B A), each slice an equal share of the operations and of
+/// the time — so that a drift of the shared machine (a
 /// checkpoint, autovacuum, a cache warming, another process) weighs on every side alike
 /// rather than on whichever ran last. One [`Measure`] per side, in order.
 async fn compare(
@@ -506,12 +507,14 @@ async fn compare(
         .map(|_| Arc::new(AtomicUsize::new(0)))
         .collect();
     let mut samples: Vec<Samples> = sides.iter().map(|_| Samples::default()).collect();
-    let slice_time = max_time / ROUNDS as u32;
-    for round in 0..ROUNDS {
-        let limit = if round + 1 == ROUNDS {
+    // A multiple of the number of sides, so that each side goes first equally often.
+    let rounds = ROUNDS.div_ceil(sides.len().max(1)) * sides.len().max(1);
+    let slice_time = max_time / rounds as u32;
+    for round in 0..rounds {
+        let limit = if round + 1 == rounds {
             max_ops
         } else {
-            (max_ops * (round + 1)).div_ceil(ROUNDS)
+            (max_ops * (round + 1)).div_ceil(rounds)
         };
         for k in 0..sides.len() {
             let side = (k + round) % sides.len();
@@ -816,6 +819,22 @@ impl Bench {
         self.rows.push(row);
     }
 
+    /// Runs a write phase's two sides (gateway, baseline) in turns and records them, with
+    /// the gateway's peak RSS since the phase began.
+    async fn compare_writes(
+        &mut self,
+        phase: &str,
+        concurrency: usize,
+        (max, time): (usize, Duration),
+        sides: [Op; 2],
+    ) {
+        let mut m = compare(concurrency, max, time, &sides).await;
+        let (baseline, gateway) = (m.pop(), m.pop());
+        let rss = peak_rss_mib(self.gw.child.id());
+        let gateway = gateway.unwrap_or_default();
+        self.record(phase, concurrency, gateway, baseline, None, rss);
+    }
+
     /// A create phase: the gateway creates `resources`, the baseline writes the same rows.
     async fn create_phase(
         &mut self,
@@ -873,17 +892,8 @@ impl Bench {
                 bl.write(&prepared[i], chain, seq).await
             }
         };
-        let mut m = compare(concurrency, max, time, &[op(gw_op), op(base_op)]).await;
-        let (baseline, gateway) = (m.pop(), m.pop());
-        let rss = peak_rss_mib(pid);
-        self.record(
-            phase,
-            concurrency,
-            gateway.unwrap_or_default(),
-            baseline,
-            None,
-            rss,
-        );
+        self.compare_writes(phase, concurrency, (max, time), [op(gw_op), op(base_op)])
+            .await;
         let ids = created.lock().map(|c| c.clone()).unwrap_or_default();
         Ok(ids)
     }
@@ -955,17 +965,8 @@ impl Bench {
                 bl.write_all(&raw[i], chain, seq).await
             }
         };
-        let mut m = compare(concurrency, max, time, &[op(gw_op), op(base_op)]).await;
-        let (baseline, gateway) = (m.pop(), m.pop());
-        let rss = peak_rss_mib(pid);
-        self.record(
-            phase,
-            concurrency,
-            gateway.unwrap_or_default(),
-            baseline,
-            None,
-            rss,
-        );
+        self.compare_writes(phase, concurrency, (max, time), [op(gw_op), op(base_op)])
+            .await;
         Ok(())
     }
 
@@ -977,7 +978,7 @@ impl Bench {
         paths: Arc<Vec<String>>,
         raw: Option<RawReads>,
     ) {
-        if !self.opts.wants(phase) {
+        if !self.opts.wants(phase) || paths.is_empty() {
             return;
         }
         eprintln!("bench: {phase} at concurrency {concurrency}");
@@ -1383,7 +1384,7 @@ async fn main() -> Result<()> {
     if patients.is_empty() {
         bail!("no patient was created");
     }
-    for c in bench.opts.concurrencies_of("create Observation") {
+    for c in bench.opts.concurrencies_of(&["create Observation"]) {
         let items: Vec<(Value, Option<String>)> = (0..per_phase)
             .map(|_| {
                 let p = patients[rng.random_range(0..patients.len())].clone();
@@ -1392,7 +1393,10 @@ async fn main() -> Result<()> {
             .collect();
         observations.extend(bench.create_phase("create Observation", c, items).await?);
     }
-    for c in bench.opts.concurrencies_of("create Condition") {
+    for c in bench
+        .opts
+        .concurrencies_of(&["create Condition", "create Condition (codes unchecked)"])
+    {
         let items: Vec<(Value, Option<String>)> = (0..per_phase)
             .map(|_| {
                 let p = patients[rng.random_range(0..patients.len())].clone();
@@ -1408,12 +1412,12 @@ async fn main() -> Result<()> {
             })
             .collect();
         bench
-            .create_phase("create Condition, codes unchecked", c, items)
+            .create_phase("create Condition (codes unchecked)", c, items)
             .await?;
     }
     for c in bench
         .opts
-        .concurrencies_of("transaction: Patient + 10 Observations")
+        .concurrencies_of(&["transaction: Patient + 10 Observations"])
     {
         let n = bench.opts.phase_ops.div_ceil(10).max(4);
         let bundles: Vec<Value> = (0..n)
@@ -1539,7 +1543,10 @@ async fn main() -> Result<()> {
     // transactions), and the history of those patients' resources.
     let mut everything: Vec<String> = Vec::new();
     let mut patient_histories: Vec<String> = Vec::new();
-    let big_patients = ["Patient/$everything", "history of a patient's resources"];
+    let big_patients = [
+        "Patient/$everything (100 resources)",
+        "history of a patient's resources",
+    ];
     let n_big = if big_patients.iter().any(|p| bench.opts.wants(p)) {
         8
     } else {
