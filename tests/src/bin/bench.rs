@@ -1107,6 +1107,33 @@ async fn database_bytes(pools: &[PgPool]) -> Result<i64> {
     Ok(total)
 }
 
+/// Waits, at most `limit`, until no autovacuum worker has run on any shard for two polls in
+/// a row: after a bulk load autovacuum vacuums and analyzes the grown tables for minutes, and
+/// the phases after the load are to measure the size of the store, not that aftermath (the
+/// state a store reaches on its own once a load is over). Returns how long it waited.
+async fn settle(pools: &[PgPool], limit: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let (mut quiet, mut most) = (0, 0i64);
+    while quiet < 2 && start.elapsed() < limit {
+        let mut busy = 0i64;
+        for pool in pools {
+            busy += sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
+            )
+            .fetch_one(pool)
+            .await?;
+        }
+        quiet = if busy == 0 { quiet + 1 } else { 0 };
+        most = most.max(busy);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    eprintln!(
+        "bench: settled after {:.0} s (at most {most} autovacuum workers seen at once)",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(start.elapsed())
+}
+
 /// Resources (current versions) on every shard.
 async fn resource_count(pools: &[PgPool]) -> Result<i64> {
     let mut total = 0i64;
@@ -1647,10 +1674,12 @@ async fn main() -> Result<()> {
         let loaded = written.load(Ordering::Relaxed);
         let bytes = database_bytes(&bench.baseline.pools).await? - loaded_before;
         let secs = start.elapsed().as_secs_f64();
+        let settled = settle(&bench.baseline.pools, Duration::from_secs(300)).await?;
         notes.push(format!(
-            "Load: the store held {resources_before} resources (the phases above, gateway and baselines); {loaded} more in {} transaction Bundles of 100 (5 Patients × 19 Observations) at concurrency 8 in {secs:.0} s ({:.0} resources/s, {} failed bundles); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again). The phases marked @{target} ran after it.",
+            "Load: the store held {resources_before} resources (the phases above, gateway and baselines); {loaded} more in {} transaction Bundles of 100 (5 Patients × 19 Observations) at concurrency 8 in {secs:.0} s ({:.0} resources/s, {} failed bundles); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again). The phases marked @{target} ran after it, once autovacuum had finished with the loaded tables ({:.0} s later; at most 300 s is waited).",
             load.ops, loaded as f64 / secs.max(0.001), load.errors,
-            bytes as f64 / 1048576.0, bytes as f64 / 1073741824.0 / (loaded.max(1) as f64 / 1e6)
+            bytes as f64 / 1048576.0, bytes as f64 / 1073741824.0 / (loaded.max(1) as f64 / 1e6),
+            settled.as_secs_f64()
         ));
         bench
             .read_phase(
