@@ -1592,9 +1592,7 @@ async fn patch(
         }
         _ => current.version,
     };
-    apply_patch(&mut document, body, rtype, id, &state.config.limits)?;
-    let patched = serde_json::to_vec(&document)
-        .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?;
+    let patched = apply_patch(&mut document, body, rtype, id, &state.config.limits)?;
     let resource = parse_checked(state, rtype, &patched)?;
     let mut pinned = headers.clone();
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{expected}\"")) {
@@ -1605,15 +1603,16 @@ async fn patch(
 
 /// Applies `body` to `document`, the current rendering of `rtype/id`: the server's meta
 /// (`versionId`, `lastUpdated`) is dropped first (it is set again on write), the patched
-/// resource must stay under the body limit (413) and keep its id (422). Used by `PATCH` and
-/// by the PATCH entries of a transaction.
+/// resource must stay under the body limit (413) and keep its id (422). Returns the patched
+/// resource encoded (what the size was checked on). Used by `PATCH` and by the PATCH entries
+/// of a transaction.
 pub(crate) fn apply_patch(
     document: &mut Value,
     body: &PatchBody,
     rtype: &str,
     id: &str,
     limits: &crate::Limits,
-) -> Result<(), ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     if let Some(meta) = document.get_mut("meta").and_then(Value::as_object_mut) {
         meta.shift_remove("versionId");
         meta.shift_remove("lastUpdated");
@@ -1632,11 +1631,10 @@ pub(crate) fn apply_patch(
     {
         o.shift_remove("meta");
     }
-    let size = serde_json::to_vec(&*document)
-        .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?
-        .len();
+    let patched = serde_json::to_vec(&*document)
+        .map_err(|e| ApiError::Internal(format!("re-encoding a patched resource: {e}")))?;
     let max = limits.max_body_bytes;
-    if size > max {
+    if patched.len() > max {
         return Err(ApiError::TooCostly(format!(
             "the patched resource would be larger than the body limit of {max} bytes"
         )));
@@ -1648,7 +1646,7 @@ pub(crate) fn apply_patch(
             "a patch may not change the resource's id",
         )]));
     }
-    Ok(())
+    Ok(patched)
 }
 
 async fn update(

@@ -57,9 +57,9 @@ pub(crate) struct VersionRow<'a> {
 /// transaction. One result per op, in order: `None` for a delete that found nothing. An op
 /// that cannot be applied fails the whole call with [`StoreError::Entry`] at its position.
 ///
-/// With `audit_record`, when exactly one version is written, the record (with that version)
-/// is appended to the audit log by the same statement; the second value says whether it was
-/// (if not, the caller appends it). The caller's record is not changed.
+/// With `audit_record`, the record is appended in the same transaction whenever a version is
+/// written: with that version, and by the same statement, when it is exactly one. The
+/// caller's record is not changed.
 ///
 /// Under a restricted `access`, an op on an existing resource the caller may not see fails
 /// with [`StoreError::NotFound`] (its existence is not revealed), and a write whose result the
@@ -69,7 +69,7 @@ pub(crate) async fn apply_all(
     ops: &[(Op<'_>, u32)],
     access: &Access,
     audit_record: Option<&AuditRecord>,
-) -> Result<(Vec<Option<Written>>, bool), StoreError> {
+) -> Result<Vec<Option<Written>>, StoreError> {
     let mut seen = HashMap::with_capacity(ops.len());
     for (i, (op, _)) in ops.iter().enumerate() {
         if let Some(first) = seen.insert(op.key(), i) {
@@ -175,9 +175,8 @@ pub(crate) async fn apply_all(
         }
     }
     if rows.is_empty() {
-        return Ok((vec![None; ops.len()], false));
+        return Ok(vec![None; ops.len()]);
     }
-    let mut audited = false;
     let updated_at: DateTime<Utc> = if let [row] = rows.as_slice() {
         // The caller's record is left as it is: if the transaction fails, the record of the
         // failure must not name a version that was never committed.
@@ -187,7 +186,6 @@ pub(crate) async fn apply_all(
                     version: Some(row.version as u64),
                     ..record.clone()
                 };
-                audited = true;
                 vec![audit::encode(&written)?]
             }
             None => Vec::new(),
@@ -196,6 +194,9 @@ pub(crate) async fn apply_all(
     } else {
         let t = sql::put_versions(conn, &rows).await?;
         sql::replace_indexes(conn, &rows).await?;
+        if let Some(record) = audit_record {
+            audit::append(conn, record).await?;
+        }
         t
     };
     if let Some(row) = written_invisible(conn, &rows, access).await? {
@@ -211,7 +212,7 @@ pub(crate) async fn apply_all(
             ))),
         });
     }
-    let written = plan
+    Ok(plan
         .into_iter()
         .map(|p| {
             p.map(|(row, created)| Written {
@@ -220,8 +221,7 @@ pub(crate) async fn apply_all(
                 created,
             })
         })
-        .collect();
-    Ok((written, audited))
+        .collect())
 }
 
 /// A resource's current row, as a write finds it.

@@ -791,18 +791,16 @@ impl Store {
     ) -> Result<Option<Written>, StoreError> {
         let shard = self.shard_map().shard_of(bucket);
         let mut tx = self.primary(shard).begin().await?;
-        let (mut written, audited) =
-            apply::apply_all(&mut tx, &[(op, bucket)], access, Some(&*audit_record))
-                .await
-                .map_err(StoreError::unwrap_entry)?;
-        let Some(written) = written.pop().flatten() else {
+        // The record goes in with the write (nothing written: no record here; the caller's
+        // own record of the request says so).
+        let written = apply::apply_all(&mut tx, &[(op, bucket)], access, Some(&*audit_record))
+            .await
+            .map_err(StoreError::unwrap_entry)?
+            .pop()
+            .flatten();
+        let Some(written) = written else {
             return Ok(None);
         };
-        if !audited {
-            let mut record = audit_record.clone();
-            record.version = Some(written.version);
-            audit::append(&mut tx, &record).await?;
-        }
         commit(tx).await?;
         audit_record.version = Some(written.version);
         Ok(Some(written))

@@ -233,7 +233,7 @@ impl Store {
             .iter()
             .filter_map(|&i| placed[i].map(|(_, bucket)| (changes[i].as_op(), bucket)))
             .collect();
-        let (results, _) = apply_all(&mut tx, &ops, access, None)
+        let results = apply_all(&mut tx, &ops, access, None)
             .await
             .map_err(|e| match e {
                 // Positions within this part become positions in the transaction.

@@ -533,6 +533,21 @@ async fn compare(
     samples.into_iter().map(Samples::measure).collect()
 }
 
+/// An audit row of the gateway's size, on a chain of its own (outside the 16 real chains, so
+/// `audit verify` of a bench cluster still walks only real chains).
+async fn insert_audit_row(conn: impl sqlx::PgExecutor<'_>, chain: i32, seq: i64) -> Result<()> {
+    let record = vec![b'x'; 420];
+    let hash = vec![0u8; 32];
+    sqlx::query("INSERT INTO audit (chain, seq, at, prev_hash, hash, record) VALUES ($1, $2, now(), $3, $3, $4)")
+        .bind(chain)
+        .bind(seq)
+        .bind(&hash)
+        .bind(&record)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The same storage work as a gateway write, straight through sqlx.
 #[derive(Clone)]
 struct Baseline {
@@ -589,17 +604,7 @@ impl Baseline {
         for w in ws {
             Baseline::write_rows(&mut tx, w).await?;
         }
-        // An audit row of the gateway's size, on a chain of its own (outside the 16 real
-        // chains, so `audit verify` of a bench cluster still walks only real chains).
-        let record = vec![b'x'; 420];
-        let hash = vec![0u8; 32];
-        sqlx::query("INSERT INTO audit (chain, seq, at, prev_hash, hash, record) VALUES ($1, $2, now(), $3, $3, $4)")
-            .bind(audit_chain)
-            .bind(audit_seq)
-            .bind(&hash)
-            .bind(&record)
-            .execute(&mut *tx)
-            .await?;
+        insert_audit_row(&mut *tx, audit_chain, audit_seq).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -668,17 +673,7 @@ impl Baseline {
     /// a chain outside the real ones, like the writes' rows above).
     async fn audit_row(&self, id: &str, chain: i32, seq: i64) -> Result<()> {
         let bucket = self.map.server_id_bucket(id).context("server id")?;
-        let pool = &self.pools[self.map.shard_of(bucket)];
-        let record = vec![b'x'; 420];
-        let hash = vec![0u8; 32];
-        sqlx::query("INSERT INTO audit (chain, seq, at, prev_hash, hash, record) VALUES ($1, $2, now(), $3, $3, $4)")
-            .bind(chain)
-            .bind(seq)
-            .bind(&hash)
-            .bind(&record)
-            .execute(pool)
-            .await?;
-        Ok(())
+        insert_audit_row(&self.pools[self.map.shard_of(bucket)], chain, seq).await
     }
 
     async fn read(&self, rtype: &str, id: &str, version: Option<u64>) -> Result<()> {
@@ -1097,12 +1092,14 @@ async fn audit_verify_figures(bench: &Bench) -> Result<String> {
 }
 
 async fn database_bytes(pools: &[PgPool]) -> Result<i64> {
+    sum_over(pools, "SELECT pg_database_size(current_database())").await
+}
+
+/// `sql`'s one number, summed over every shard.
+async fn sum_over(pools: &[PgPool], sql: &'static str) -> Result<i64> {
     let mut total = 0i64;
     for pool in pools {
-        let n: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
-            .fetch_one(pool)
-            .await?;
-        total += n;
+        total += sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await?;
     }
     Ok(total)
 }
@@ -1113,24 +1110,21 @@ async fn database_bytes(pools: &[PgPool]) -> Result<i64> {
 /// aftermath (the state a store reaches on its own once a load is over). The gateway's role
 /// cannot see autovacuum workers in `pg_stat_activity`, so the test is autovacuum's own:
 /// no table has more changes since its last analyze, or inserts since its last vacuum, than
-/// the thresholds that trigger one. Returns how long it waited and the most tables seen
-/// waiting at once.
-async fn settle(pools: &[PgPool], limit: Duration) -> Result<(Duration, i64)> {
+/// the thresholds that trigger one. Returns how long it waited, the most tables seen waiting
+/// at once, and whether autovacuum caught up (rather than the limit ending the wait).
+async fn settle(pools: &[PgPool], limit: Duration) -> Result<(Duration, i64, bool)> {
     let start = Instant::now();
     let (mut quiet, mut most) = (0, 0i64);
     while quiet < 2 && start.elapsed() < limit {
-        let mut due = 0i64;
-        for pool in pools {
-            due += sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM pg_stat_user_tables WHERE \
-                   n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 \
-                     + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup \
-                   OR n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8 \
-                     + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup",
-            )
-            .fetch_one(pool)
-            .await?;
-        }
+        let due = sum_over(
+            pools,
+            "SELECT count(*) FROM pg_stat_user_tables WHERE \
+               n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 \
+                 + current_setting('autovacuum_analyze_scale_factor')::float8 * n_live_tup \
+               OR n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8 \
+                 + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * n_live_tup",
+        )
+        .await?;
         quiet = if due == 0 { quiet + 1 } else { 0 };
         most = most.max(due);
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1139,19 +1133,12 @@ async fn settle(pools: &[PgPool], limit: Duration) -> Result<(Duration, i64)> {
         "bench: settled after {:.0} s (at most {most} tables awaiting autovacuum at once)",
         start.elapsed().as_secs_f64()
     );
-    Ok((start.elapsed(), most))
+    Ok((start.elapsed(), most, quiet >= 2))
 }
 
 /// Resources (current versions) on every shard.
 async fn resource_count(pools: &[PgPool]) -> Result<i64> {
-    let mut total = 0i64;
-    for pool in pools {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM resources")
-            .fetch_one(pool)
-            .await?;
-        total += n;
-    }
-    Ok(total)
+    sum_over(pools, "SELECT count(*) FROM resources").await
 }
 
 fn markdown(rows: &[Row], opts: &Options, notes: &[String]) -> String {
@@ -1682,9 +1669,15 @@ async fn main() -> Result<()> {
         let loaded = written.load(Ordering::Relaxed);
         let bytes = database_bytes(&bench.baseline.pools).await? - loaded_before;
         let secs = start.elapsed().as_secs_f64();
-        let (settled, due) = settle(&bench.baseline.pools, Duration::from_secs(300)).await?;
+        let (settled, due, caught_up) =
+            settle(&bench.baseline.pools, Duration::from_secs(300)).await?;
+        let wait = if caught_up {
+            "once autovacuum had caught up with"
+        } else {
+            "with autovacuum still behind on (the 300 s wait ran out)"
+        };
         notes.push(format!(
-            "Load: the store held {resources_before} resources (the phases above, gateway and baselines); {loaded} more in {} transaction Bundles of 100 (5 Patients × 19 Observations) at concurrency 8 in {secs:.0} s ({:.0} resources/s, {} failed bundles); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again). The phases marked @{target} ran after it, once autovacuum had caught up with the loaded tables ({} of them awaiting it after the load; {:.0} s; at most 300 s is waited).",
+            "Load: the store held {resources_before} resources (the phases above, gateway and baselines); {loaded} more in {} transaction Bundles of 100 (5 Patients × 19 Observations) at concurrency 8 in {secs:.0} s ({:.0} resources/s, {} failed bundles); the shards' databases grew {:.0} MiB, {:.2} GiB per million resources (primaries only; each standby holds the same again). The phases marked @{target} ran after it, {wait} the loaded tables ({} of them awaiting it after the load; waited {:.0} s, at most 300).",
             load.ops, loaded as f64 / secs.max(0.001), load.errors,
             bytes as f64 / 1048576.0, bytes as f64 / 1073741824.0 / (loaded.max(1) as f64 / 1e6),
             due,

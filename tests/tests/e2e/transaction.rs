@@ -49,6 +49,18 @@ fn ids_on_two_shards(s: &TestServer, n: u8) -> (String, String) {
     (id_in_bucket(first, n), id_in_bucket(second, n))
 }
 
+/// Creates an active Patient under each of `ids` (PUT, 201).
+async fn put_active_patients(s: &TestServer, ids: &[&str]) -> Result<()> {
+    for id in ids {
+        let body = json!({"resourceType": "Patient", "id": id, "active": true});
+        let (status, got) = s
+            .send(Method::PUT, &format!("Patient/{id}"), Some(&body))
+            .await?;
+        ensure!(status == 201, "{status} {got}");
+    }
+    Ok(())
+}
+
 async fn post_bundle(s: &TestServer, bundle: &Value) -> Result<(u16, Value)> {
     s.send(Method::POST, "", Some(bundle)).await
 }
@@ -208,13 +220,7 @@ async fn transaction_with_one_bad_code_writes_nothing_on_any_shard(env: &Env) ->
 async fn transaction_version_conflict_rolls_back_every_shard(env: &Env) -> Result<()> {
     let s = server(env).await?;
     let (here, there) = ids_on_two_shards(&s, 3);
-    for id in [&here, &there] {
-        let body = json!({"resourceType": "Patient", "id": id, "active": true});
-        let (status, got) = s
-            .send(Method::PUT, &format!("Patient/{id}"), Some(&body))
-            .await?;
-        ensure!(status == 201, "{status} {got}");
-    }
+    put_active_patients(&s, &[&here, &there]).await?;
     let update = |id: &str, etag: &str| {
         json!({"resource": {"resourceType": "Patient", "id": id, "active": false},
                "request": {"method": "PUT", "url": format!("Patient/{id}"), "ifMatch": etag}})
@@ -697,11 +703,16 @@ fn json_patch_entry(url: &str, patch: &Value) -> Value {
            "request": {"method": "PATCH", "url": url}})
 }
 
-fn replace_status(value: &str) -> Value {
+/// A FHIRPath Patch of one `replace` of `path` by `value`, a `value[x]` named `value_name`.
+fn replace(path: &str, value_name: &str, value: Value) -> Value {
     json!([{"name": "operation", "part": [
         {"name": "type", "valueCode": "replace"},
-        {"name": "path", "valueString": "Observation.status"},
-        {"name": "value", "valueCode": value}]}])
+        {"name": "path", "valueString": path},
+        {"name": "value", value_name: value}]}])
+}
+
+fn replace_status(value: &str) -> Value {
+    replace("Observation.status", "valueCode", json!(value))
 }
 
 async fn transaction_patches_with_fhirpath_and_json_patch(env: &Env) -> Result<()> {
@@ -767,20 +778,11 @@ async fn transaction_patches_with_fhirpath_and_json_patch(env: &Env) -> Result<(
 async fn transaction_with_a_failing_patch_writes_nothing(env: &Env) -> Result<()> {
     let s = server(env).await?;
     let (here, there) = ids_on_two_shards(&s, 9);
-    for id in [&here, &there] {
-        let body = json!({"resourceType": "Patient", "id": id, "active": true});
-        let (status, got) = s
-            .send(Method::PUT, &format!("Patient/{id}"), Some(&body))
-            .await?;
-        ensure!(status == 201, "{status} {got}");
-    }
+    put_active_patients(&s, &[&here, &there]).await?;
     let deactivate = |id: &str, etag: Option<&str>| {
         fhirpath_patch_entry(
             &format!("Patient/{id}"),
-            json!([{"name": "operation", "part": [
-                {"name": "type", "valueCode": "replace"},
-                {"name": "path", "valueString": "Patient.active"},
-                {"name": "value", "valueBoolean": false}]}]),
+            replace("Patient.active", "valueBoolean", json!(false)),
             etag,
         )
     };
@@ -807,10 +809,8 @@ async fn transaction_with_a_failing_patch_writes_nothing(env: &Env) -> Result<()
     // A FHIRPath Patch replacing nothing: 422.
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         new_patient.clone(), deactivate(&here, None),
-        fhirpath_patch_entry(&format!("Patient/{there}"), json!([{"name": "operation", "part": [
-            {"name": "type", "valueCode": "replace"},
-            {"name": "path", "valueString": "Patient.gender"},
-            {"name": "value", "valueCode": "other"}]}]), None)]});
+        fhirpath_patch_entry(&format!("Patient/{there}"),
+            replace("Patient.gender", "valueCode", json!("other")), None)]});
     let (status, outcome) = post_bundle(&s, &bundle).await?;
     ensure!(matches!(status, 400 | 422), "{status} {outcome}");
     // A patch entry that is no patch: 400.
@@ -880,10 +880,7 @@ async fn transaction_conditional_patch(env: &Env) -> Result<()> {
     let single = s.create(&one("cp-1")).await?;
     s.create(&one("cp-twice")).await?;
     s.create(&one("cp-twice")).await?;
-    let deactivate = json!([{"name": "operation", "part": [
-        {"name": "type", "valueCode": "replace"},
-        {"name": "path", "valueString": "Patient.active"},
-        {"name": "value", "valueBoolean": false}]}]);
+    let deactivate = replace("Patient.active", "valueBoolean", json!(false));
     let bundle = |criteria: &str| {
         json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             fhirpath_patch_entry(&format!("Patient?identifier={system}|{criteria}"),
